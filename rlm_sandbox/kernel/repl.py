@@ -1,0 +1,176 @@
+"""The persistent namespace and the running of one cell in it.
+
+A cell behaves like a REPL entry: statements run in order and, when the last statement
+is an expression, its value is printed (``context[:100]`` shows something). Whatever
+happens inside (exceptions, ``sys.exit()``, ``KeyboardInterrupt``) becomes part of the
+result; nothing a cell raises ends the kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import itertools
+import json
+import linecache
+import os
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from .capture import FdCapture, OutputBuffer, StreamRouter
+
+CONTEXT_NAME = "context"
+_KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def decode_context(kind: str, blob: bytes | bytearray) -> Any:
+    if kind == "str":
+        return blob.decode("utf-8", "surrogatepass")
+    if kind == "bytes":
+        return bytes(blob)
+    if kind == "json":
+        return json.loads(blob)
+    raise ValueError(f"unknown context kind {kind!r}")
+
+
+def render_value(value: Any) -> str:
+    """The text form of an answer: strings as they are, data as JSON, the rest by repr."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class Repl:
+    def __init__(self, routers: dict[int, StreamRouter], fd_capture: FdCapture) -> None:
+        self._routers = routers
+        self._fd_capture = fd_capture
+        self._cell_numbers = itertools.count(1)
+        self.context: Any = None
+        self.helpers: dict[str, Any] = {"FINAL": self._final, "FINAL_VAR": self._final_var}
+        self.namespace: dict[str, Any] = {}
+        self.final: dict[str, Any] | None = None
+        self.max_output_chars = 100_000
+        self.max_final_chars = 1_000_000
+        self.owner_pid = os.getpid()
+        self.reset()
+
+    # -- namespace ------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every variable; keep ``context`` and the helper functions."""
+        self.namespace.clear()
+        self.namespace.update({"__name__": "__main__", "__builtins__": builtins})
+        self.namespace.update(self.helpers)
+        self.namespace[CONTEXT_NAME] = self.context
+
+    def set_context(self, value: Any) -> None:
+        self.context = value
+        self.namespace[CONTEXT_NAME] = value
+
+    def add_helpers(self, helpers: dict[str, Any]) -> None:
+        self.helpers.update(helpers)
+        self.namespace.update(helpers)
+
+    def lookup(self, name: str) -> Any:
+        if name not in self.namespace or name.startswith("__"):
+            raise NameError(f"name {name!r} is not defined")
+        return self.namespace[name]
+
+    # -- cells ----------------------------------------------------------------------
+
+    def run_cell(self, code: str, run: Callable[[Callable[[], None]], None]) -> dict[str, Any]:
+        """Run ``code`` and describe what happened. ``run`` marks the interruptible span."""
+        stdout, stderr = OutputBuffer(self.max_output_chars), OutputBuffer(self.max_output_chars)
+        self._attach(stdout, stderr)
+        self.final = None
+        error = None
+        started = time.perf_counter()
+        try:
+            compiled = self._compile(code)
+            run(lambda: self._execute(compiled))
+        except BaseException as exc:  # noqa: BLE001 - every failure is the cell's result
+            error = describe_error(exc)
+        finally:
+            if os.getpid() != self.owner_pid:
+                os._exit(0)  # a forked child finished the cell: it must never reply
+            self._fd_capture.drain()
+            self._attach(None, None)
+        return {
+            "stdout": stdout.getvalue(),
+            "stderr": stderr.getvalue(),
+            "stdout_truncated": stdout.truncated,
+            "stderr_truncated": stderr.truncated,
+            "stdout_chars": stdout.total,
+            "stderr_chars": stderr.total,
+            "error": error,
+            "final": self.final,
+            "duration_s": time.perf_counter() - started,
+        }
+
+    def _attach(self, stdout: OutputBuffer | None, stderr: OutputBuffer | None) -> None:
+        out, err = self._routers[1], self._routers[2]
+        out.target, err.target = stdout, stderr
+        # Re-installed each cell: a cell may have replaced any of them.
+        sys.stdout = sys.__stdout__ = out
+        sys.stderr = sys.__stderr__ = err
+
+    def _compile(self, code: str) -> list[tuple[Any, bool]]:
+        """Compile a cell into (code object, is_displayed_expression) pieces."""
+        filename = f"<cell-{next(self._cell_numbers)}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename, "exec")
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, ast.Expr):
+            body = ast.Module(body=tree.body[:-1], type_ignores=[])
+            return [(compile(body, filename, "exec"), False),
+                    (compile(ast.Expression(last.value), filename, "eval"), True)]
+        return [(compile(tree, filename, "exec"), False)]
+
+    def _execute(self, compiled: list[tuple[Any, bool]]) -> None:
+        for code_object, displayed in compiled:
+            value = eval(code_object, self.namespace)  # noqa: S307 - this is the sandbox
+            if displayed and value is not None:
+                print(repr(value))
+
+    # -- FINAL ----------------------------------------------------------------------
+
+    def _final(self, answer: Any) -> None:
+        """FINAL(answer): end the task with this answer."""
+        self.final = self._final_payload(render_value(answer), source="FINAL")
+
+    def _final_var(self, name: Any) -> None:
+        """FINAL_VAR(name): end the task with the value of variable `name`."""
+        if not isinstance(name, str):
+            raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
+        name = name.strip().strip("'\"")
+        value = self.lookup(name)
+        self.final = self._final_payload(render_value(value), source="FINAL_VAR", name=name)
+
+    def _final_payload(self, text: str, **fields: Any) -> dict[str, Any]:
+        truncated = len(text) > self.max_final_chars
+        return {"answer": text[: self.max_final_chars], "truncated": truncated,
+                "chars": len(text), **fields}
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """Type, message, the cell-only traceback and the line the error happened on."""
+    lineno = None
+    if isinstance(exc, SyntaxError):
+        lineno = exc.lineno
+        formatted = traceback.format_exception_only(type(exc), exc)
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if os.path.dirname(f.filename) != _KERNEL_DIR]
+        in_cell = [i for i, f in enumerate(frames) if f.filename.startswith("<cell-")]
+        if in_cell:
+            lineno = frames[in_cell[-1]].lineno
+            frames = frames[in_cell[0]:]  # from the cell on: library frames stay, the kernel's do not
+        formatted = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+                     *traceback.format_exception_only(type(exc), exc)]
+    return {"type": type(exc).__name__, "message": str(exc), "lineno": lineno,
+            "traceback": "".join(formatted)}

@@ -1,0 +1,128 @@
+"""The ``Sandbox`` interface every provider implements, and the values it returns.
+
+Providers (Docker, local subprocess, ...) differ only in how the kernel process is
+started and killed; everything a caller sees is defined here, and a shared conformance
+suite (tests/test_sandbox_conformance.py) runs against each one.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: What a sandbox can hold as ``context``.
+Context = Union[str, bytes, list, dict, None]
+#: Host functions the kernel may call back, by the name they have inside the sandbox.
+Callbacks = Mapping[str, Callable[..., Any]]
+
+_SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
+
+
+class SandboxLimits(BaseModel):
+    """Resource limits of one sandbox. Every field has a safe default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memory: str = Field("1g", description="memory limit, swap included (docker syntax: 512m, 2g)")
+    cpus: float = Field(1.0, gt=0, description="CPU share, e.g. 0.5 or 2")
+    pids: int = Field(256, ge=8, description="most processes and threads at once")
+    tmpfs_size: str = Field("64m", description="size of the writable /tmp")
+    cell_timeout_s: float = Field(60.0, gt=0, description="kernel time one cell may use "
+                                  "(time spent waiting for host callbacks is not counted)")
+    interrupt_grace_s: float = Field(2.0, gt=0, description="wait after an interrupt before "
+                                     "the sandbox is killed and restarted")
+    start_timeout_s: float = Field(60.0, gt=0, description="wait for the kernel to come up")
+    max_output_chars: int = Field(100_000, ge=100, description="stdout/stderr kept per cell "
+                                  "and stream (head and tail)")
+    max_value_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest value get() returns")
+    max_callback_concurrency: int = Field(16, ge=1, description="host callbacks served at once")
+
+    @field_validator("memory", "tmpfs_size")
+    @classmethod
+    def _docker_size(cls, value: str) -> str:
+        if not _SIZE.match(str(value)):
+            raise ValueError(f"{value!r} is not a size; write it like 512m or 2g")
+        return str(value).lower()
+
+
+@dataclass(frozen=True)
+class ExecError:
+    """An exception raised by a cell, or the reason a cell was stopped."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    lineno: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    """What a cell passed to FINAL() or FINAL_VAR()."""
+
+    answer: str
+    source: str  # "FINAL" or "FINAL_VAR"
+    name: str | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Everything one cell produced. Output printed before an error is kept."""
+
+    stdout: str = ""
+    stderr: str = ""
+    error: ExecError | None = None
+    duration_s: float = 0.0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    timed_out: bool = False
+    restarted: bool = False
+    final: FinalAnswer | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Sandbox(ABC):
+    """A place to run untrusted cells next to a ``context`` variable.
+
+    Use it as a context manager so the sandbox is always torn down::
+
+        with DockerSandbox(context="...") as sb:
+            print(sb.exec("print(len(context))").stdout)
+    """
+
+    @abstractmethod
+    def start(self) -> "Sandbox":
+        """Start the sandbox (idempotent). Called by ``__enter__``."""
+
+    @abstractmethod
+    def exec(self, code: str, *, timeout: float | None = None) -> ExecResult:
+        """Run one cell; the namespace persists between cells."""
+
+    @abstractmethod
+    def get(self, name: str, *, max_bytes: int | None = None) -> Any:
+        """Return a variable's value (JSON-compatible, size-capped)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget every variable but ``context`` and the helpers."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop and remove everything the sandbox made. Safe to call twice."""
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

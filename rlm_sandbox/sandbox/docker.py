@@ -1,0 +1,153 @@
+"""DockerSandbox: the kernel in a locked-down container.
+
+Every default below answers one way hostile code could hurt the host; each has a test
+in tests/test_security.py that attacks it from inside. The only host path mounted is
+the sandbox's own socket directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, DockerException, NotFound
+from docker.types import LogConfig
+
+from ..errors import SandboxStartError
+from .base import Callbacks, Context, SandboxLimits
+from .client import docker_client
+from .kernel_sandbox import SOCKET_NAME, KernelSandbox
+from .reaper import owner_labels
+
+SANDBOX_UID = 65534  # "nobody": exists in every Debian-based image
+SOCKET_MOUNT = "/run/rlm"
+
+
+class DockerSandbox(KernelSandbox):
+    """Runs cells in a Docker container with no network, no capabilities and hard limits.
+
+    ``image`` defaults to the recommended image for this kernel version (built on first
+    use). ``runtime="runsc"`` runs it under gVisor when the daemon has that runtime.
+    """
+
+    kernel_uid = SANDBOX_UID
+
+    def __init__(self, context: Context = None, *, image: str | None = None,
+                 limits: SandboxLimits | None = None, runtime: str | None = None,
+                 callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = (),
+                 labels: dict[str, str] | None = None, client: Any = None) -> None:
+        super().__init__(context, limits=limits, callbacks=callbacks, exceptions=exceptions)
+        self.image = image
+        self.runtime = runtime
+        self._labels = dict(labels or {})
+        self._client = client
+        self._container_id: str | None = None
+        self._image_tag: str | None = None
+
+    @property
+    def container_id(self) -> str | None:
+        return self._container_id
+
+    def _docker(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def _resolve_image(self) -> str:
+        """Check (or build) the image once per sandbox, not on every restart."""
+        if self._image_tag is None:
+            from .image import ensure_image
+
+            self._image_tag = ensure_image(self.image, client=self._docker())
+        return self._image_tag
+
+    def host_config(self, socket_dir: Path) -> dict[str, Any]:
+        """The hardened HostConfig (exposed so tests can check it, and so users can see it)."""
+        limits: SandboxLimits = self.limits
+        return self._docker().api.create_host_config(
+            binds={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_size},mode=1777"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=limits.memory,
+            memswap_limit=limits.memory,
+            nano_cpus=int(limits.cpus * 1e9),
+            init=True,
+            ipc_mode="private",
+            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            runtime=self.runtime,
+        )
+
+    def _launch(self, socket_dir: Path, token: str) -> None:
+        api = self._docker().api
+        image = self._resolve_image()
+        try:
+            created = api.create_container(
+                image,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                environment={"RLM_KERNEL_SOCKET": f"{SOCKET_MOUNT}/{SOCKET_NAME}",
+                             "RLM_KERNEL_TOKEN": token},
+                labels={**self._labels, **owner_labels(socket_dir)},
+                working_dir="/tmp",
+                network_disabled=True,
+                host_config=self.host_config(socket_dir),
+            )
+            self._container_id = created["Id"]
+            api.start(self._container_id)
+        except DockerException as exc:
+            hint = ""
+            if self.runtime and "runtime" in str(exc).lower():
+                hint = (f" The daemon has no runtime {self.runtime!r}: register it in "
+                        "/etc/docker/daemon.json (scripts/setup.sh does this for runsc).")
+            raise SandboxStartError(f"could not start the sandbox container: {exc}.{hint}") from None
+
+    def _inspect_state(self) -> dict[str, Any]:
+        if self._container_id is None:
+            return {}
+        try:
+            return self._docker().api.inspect_container(self._container_id).get("State", {})
+        except (NotFound, APIError):
+            return {}
+
+    def _alive(self) -> bool:
+        return bool(self._inspect_state().get("Running"))
+
+    def _kill(self) -> None:
+        container_id, self._container_id = self._container_id, None
+        if container_id is None:
+            return
+        try:
+            self._docker().api.remove_container(container_id, force=True)
+        except NotFound:
+            pass
+        except DockerException:
+            pass  # reap_orphans() will find it: it is labelled with our pid
+
+    def _death_reason(self) -> str:
+        if self._container_id is None:
+            return "the sandbox container is gone"
+        try:
+            self._docker().api.wait(self._container_id, timeout=3)
+        except Exception:  # noqa: BLE001 - still running, or gone: inspect says which
+            pass
+        state = self._inspect_state()
+        if state.get("OOMKilled"):
+            return f"the sandbox ran out of memory (limit {self.limits.memory})"
+        if state.get("Running"):
+            return "the kernel closed its connection"
+        code = state.get("ExitCode")
+        if code == 137:
+            return "the kernel was killed (SIGKILL), most likely for using too much memory"
+        return f"the kernel exited with code {code}" if code is not None else "the sandbox container is gone"
+
+    def _startup_diagnostics(self) -> str:
+        if self._container_id is None:
+            return ""
+        try:
+            logs = self._docker().api.logs(self._container_id, tail=30).decode("utf-8", "replace")
+        except DockerException:
+            return ""
+        return f"Container log: {logs[-2000:]}" if logs.strip() else ""

@@ -1,0 +1,357 @@
+"""What every kernel-backed sandbox shares: socket, handshake, upload, cells, restarts.
+
+The host listens on a Unix socket in a fresh private directory; the kernel connects,
+proves it was started by us (a one-time token), and the listener is closed and removed
+at once, so nothing else can ever connect. Subclasses only say how to launch the
+kernel process, how to kill it and why it died.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hmac
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import weakref
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    ContextTypeError,
+    ProtocolError,
+    SandboxClosed,
+    SandboxError,
+    SandboxStartError,
+    ValueNotSerializable,
+    ValueTooLarge,
+    VariableNotFound,
+)
+from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
+from .base import Callbacks, Context, ExecError, ExecResult, FinalAnswer, Sandbox, SandboxLimits
+from .connection import KernelConnection, KernelUnresponsive
+
+SOCKET_NAME = "kernel.sock"
+_live: "weakref.WeakSet[KernelSandbox]" = weakref.WeakSet()
+_atexit_registered = False
+
+
+def encode_context(context: Context) -> tuple[str, bytes]:
+    """Pick the wire form of a context: raw UTF-8, raw bytes, or JSON for data."""
+    if isinstance(context, str):
+        return "str", context.encode("utf-8", "surrogatepass")
+    if isinstance(context, (bytes, bytearray, memoryview)):
+        return "bytes", bytes(context)
+    if context is None or isinstance(context, (list, dict)):
+        try:
+            return "json", json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise ContextTypeError(f"context holds something that is not JSON-compatible: {exc}. "
+                                   "Use str, bytes, list[str], or lists/dicts of JSON values.") from None
+    raise ContextTypeError(f"context must be str, bytes, list or dict, not {type(context).__name__}; "
+                           "convert it first (e.g. str(x) or json-compatible data)")
+
+
+def _close_all_at_exit() -> None:
+    for sandbox in list(_live):
+        sandbox.close()
+
+
+class KernelSandbox(Sandbox):
+    """A sandbox whose cells run in our kernel, reached over a Unix socket."""
+
+    #: uid the kernel runs as; the socket directory is handed to it when we can chown.
+    kernel_uid: int | None = None
+
+    def __init__(self, context: Context = None, *, limits: SandboxLimits | None = None,
+                 callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = ()) -> None:
+        self.limits = limits or SandboxLimits()
+        self._context_kind, self._context_bytes = encode_context(context)
+        self._callbacks = dict(callbacks or {})
+        for name in self._callbacks:
+            if not name.isidentifier() or name == "context":
+                raise ValueError(f"callback name {name!r} must be a Python identifier other than 'context'")
+        self._exceptions = tuple(exceptions)
+        self._conn: KernelConnection | None = None
+        self._socket_dir: Path | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+        self.context_info: dict[str, Any] = {}
+        self.restarts = 0
+
+    # -- provider hooks -------------------------------------------------------------
+
+    @abstractmethod
+    def _launch(self, socket_dir: Path, token: str) -> None:
+        """Start the kernel so that it connects to ``socket_dir/kernel.sock``."""
+
+    @abstractmethod
+    def _alive(self) -> bool:
+        """Whether the kernel process (or its container) is still running."""
+
+    @abstractmethod
+    def _kill(self) -> None:
+        """Stop the kernel for good and free what it used. Must not raise."""
+
+    def _death_reason(self) -> str:
+        """A sentence on why the kernel stopped, for the model and the user."""
+        return "the kernel process exited"
+
+    def _startup_diagnostics(self) -> str:
+        return ""
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "KernelSandbox":
+        with self._lock:
+            if self._closed:
+                raise SandboxClosed("this sandbox was closed; create a new one")
+            if self._conn is None:
+                _register(self)
+                try:
+                    self._start_kernel()
+                except BaseException:
+                    self.close()
+                    raise
+            return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._drop_kernel()
+            if self._socket_dir is not None:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+                self._socket_dir = None
+            _live.discard(self)
+
+    def _drop_kernel(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._kill()
+
+    def _start_kernel(self) -> None:
+        if self._socket_dir is None:
+            self._socket_dir = _make_socket_dir(self.kernel_uid)
+        token = secrets.token_hex(16)
+        listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
+        try:
+            self._launch(self._socket_dir, token)
+            sock = self._accept(listener)
+        finally:
+            listener.close()
+            (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
+        conn = KernelConnection(sock, self._callbacks, max_concurrency=self.limits.max_callback_concurrency)
+        try:
+            self._handshake(conn, token)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        deadline = time.monotonic() + self.limits.start_timeout_s
+        listener.settimeout(0.1)
+        while True:
+            try:
+                sock, _ = listener.accept()
+                sock.setblocking(True)
+                return sock
+            except socket.timeout:
+                pass
+            if not self._alive():
+                raise SandboxStartError(f"the kernel stopped before connecting: {self._death_reason()}. "
+                                        f"{self._startup_diagnostics()}".strip())
+            if time.monotonic() > deadline:
+                raise SandboxStartError(
+                    f"the kernel did not connect within {self.limits.start_timeout_s:g} s. "
+                    f"{self._startup_diagnostics()} Raise limits.start_timeout_s on a slow machine.".strip())
+
+    def _handshake(self, conn: KernelConnection, token: str) -> None:
+        try:
+            hello = conn.read(timeout=self.limits.start_timeout_s)
+        except (TimeoutError, StreamClosed, FrameError) as exc:
+            raise SandboxStartError(f"the kernel did not say hello: {exc}") from None
+        if hello.get("type") != "hello" or not hmac.compare_digest(str(hello.get("token")), token):
+            raise SandboxStartError("the process that connected is not the kernel we started")
+        if hello.get("protocol") != PROTOCOL_VERSION:
+            raise SandboxStartError(
+                f"the kernel speaks protocol {hello.get('protocol')!r}, this host {PROTOCOL_VERSION}; "
+                "the image is stale: rebuild it with `rlm-sandbox image build`")
+        # Pipelined: configure and upload, then read both replies (one round trip).
+        timeout = self.limits.start_timeout_s
+        configure_id = conn.send("configure", callbacks=[
+            {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
+            for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
+            max_output_chars=self.limits.max_output_chars)
+        context_id = conn.send("context", kind=self._context_kind, blob=self._context_bytes)
+        for request_id in (configure_id, context_id):
+            try:
+                reply, _ = conn.wait(request_id, timeout=max(timeout, len(self._context_bytes) / 50e6))
+            except (KernelUnresponsive, StreamClosed) as exc:
+                raise SandboxStartError(f"the kernel failed while loading the context: {exc}. "
+                                        f"{self._death_reason()}") from None
+            _raise_for_error(reply)
+            if request_id == context_id:
+                self.context_info = {"type": reply.get("context_type"), "length": reply.get("length")}
+
+    def _restart(self) -> None:
+        self.restarts += 1
+        self._drop_kernel()
+        self._start_kernel()
+
+    def _connection(self) -> KernelConnection:
+        if self._closed:
+            raise SandboxClosed("this sandbox was closed; create a new one")
+        if self._conn is None:
+            self.start()
+        assert self._conn is not None
+        return self._conn
+
+    # -- requests -------------------------------------------------------------------
+
+    def exec(self, code: str, *, timeout: float | None = None) -> ExecResult:
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, not {type(code).__name__}")
+        timeout = self.limits.cell_timeout_s if timeout is None else timeout
+        with self._lock:
+            conn = self._connection()
+            started = time.monotonic()
+            try:
+                request_id = conn.send("exec", code=code)
+                reply, interrupted = conn.wait(request_id, timeout=timeout,
+                                               interrupt_grace=self.limits.interrupt_grace_s)
+            except KernelUnresponsive:
+                self._restart()
+                return _lost_result(
+                    "CellTimeout",
+                    f"the cell ran past its {timeout:g} s timeout and ignored the interrupt, so the "
+                    "sandbox was restarted: all variables were lost (context was reloaded)",
+                    time.monotonic() - started, timed_out=True)
+            except (StreamClosed, OSError):
+                reason = self._death_reason()
+                self._restart()
+                return _lost_result(
+                    "KernelDied",
+                    f"{reason}; the sandbox was restarted: all variables were lost (context was reloaded)",
+                    time.monotonic() - started)
+            _raise_for_error(reply)
+            return _exec_result(reply, interrupted, timeout)
+
+    def get(self, name: str, *, max_bytes: int | None = None) -> Any:
+        reply = self._request("get", name=name, max_bytes=max_bytes or self.limits.max_value_bytes)
+        return reply.get("value")
+
+    def reset(self) -> None:
+        self._request("reset")
+
+    def ping(self) -> None:
+        """One round trip to the kernel (a health check, and the latency benchmark)."""
+        self._request("ping")
+
+    def _request(self, message_type: str, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                reply = conn.request(message_type, timeout=self.limits.cell_timeout_s, **fields)
+            except (KernelUnresponsive, StreamClosed, OSError) as exc:
+                reason = self._death_reason() if isinstance(exc, (StreamClosed, OSError)) else str(exc)
+                self._restart()
+                raise SandboxError(f"{message_type} failed ({reason}); the sandbox was restarted and "
+                                   "its variables were lost") from None
+            _raise_for_error(reply)
+            return reply
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+_ERRORS = {"VariableNotFound": VariableNotFound, "ValueTooLarge": ValueTooLarge,
+           "ValueNotSerializable": ValueNotSerializable}
+
+
+def _raise_for_error(reply: dict[str, Any]) -> None:
+    if reply.get("ok") is True:
+        return
+    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+    kind, message = str(error.get("type", "ProtocolError")), str(error.get("message", "malformed reply"))
+    raise _ERRORS.get(kind, ProtocolError)(message if kind in _ERRORS else f"{kind}: {message}")
+
+
+def _text(reply: dict[str, Any], key: str) -> str:
+    value = reply.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float) -> ExecResult:
+    error = None
+    raw_error = reply.get("error")
+    if isinstance(raw_error, dict):
+        lineno = raw_error.get("lineno")
+        error = ExecError(type=str(raw_error.get("type", "Error")), message=str(raw_error.get("message", "")),
+                          traceback=str(raw_error.get("traceback", "")),
+                          lineno=lineno if isinstance(lineno, int) else None)
+    if interrupted and (error is None or error.type == "KeyboardInterrupt"):
+        error = ExecError(type="CellTimeout",
+                          message=f"the cell ran past its {timeout:g} s timeout and was interrupted; "
+                                  "variables are kept", traceback=error.traceback if error else "",
+                          lineno=error.lineno if error else None)
+    final = None
+    raw_final = reply.get("final")
+    if isinstance(raw_final, dict) and isinstance(raw_final.get("answer"), str):
+        name = raw_final.get("name")
+        final = FinalAnswer(answer=raw_final["answer"], source=str(raw_final.get("source", "FINAL")),
+                            name=name if isinstance(name, str) else None,
+                            truncated=bool(raw_final.get("truncated")))
+    duration = reply.get("duration_s")
+    return ExecResult(
+        stdout=_text(reply, "stdout"), stderr=_text(reply, "stderr"), error=error,
+        duration_s=float(duration) if isinstance(duration, (int, float)) else 0.0,
+        stdout_truncated=bool(reply.get("stdout_truncated")),
+        stderr_truncated=bool(reply.get("stderr_truncated")),
+        timed_out=interrupted, final=final)
+
+
+def _lost_result(kind: str, message: str, duration: float, *, timed_out: bool = False) -> ExecResult:
+    return ExecResult(error=ExecError(type=kind, message=message), duration_s=duration,
+                      timed_out=timed_out, restarted=True)
+
+
+def _make_socket_dir(kernel_uid: int | None) -> Path:
+    """A fresh directory holding only the socket: 0700 and owned by the kernel's uid when
+    we are root; otherwise 0711 (enter, not list) and protected by the one-time token."""
+    path = Path(tempfile.mkdtemp(prefix="rlm-sandbox-"))
+    if kernel_uid is not None and kernel_uid != os.geteuid():
+        if os.geteuid() == 0:
+            os.chown(path, kernel_uid, kernel_uid)
+        else:
+            path.chmod(0o711)
+    return path
+
+
+def _listen(path: Path, kernel_uid: int | None) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    if kernel_uid is not None and kernel_uid != os.geteuid():
+        if os.geteuid() == 0:
+            os.chown(path, kernel_uid, kernel_uid)
+            path.chmod(0o600)
+        else:
+            path.chmod(0o666)
+    listener.listen(1)
+    return listener
+
+
+def _register(sandbox: KernelSandbox) -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_close_all_at_exit)
+        _atexit_registered = True
+    _live.add(sandbox)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real Docker daemon, the real sandbox image, and a leak check.
+
+Docker is never mocked. Where no daemon answers, Docker tests FAIL with a message saying
+how to get one, unless RLM_SANDBOX_ALLOW_SKIP_DOCKER=1 (local development only).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from rlm_sandbox.errors import DockerUnavailable  # noqa: E402
+from rlm_sandbox.sandbox import DockerSandbox, LocalSandbox, SandboxLimits  # noqa: E402
+
+#: Every container a test starts carries this label, so the leak check finds exactly ours.
+TEST_SESSION_LABEL = "org.rlm-sandbox.test-session"
+TEST_SESSION = uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    from rlm_sandbox.sandbox.client import docker_client as connect
+
+    try:
+        return connect()
+    except DockerUnavailable as exc:
+        if os.environ.get("RLM_SANDBOX_ALLOW_SKIP_DOCKER") == "1":
+            pytest.skip(f"Docker unavailable and RLM_SANDBOX_ALLOW_SKIP_DOCKER=1: {exc}")
+        pytest.fail(f"{exc}\n(Set RLM_SANDBOX_ALLOW_SKIP_DOCKER=1 to skip Docker tests locally.)",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_client: Any) -> str:
+    from rlm_sandbox.sandbox.image import ensure_image
+
+    return ensure_image(client=docker_client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_containers() -> Iterator[None]:
+    """After the whole run, no container started by these tests may remain."""
+    yield
+    try:
+        from rlm_sandbox.sandbox.client import docker_client as connect
+
+        client = connect()
+    except DockerUnavailable:
+        return
+    leaked = client.api.containers(all=True, filters={"label": f"{TEST_SESSION_LABEL}={TEST_SESSION}"})
+    for container in leaked:
+        client.api.remove_container(container["Id"], force=True)
+    assert not leaked, f"{len(leaked)} sandbox container(s) were left behind: {[c['Id'][:12] for c in leaked]}"
+
+
+@pytest.fixture
+def make_docker_sandbox(sandbox_image: str, docker_client: Any) -> Iterator[Callable[..., DockerSandbox]]:
+    """Factory for started DockerSandboxes, labelled for the leak check and closed after."""
+    made: list[DockerSandbox] = []
+
+    def make(context: Any = None, **kwargs: Any) -> DockerSandbox:
+        kwargs.setdefault("image", sandbox_image)
+        kwargs.setdefault("client", docker_client)
+        kwargs["labels"] = {**kwargs.get("labels", {}), TEST_SESSION_LABEL: TEST_SESSION}
+        sandbox = DockerSandbox(context, **kwargs)
+        made.append(sandbox)
+        return sandbox.start()
+
+    yield make
+    for sandbox in made:
+        sandbox.close()
+
+
+@pytest.fixture
+def make_local_sandbox() -> Iterator[Callable[..., LocalSandbox]]:
+    made: list[LocalSandbox] = []
+
+    def make(context: Any = None, **kwargs: Any) -> LocalSandbox:
+        sandbox = LocalSandbox(context, **kwargs)
+        made.append(sandbox)
+        return sandbox.start()
+
+    yield make
+    for sandbox in made:
+        sandbox.close()
+
+
+@pytest.fixture(params=["docker", "local"])
+def make_sandbox(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Every provider: the conformance suite runs once per provider."""
+    return request.getfixturevalue(f"make_{request.param}_sandbox")
+
+
+def fast_limits(**overrides: Any) -> SandboxLimits:
+    """Limits with short timeouts so timeout tests finish quickly."""
+    values: dict[str, Any] = {"cell_timeout_s": 2.0, "interrupt_grace_s": 1.0}
+    values.update(overrides)
+    return SandboxLimits(**values)
