@@ -333,3 +333,37 @@ def test_final_and_final_var_are_reported(make_sandbox):
     assert (result.final.answer, result.final.source, result.final.name) == ('{"sum": 42}', "FINAL_VAR", "total")
     assert sb.exec("FINAL_VAR('nope')").error.type == "NameError"
     assert sb.exec("pass").final is None
+
+
+# -- offloading and memory ----------------------------------------------------------------
+
+def test_long_output_is_offloaded_and_can_be_read_back_in_pieces(make_sandbox):
+    sb = make_sandbox()
+    result = sb.exec("print('x' * 300 + 'y' * 700)", offload_threshold=500, preview_chars=50)
+    assert result.offloaded is not None and result.offloaded.chars == 1001
+    assert result.stdout == "x" * 50 and result.stdout_truncated
+    name = result.offloaded.name
+    piece = sb.exec(f"print({name}[290:310])", offload_threshold=500)
+    assert piece.offloaded is None and piece.stdout == "x" * 10 + "y" * 10 + "\n"
+    # Reading the whole result back shows it (clipped to the output cap), never re-offloads.
+    whole = sb.exec(f"print({name})", offload_threshold=500)
+    assert whole.offloaded is None and whole.stdout.count("y") == 700
+
+
+def test_short_output_and_disabled_offloading_are_shown_whole(make_sandbox):
+    sb = make_sandbox()
+    assert sb.exec("print('a' * 100)", offload_threshold=500).offloaded is None
+    assert sb.exec("print('a' * 1000)").stdout == "a" * 1000 + "\n"
+
+
+def test_memory_status_lists_variables_and_forget_frees_them(make_sandbox):
+    sb = make_sandbox("the context")
+    first = sb.exec("print('z' * 2000)", offload_threshold=500).offloaded.name
+    sb.exec("numbers = list(range(10))")
+    status = sb.exec("memory_status()").stdout
+    assert "context" in status and first in status and "numbers" in status and "len 10" in status
+    assert "FINAL" not in status
+    forgot = sb.exec(f"forget('{first}', 'numbers', 'context', 'llm_query_missing')").stdout
+    assert f"forgot {first}, numbers" in forgot and "kept context" in forgot and "no such variable" in forgot
+    assert sb.exec("print(context)").stdout == "the context\n"
+    assert sb.exec("numbers").error.type == "NameError"

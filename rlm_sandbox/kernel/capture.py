@@ -17,6 +17,18 @@ import select
 import threading
 
 
+OMITTED_MARKER = "\n[... {omitted} characters omitted ...]\n"
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of ``text`` within about ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail
+    return text[:head] + OMITTED_MARKER.format(omitted=len(text) - head - tail) + text[len(text) - tail:]
+
+
 class OutputBuffer:
     """Keeps the head and the tail of a stream, up to ``limit`` characters in all.
 
@@ -53,7 +65,7 @@ class OutputBuffer:
     def truncated(self) -> bool:
         return self.total > self._head_size + self._tail_size
 
-    def getvalue(self, marker: str = "\n[... {omitted} characters omitted ...]\n") -> str:
+    def getvalue(self, marker: str = OMITTED_MARKER) -> str:
         with self._lock:
             head = "".join(self._head)
             tail = "".join(self._tail)

@@ -19,7 +19,8 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .capture import FdCapture, OutputBuffer, StreamRouter
+from .capture import FdCapture, OutputBuffer, StreamRouter, clip_middle
+from .memory import Memory, reads_offloaded
 
 CONTEXT_NAME = "context"
 _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -51,10 +52,14 @@ class Repl:
         self._fd_capture = fd_capture
         self._cell_numbers = itertools.count(1)
         self.context: Any = None
-        self.helpers: dict[str, Any] = {"FINAL": self._final, "FINAL_VAR": self._final_var}
         self.namespace: dict[str, Any] = {}
+        self.memory = Memory(self.namespace, lambda: {CONTEXT_NAME, *self.helpers})
+        self.helpers: dict[str, Any] = {"FINAL": self._final, "FINAL_VAR": self._final_var,
+                                        "memory_status": self.memory.status,
+                                        "forget": self.memory.forget}
         self.final: dict[str, Any] | None = None
-        self.max_output_chars = 100_000
+        self.max_output_chars = 100_000  # sent back per stream (head and tail)
+        self.max_capture_chars = 10_000_000  # kept per stream, e.g. to offload whole
         self.max_final_chars = 1_000_000
         self.owner_pid = os.getpid()
         self.reset()
@@ -83,9 +88,14 @@ class Repl:
 
     # -- cells ----------------------------------------------------------------------
 
-    def run_cell(self, code: str, run: Callable[[Callable[[], None]], None]) -> dict[str, Any]:
-        """Run ``code`` and describe what happened. ``run`` marks the interruptible span."""
-        stdout, stderr = OutputBuffer(self.max_output_chars), OutputBuffer(self.max_output_chars)
+    def run_cell(self, code: str, run: Callable[[Callable[[], None]], None], *,
+                 offload_threshold: int | None = None, preview_chars: int = 200) -> dict[str, Any]:
+        """Run ``code`` and describe what happened. ``run`` marks the interruptible span.
+
+        With ``offload_threshold``, stdout longer than that is stored as ``_result_N``
+        and only its first ``preview_chars`` are sent back.
+        """
+        stdout, stderr = OutputBuffer(self.max_capture_chars), OutputBuffer(self.max_capture_chars)
         self._attach(stdout, stderr)
         self.final = None
         error = None
@@ -100,13 +110,21 @@ class Repl:
                 os._exit(0)  # a forked child finished the cell: it must never reply
             self._fd_capture.drain()
             self._attach(None, None)
+        out_text, offloaded = stdout.getvalue(), None
+        if offload_threshold is not None and len(out_text) > offload_threshold and not reads_offloaded(code):
+            offloaded = {"name": self.memory.offload(out_text), "chars": len(out_text)}
+            shown = out_text[:preview_chars]
+        else:
+            shown = clip_middle(out_text, self.max_output_chars)
+        err_text = stderr.getvalue()
         return {
-            "stdout": stdout.getvalue(),
-            "stderr": stderr.getvalue(),
-            "stdout_truncated": stdout.truncated,
-            "stderr_truncated": stderr.truncated,
+            "stdout": shown,
+            "stderr": clip_middle(err_text, self.max_output_chars),
+            "stdout_truncated": stdout.truncated or len(shown) < len(out_text),
+            "stderr_truncated": stderr.truncated or len(err_text) > self.max_output_chars,
             "stdout_chars": stdout.total,
             "stderr_chars": stderr.total,
+            "offloaded": offloaded,
             "error": error,
             "final": self.final,
             "duration_s": time.perf_counter() - started,

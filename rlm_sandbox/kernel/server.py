@@ -157,7 +157,7 @@ class KernelServer:
     # -- requests -------------------------------------------------------------------
 
     def _configure(self, message: dict[str, Any]) -> dict[str, Any]:
-        for key in ("max_output_chars", "max_final_chars"):
+        for key in ("max_output_chars", "max_capture_chars", "max_final_chars"):
             if key in message:
                 value = message[key]
                 if not isinstance(value, int) or isinstance(value, bool) or value < 100:
@@ -193,8 +193,12 @@ class KernelServer:
         code = message.get("code")
         if not isinstance(code, str):
             raise RequestError("BadRequest", "exec needs 'code' as a string")
+        threshold, preview = message.get("offload_threshold"), message.get("preview_chars", 200)
+        if threshold is not None and not _is_count(threshold) or not _is_count(preview):
+            raise RequestError("BadRequest", "offload_threshold and preview_chars must be integers >= 0")
         request_id = message.get("id")
-        return self.repl.run_cell(code, lambda work: self._interruptible(request_id, work))
+        return self.repl.run_cell(code, lambda work: self._interruptible(request_id, work),
+                                  offload_threshold=threshold, preview_chars=preview)
 
     def _get(self, message: dict[str, Any]) -> dict[str, Any]:
         name, max_bytes = message.get("name"), message.get("max_bytes", 16 * 1024 * 1024)
@@ -219,6 +223,10 @@ class KernelServer:
     def _reset(self, message: dict[str, Any]) -> dict[str, Any]:
         self.repl.reset()
         return {}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """Sandboxes: where untrusted cells run. See base.Sandbox for the interface."""
 
-from .base import ExecError, ExecResult, FinalAnswer, Sandbox, SandboxLimits
+from .base import ExecError, ExecResult, FinalAnswer, OffloadedOutput, Sandbox, SandboxLimits
 from .docker import DockerSandbox
 from .local import LocalSandbox
 from .reaper import reap_orphans
 
-__all__ = ["DockerSandbox", "ExecError", "ExecResult", "FinalAnswer", "LocalSandbox",
+__all__ = ["DockerSandbox", "ExecError", "ExecResult", "FinalAnswer", "LocalSandbox", "OffloadedOutput",
            "Sandbox", "SandboxLimits", "reap_orphans"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -73,6 +73,14 @@ class FinalAnswer:
 
 
 @dataclass(frozen=True)
+class OffloadedOutput:
+    """A cell's stdout that was too long to show: it stays in the sandbox as ``name``."""
+
+    name: str
+    chars: int
+
+
+@dataclass(frozen=True)
 class ExecResult:
     """Everything one cell produced. Output printed before an error is kept."""
 
@@ -85,7 +93,8 @@ class ExecResult:
     timed_out: bool = False
     restarted: bool = False
     final: FinalAnswer | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    offloaded: OffloadedOutput | None = None
+    stdout_chars: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,8 +115,13 @@ class Sandbox(ABC):
         """Start the sandbox (idempotent). Called by ``__enter__``."""
 
     @abstractmethod
-    def exec(self, code: str, *, timeout: float | None = None) -> ExecResult:
-        """Run one cell; the namespace persists between cells."""
+    def exec(self, code: str, *, timeout: float | None = None, offload_threshold: int | None = None,
+             preview_chars: int = 200) -> ExecResult:
+        """Run one cell; the namespace persists between cells.
+
+        With ``offload_threshold``, stdout longer than that stays in the sandbox as
+        ``_result_N`` (see ``ExecResult.offloaded``) and only a preview comes back.
+        """
 
     @abstractmethod
     def get(self, name: str, *, max_bytes: int | None = None) -> Any:

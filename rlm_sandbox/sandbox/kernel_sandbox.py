@@ -34,7 +34,16 @@ from ..errors import (
     VariableNotFound,
 )
 from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
-from .base import Callbacks, Context, ExecError, ExecResult, FinalAnswer, Sandbox, SandboxLimits
+from .base import (
+    Callbacks,
+    Context,
+    ExecError,
+    ExecResult,
+    FinalAnswer,
+    OffloadedOutput,
+    Sandbox,
+    SandboxLimits,
+)
 from .connection import KernelConnection, KernelUnresponsive
 
 SOCKET_NAME = "kernel.sock"
@@ -218,7 +227,8 @@ class KernelSandbox(Sandbox):
 
     # -- requests -------------------------------------------------------------------
 
-    def exec(self, code: str, *, timeout: float | None = None) -> ExecResult:
+    def exec(self, code: str, *, timeout: float | None = None, offload_threshold: int | None = None,
+             preview_chars: int = 200) -> ExecResult:
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
         timeout = self.limits.cell_timeout_s if timeout is None else timeout
@@ -226,7 +236,8 @@ class KernelSandbox(Sandbox):
             conn = self._connection()
             started = time.monotonic()
             try:
-                request_id = conn.send("exec", code=code)
+                request_id = conn.send("exec", code=code, offload_threshold=offload_threshold,
+                                       preview_chars=preview_chars)
                 reply, interrupted = conn.wait(request_id, timeout=timeout,
                                                interrupt_grace=self.limits.interrupt_grace_s)
             except KernelUnresponsive:
@@ -310,13 +321,20 @@ def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float) -> Ex
         final = FinalAnswer(answer=raw_final["answer"], source=str(raw_final.get("source", "FINAL")),
                             name=name if isinstance(name, str) else None,
                             truncated=bool(raw_final.get("truncated")))
+    offloaded = None
+    raw_offloaded = reply.get("offloaded")
+    if isinstance(raw_offloaded, dict) and isinstance(raw_offloaded.get("name"), str):
+        chars = raw_offloaded.get("chars")
+        offloaded = OffloadedOutput(name=raw_offloaded["name"], chars=chars if isinstance(chars, int) else 0)
     duration = reply.get("duration_s")
+    stdout_chars = reply.get("stdout_chars")
     return ExecResult(
         stdout=_text(reply, "stdout"), stderr=_text(reply, "stderr"), error=error,
         duration_s=float(duration) if isinstance(duration, (int, float)) else 0.0,
         stdout_truncated=bool(reply.get("stdout_truncated")),
         stderr_truncated=bool(reply.get("stderr_truncated")),
-        timed_out=interrupted, final=final)
+        timed_out=interrupted, final=final, offloaded=offloaded,
+        stdout_chars=stdout_chars if isinstance(stdout_chars, int) else 0)
 
 
 def _lost_result(kind: str, message: str, duration: float, *, timed_out: bool = False) -> ExecResult:
