@@ -68,13 +68,15 @@ class CellClock:
 
 
 class KernelConnection:
-    def __init__(self, sock: socket.socket, callbacks: Callbacks, *, max_concurrency: int) -> None:
+    def __init__(self, sock: socket.socket, callbacks: Callbacks, *, max_concurrency: int,
+                 exceptions: tuple[str, ...] = ()) -> None:
         self._sock = sock
         # The kernel has no reason to send raw blobs, so the host accepts none.
         self._reader = FrameReader(sock.fileno(), sock.recv_into, max_line=MAX_KERNEL_LINE, max_blob=0)
         self._writer = FrameWriter(sock.sendall)
         self._ids = itertools.count(1)
         self._callbacks = dict(callbacks)
+        self._exceptions = set(exceptions)
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self.notices: list[dict[str, Any]] = []  # errors the kernel reported about our frames
@@ -162,7 +164,7 @@ class KernelConnection:
             try:
                 reply = ok_reply(call_id, value=function(*args, **kwargs))
             except Exception as exc:  # noqa: BLE001 - the cell gets the exception, not the host
-                reply = error_reply(call_id, type(exc).__name__, str(exc) or type(exc).__name__)
+                reply = error_reply(call_id, self._error_name(exc), str(exc) or type(exc).__name__)
             try:
                 self._writer.send(reply)
             except (TypeError, ValueError):
@@ -174,6 +176,14 @@ class KernelConnection:
                 pass  # the kernel is gone; the waiting side will notice
         finally:
             clock.resume()
+
+    def _error_name(self, exc: Exception) -> str:
+        """The nearest class name the cell can catch: a subclass of LLMError raised on the
+        host arrives as LLMError when only LLMError was declared to the sandbox."""
+        for cls in type(exc).__mro__:
+            if cls.__name__ in self._exceptions:
+                return cls.__name__
+        return type(exc).__name__
 
     def _send_quietly(self, message: dict[str, Any]) -> None:
         try:

@@ -158,7 +158,8 @@ class KernelSandbox(Sandbox):
         finally:
             listener.close()
             (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
-        conn = KernelConnection(sock, self._callbacks, max_concurrency=self.limits.max_callback_concurrency)
+        conn = KernelConnection(sock, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
+                                exceptions=self._exceptions)
         try:
             self._handshake(conn, token)
         except BaseException:
