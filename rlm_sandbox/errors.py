@@ -54,3 +54,49 @@ class ValueTooLarge(RLMSandboxError):
 
 class ValueNotSerializable(RLMSandboxError, TypeError):
     """A value cannot be turned into JSON to cross the sandbox boundary."""
+
+
+# --- budgets -----------------------------------------------------------------------
+
+class BudgetExceeded(RLMSandboxError):
+    """A host-enforced limit was reached. Raised inside the cell that hit it, by name."""
+
+    def __init__(self, limit: str, allowed: float, used: float, message: str) -> None:
+        super().__init__(message)
+        self.limit, self.allowed, self.used = limit, allowed, used
+
+
+# --- models ------------------------------------------------------------------------
+
+class LLMError(RLMSandboxError):
+    """A model call failed.
+
+    `transient` is True when the failure was the kind that goes away on its own (rate
+    limits, timeouts, 5xx, dropped connections) and the client gave up after retrying;
+    False when retrying cannot help (bad key, unknown model, rejected request). The
+    original exception is kept as `__cause__`.
+    """
+
+    def __init__(self, message: str, *, model: str, transient: bool, attempts: int = 1,
+                 status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.transient = transient
+        self.attempts = attempts
+        self.status_code = status_code
+
+
+class LLMAuthenticationError(LLMError):
+    """The provider refused the credentials, or none were found."""
+
+
+class LLMModelNotFound(LLMError):
+    """The model name or its provider prefix is not known."""
+
+
+class LLMContextWindowExceeded(LLMError):
+    """The prompt is longer than the model accepts."""
+
+
+class LLMUnavailable(LLMError):
+    """The provider kept failing with transient errors until the retries ran out."""

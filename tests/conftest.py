@@ -102,3 +102,17 @@ def fast_limits(**overrides: Any) -> SandboxLimits:
     values: dict[str, Any] = {"cell_timeout_s": 2.0, "interrupt_grace_s": 1.0}
     values.update(overrides)
     return SandboxLimits(**values)
+
+
+@pytest.fixture
+def sandbox_factory(sandbox_image: str, docker_client: Any) -> Callable[..., Any]:
+    """An RLM sandbox factory whose containers carry the test label (for the leak check)."""
+
+    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
+        if settings.sandbox == "local":
+            return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
+        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=settings.limits(),
+                             runtime=settings.runtime, callbacks=callbacks, exceptions=exceptions,
+                             labels={TEST_SESSION_LABEL: TEST_SESSION})
+
+    return factory

@@ -1,0 +1,92 @@
+"""Reading a model's reply: which code blocks to run, and whether it gave a final answer.
+
+Fences that run: ```repl, ```python and ```py (any case). Other fences (```text,
+```json, bare ```) are shown to nobody and run nowhere: they are the model's prose.
+
+A final answer in the text counts only when ``FINAL(`` or ``FINAL_VAR(`` starts a line
+outside code blocks, so "I will call FINAL(x) once I know x" in a sentence is not taken
+as the answer. The argument may span lines and hold nested parentheses.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+RUNNABLE_FENCES = ("repl", "python", "py")
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$",
+                    re.DOTALL | re.MULTILINE)
+_FINAL_START = re.compile(r"^[ \t>*_]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class FinalInText:
+    """A FINAL(...) or FINAL_VAR(...) written in the reply's text."""
+
+    kind: str  # "FINAL" or "FINAL_VAR"
+    value: str  # the answer text, or the variable name
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    code_blocks: list[str]
+    final: FinalInText | None
+
+
+def parse_reply(text: str) -> ParsedReply:
+    blocks: list[str] = []
+    prose_parts: list[str] = []
+    position = 0
+    for match in _FENCE.finditer(text):
+        prose_parts.append(text[position:match.start()])
+        position = match.end()
+        if match.group(1).lower() in RUNNABLE_FENCES and match.group(2).strip():
+            blocks.append(match.group(2))
+    prose_parts.append(text[position:])
+    return ParsedReply(code_blocks=blocks, final=find_final("".join(prose_parts)))
+
+
+def find_final(prose: str) -> FinalInText | None:
+    """The last FINAL(...)/FINAL_VAR(...) that starts a line of ``prose``."""
+    matches = list(_FINAL_START.finditer(prose))
+    if not matches:
+        return None
+    match = matches[-1]
+    argument = _balanced_argument(prose, match.end())
+    if match.group(1) == "FINAL_VAR":
+        return FinalInText("FINAL_VAR", _unquote(argument).strip())
+    return FinalInText("FINAL", _unquote(argument))
+
+
+def _balanced_argument(text: str, start: int) -> str:
+    """Text from ``start`` up to the parenthesis that closes the one before it.
+
+    Quotes are not tracked (answers are prose, with apostrophes). When the parentheses
+    never balance, the argument runs to the last ``)`` after it, or to the end.
+    """
+    depth = 1
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:index].strip()
+    end = text.rfind(")", start)
+    return text[start:end if end >= 0 else len(text)].strip()
+
+
+def _unquote(argument: str) -> str:
+    """``"42"`` or ``'x'`` (a Python string literal) means its content; prose stays prose."""
+    if len(argument) >= 2 and argument[0] in "'\"" and argument[-1] == argument[0] or \
+            argument[:3] in ('"""', "'''"):
+        try:
+            value = ast.literal_eval(argument)
+        except (ValueError, SyntaxError):
+            return argument
+        if isinstance(value, str):
+            return value
+    return argument

@@ -1,0 +1,162 @@
+"""Every text the model reads, in one place, so wording is reviewed together.
+
+The context is described (type, size, a short preview), never included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .kernel.capture import clip_middle
+from .sandbox.base import ExecResult
+
+PREVIEW_CHARS = 300
+
+
+def describe_context(context: Any) -> str:
+    """Type, size and a short preview of the context, for the system prompt."""
+    if isinstance(context, str):
+        lines = context.count("\n") + 1 if context else 0
+        return (f"a str of {len(context):,} characters ({lines:,} lines). It starts:\n"
+                f"{_preview(context)}")
+    if isinstance(context, (bytes, bytearray)):
+        return f"bytes, {len(context):,} long. They start: {bytes(context[:120])!r}"
+    if isinstance(context, list):
+        kinds = sorted({type(item).__name__ for item in context[:1000]})
+        sizes = [_size(item) for item in context[:8]]
+        total = sum(len(item) for item in context if isinstance(item, str))
+        text = f"a list of {len(context):,} items (types: {', '.join(kinds) or 'none'})"
+        if total:
+            text += f", {total:,} characters of text in all"
+        if sizes:
+            text += f". Lengths of the first items: {sizes}"
+        if context:
+            text += f". The first item starts:\n{_preview(context[0])}"
+        return text
+    if isinstance(context, dict):
+        keys = list(context)[:20]
+        return (f"a dict with {len(context):,} keys; the first: {keys}. "
+                f"Sizes of their values: {[_size(context[k]) for k in keys[:8]]}")
+    if context is None:
+        return "None (there is no context; answer with code and sub-queries alone)"
+    return f"a {type(context).__name__}"
+
+
+def _size(item: Any) -> int | str:
+    try:
+        return len(item)
+    except TypeError:
+        return type(item).__name__
+
+
+def _preview(item: Any) -> str:
+    text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+    shown = text[:PREVIEW_CHARS]
+    more = f"\n[... {len(text) - PREVIEW_CHARS:,} more characters]" if len(text) > PREVIEW_CHARS else ""
+    return f"<<<\n{shown}\n>>>{more}"
+
+
+def system_prompt(*, context: Any, offload_threshold: int | None, preview_chars: int,
+                  max_output_chars: int, tools: dict[str, str] | None = None,
+                  extra_helpers: str = "", answer_schema: str | None = None) -> str:
+    if offload_threshold is not None:
+        output_rule = (
+            f"Output longer than {offload_threshold:,} characters is not shown whole: it is kept in a "
+            f"variable named `_result_N` and you see its first {preview_chars:,} characters. Read kept "
+            "output in slices, e.g. `print(_result_0[:5000])`; a block that names a `_result_N` "
+            f"variable is shown (up to {max_output_chars:,} characters) instead of being kept again.")
+    else:
+        output_rule = (f"Output longer than {max_output_chars:,} characters is cut in the middle; "
+                       "print what you need in pieces.")
+    tool_lines = "".join(f"- `{signature}`: {doc}\n" for signature, doc in (tools or {}).items())
+    schema_rule = ""
+    if answer_schema:
+        schema_rule = ("\nThe answer must be JSON matching this schema; build it as a dict in a variable "
+                       f"and finish with FINAL_VAR('name'):\n{answer_schema}\n")
+    return f"""You answer a query about a context that is too large to read at once. The context is NOT in \
+this conversation: it is the variable `context` in a Python REPL, and you explore it by writing code.
+
+## The context
+`context` is {describe_context(context)}
+
+## The REPL
+Write Python in fenced blocks that start with ```repl (```python blocks run too; other blocks do not). \
+Blocks run in order in a persistent, sandboxed Python session: variables survive between blocks and turns. \
+You see what a block prints; a block's last expression is displayed, as in a REPL. The sandbox has no \
+network; use the standard library.
+{output_rule}
+
+Available in the REPL:
+- `context`: the data described above.
+- `llm_query(prompt: str, model: str | None = None) -> str`: ask a sub-model a question. It cannot see \
+`context`: put the text it needs into the prompt (chunks of up to ~100,000 characters work well).
+- `llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]`: many prompts at once, \
+run concurrently, answers in the same order. Far faster than calling llm_query in a loop.
+- `memory_status()`: the variables you hold, with sizes. `forget(*names)`: delete ones you no longer need \
+(`context` and these helpers cannot be deleted).
+- `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with the value of variable `name`.
+{extra_helpers}{tool_lines}{schema_rule}
+## Finishing
+When you are sure, call FINAL(...) or FINAL_VAR('name') in a ```repl block, or write FINAL(your answer) \
+or FINAL_VAR(variable_name) at the start of a line outside code blocks. Verify before you answer.
+
+## Strategy
+1. Peek: check the type, size and a sample of `context`.
+2. Search: find what matters with Python (str.find, re.finditer, splitting on structure).
+3. Chunk and sub-query: split big parts into chunks and ask llm_query_batched focused questions.
+4. Aggregate in code: combine partial answers in variables with Python, not in your head.
+5. Verify: check the answer against the context with code before you give it.
+Take small steps: a block or two per turn, then read the output."""
+
+
+def first_user_message(query: str) -> str:
+    return (f"Query: {query}\n\nThe context is in the REPL as `context`. Explore it with ```repl blocks "
+            "before answering; do not guess.")
+
+
+def no_code_nudge() -> str:
+    return ("Your reply had no ```repl block and no FINAL(...). Write code in a ```repl block to make "
+            "progress, or give the answer as FINAL(answer) / FINAL_VAR(name) at the start of a line.")
+
+
+def final_rejected_after_error() -> str:
+    return ("Your FINAL was not accepted because code in the same reply failed (see above). Fix the code, "
+            "check the result, then answer again.")
+
+
+def missing_final_var(name: str) -> str:
+    return (f"FINAL_VAR({name}) was not accepted: the REPL has no variable named `{name}`. Assign the "
+            "answer to a variable in a ```repl block first, then answer again.")
+
+
+def last_chance() -> str:
+    return ("You have used every iteration. Give your best final answer now, from what you have found "
+            "so far, as FINAL(answer) or FINAL_VAR(name). Do not write code.")
+
+
+def format_cell(index: int, total: int, result: ExecResult, max_output_chars: int) -> str:
+    """What the model reads about one cell it ran."""
+    label = f"[block {index + 1} of {total}]" if total > 1 else "[output]"
+    parts = [label]
+    if result.stdout:
+        parts.append(result.stdout.rstrip("\n"))
+    if result.offloaded:
+        parts.append(f"[output was {result.offloaded.chars:,} characters; the preview above is its start. "
+                     f"All of it is in `{result.offloaded.name}`: read it in slices, e.g. "
+                     f"print({result.offloaded.name}[:5000])]")
+    if result.stderr:
+        parts.append("[stderr]\n" + result.stderr.rstrip("\n"))
+    if result.error:
+        parts.append(f"[error] {result.error.traceback.strip() or result.error}")
+        if result.restarted:
+            parts.append(f"[the sandbox was restarted: {result.error.message}]")
+    if result.final:
+        parts.append("[FINAL was called]")
+    if len(parts) == 1:
+        parts.append("(no output)")
+    return clip_middle("\n".join(parts), max_output_chars)
+
+
+def skipped_blocks(count: int) -> str:
+    return f"[{count} later block(s) were not run because this one failed]"
