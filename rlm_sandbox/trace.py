@@ -42,9 +42,14 @@ class Trace:
         return child
 
     def write_jsonl(self, path: str | Path) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            for record in self.events:
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        write_jsonl(path, self.events)
+
+
+def write_jsonl(path: str | Path, events: list[dict[str, Any]]) -> None:
+    """One event per line; values JSON cannot hold are written as their str()."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in events:
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
 
 def _short(text: str, limit: int = 300) -> str:

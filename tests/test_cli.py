@@ -1,0 +1,85 @@
+"""The rlm-sandbox command, run as a user would: a subprocess, real Docker, a model
+server on 127.0.0.1 reached through litellm's openai/ provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlm_sandbox.testing import OpenAICompatibleServer, Reply
+
+pytestmark = pytest.mark.docker
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "RLM_SANDBOX_MODEL"}
+    full_env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "rlm_sandbox", *args], capture_output=True, text=True,
+                          env=full_env, input=stdin, timeout=300, cwd=REPO)
+
+
+def test_run_prints_the_answer(tmp_path, sandbox_image):
+    context = tmp_path / "notes.txt"
+    context.write_text("red green blue green")
+    script = iter(["```repl\ncounts = {w: context.split().count(w) for w in set(context.split())}\n"
+                   "top = max(counts, key=counts.get)\n```\nFINAL_VAR(top)"])
+    with OpenAICompatibleServer(lambda messages: Reply(next(script), input_tokens=10, output_tokens=2)) as server:
+        done = cli("run", "--query", "Most common word?", "--context-file", str(context),
+                   "--model", "openai/test-model", env={"RLM_SANDBOX_API_BASE": server.url,
+                                                         "RLM_SANDBOX_API_KEY": "sk-test"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "green"
+    assert "status=completed" in done.stderr
+
+
+def test_run_json_output_and_trace_file(tmp_path, sandbox_image):
+    context = tmp_path / "data.json"
+    context.write_text(json.dumps({"values": [1, 2, 3]}))
+    trace = tmp_path / "trace.jsonl"
+    with OpenAICompatibleServer(lambda m: "```repl\nFINAL(sum(context['values']))\n```") as server:
+        done = cli("run", "-q", "Sum?", "-f", str(context), "-m", "openai/x", "--json", "--trace", str(trace),
+                   env={"RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": "sk-test"})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["answer"] == "6" and result["status"] == "completed"
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "final"
+
+
+def test_run_with_a_missing_context_file_says_so(tmp_path):
+    done = cli("run", "-q", "x", "-f", str(tmp_path / "nope.txt"), "-m", "openai/x")
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_run_with_an_unreachable_model_reports_an_error_status(tmp_path, sandbox_image):
+    context = tmp_path / "c.txt"
+    context.write_text("x")
+    done = cli("run", "-q", "x", "-f", str(context), "-m", "openai/x",
+               env={"RLM_SANDBOX_API_BASE": "http://127.0.0.1:9/v1", "RLM_SANDBOX_API_KEY": "sk-test",
+                    "RLM_SANDBOX_MAX_RETRIES": "0"})
+    assert done.returncode == 1
+    assert "status=error" in done.stderr
+
+
+def test_demo_runs_offline_with_the_scripted_model_and_says_so(sandbox_image):
+    done = cli("demo", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "SCRIPTED demo model" in done.stderr and ": correct" in done.stderr
+
+
+def test_gc_and_image_show(sandbox_image):
+    assert cli("image", "show").stdout.strip() == sandbox_image
+    done = cli("gc")
+    assert done.returncode == 0 and "orphaned sandbox container" in done.stdout
+
+
+def test_doctor_reports_docker_and_image(sandbox_image):
+    done = cli("doctor")
+    assert done.returncode == 0, done.stdout
+    assert "Docker" in done.stdout and sandbox_image in done.stdout
