@@ -178,36 +178,38 @@ def _wrap(exc: BaseException, model: str, attempts: int) -> LLMError:
         cls = getattr(litellm, name, None)
         return isinstance(cls, type) and isinstance(exc, cls)
 
-    common = {"model": model, "transient": False, "attempts": attempts, "status_code": status}
+    kind: type[LLMError] = LLMError
     if is_a("AuthenticationError") or _is_missing_key(exc):
-        return LLMAuthenticationError(
-            f"model {model!r}: authentication failed: {detail}. {_missing_keys_hint(model)}, "
-            "or pass api_key in completion_kwargs.", **common)
-    if is_a("PermissionDeniedError"):
-        return LLMAuthenticationError(
-            f"model {model!r}: the key was refused access: {detail}. Check that the account "
-            "behind the key may use this model.", **common)
-    if is_a("ContextWindowExceededError"):
-        return LLMContextWindowExceeded(
-            f"model {model!r}: the prompt is longer than the model's context window: {detail}. "
-            "Send less text per call or use a model with a longer window.", **common)
-    if is_a("LiteLLMUnknownProvider") or "LLM Provider NOT provided" in str(exc):
-        return LLMModelNotFound(
-            f"model {model!r}: litellm does not know this model's provider. Check the model "
-            "name; it needs a provider prefix, e.g. 'openai/gpt-4o-mini'.", **common)
-    if is_a("NotFoundError"):
-        return LLMModelNotFound(
-            f"model {model!r}: not found: {detail}. Check the model name, "
-            "e.g. 'openai/gpt-4o-mini', and api_base if you set one.", **common)
-    if is_a("ContentPolicyViolationError"):
-        return LLMError(f"model {model!r}: the provider refused the content: {detail}.", **common)
-    if getattr(exc, "llm_provider", None) == "scripted":  # rlm_sandbox.testing says it all
-        return LLMError(f"model {model!r}: {detail} (not retried)", **common)
-    if is_a("BadRequestError") or is_a("UnprocessableEntityError"):
-        return LLMError(
-            f"model {model!r}: the provider rejected the request: {detail}. Check the "
-            "messages and completion_kwargs (not retried).", **common)
-    return LLMError(f"model {model!r}: the call failed: {type(exc).__name__}: {detail}", **common)
+        kind = LLMAuthenticationError
+        text = (f"authentication failed: {detail}. {_missing_keys_hint(model)}, "
+                "or pass api_key in completion_kwargs.")
+    elif is_a("PermissionDeniedError"):
+        kind = LLMAuthenticationError
+        text = (f"the key was refused access: {detail}. Check that the account behind the "
+                "key may use this model.")
+    elif is_a("ContextWindowExceededError"):
+        kind = LLMContextWindowExceeded
+        text = (f"the prompt is longer than the model's context window: {detail}. "
+                "Send less text per call or use a model with a longer window.")
+    elif is_a("LiteLLMUnknownProvider") or "LLM Provider NOT provided" in str(exc):
+        kind = LLMModelNotFound
+        text = ("litellm does not know this model's provider. Check the model name; it "
+                "needs a provider prefix, e.g. 'openai/gpt-4o-mini'.")
+    elif is_a("NotFoundError"):
+        kind = LLMModelNotFound
+        text = (f"not found: {detail}. Check the model name, e.g. 'openai/gpt-4o-mini', "
+                "and api_base if you set one.")
+    elif is_a("ContentPolicyViolationError"):
+        text = f"the provider refused the content: {detail}."
+    elif getattr(exc, "llm_provider", None) == "scripted":  # rlm_sandbox.testing says it all
+        text = f"{detail} (not retried)"
+    elif is_a("BadRequestError") or is_a("UnprocessableEntityError"):
+        text = (f"the provider rejected the request: {detail}. Check the messages and "
+                "completion_kwargs (not retried).")
+    else:
+        text = f"the call failed: {type(exc).__name__}: {detail}"
+    return kind(f"model {model!r}: {text}", model=model, transient=False, attempts=attempts,
+                status_code=status)
 
 
 # --- the client --------------------------------------------------------------------------

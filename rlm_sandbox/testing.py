@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["AUTO", "OpenAICompatibleServer", "RecordedRequest", "Reply", "ScriptedModel",
            "estimate_tokens", "scripted_cost"]
@@ -64,7 +64,7 @@ class Reply:
     error: BaseException | None = None
 
 
-ReplyLike = Union[str, Reply, BaseException, Callable[[list[dict]], Union[str, Reply]]]
+ReplyLike = str | Reply | BaseException | Callable[[list[dict]], str | Reply]
 
 
 def estimate_tokens(text: str) -> int:
@@ -152,7 +152,7 @@ def _make_handler_class() -> type:
 
     def fill(model_response: Any, scripted: ScriptedModel, reply: Reply,
              messages: list[dict]) -> Any:
-        response = model_response if model_response is not None else litellm.ModelResponse()
+        response: Any = model_response if model_response is not None else litellm.ModelResponse()
         response.choices[0].message.content = reply.content
         response.choices[0].finish_reason = "stop"
         response.model = scripted.model
