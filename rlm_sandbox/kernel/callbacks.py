@@ -61,7 +61,8 @@ class HostCalls:
             str(error.get("message", f"{name}() failed on the host")))
 
     def resolve(self, reply: dict[str, Any]) -> None:
-        slot = self._pending.get(reply.get("id"))  # type: ignore[arg-type]
+        call_id = reply.get("id")
+        slot = self._pending.get(call_id) if isinstance(call_id, str) else None
         if slot is not None:
             slot.reply = reply
             slot.event.set()

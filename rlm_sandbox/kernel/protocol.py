@@ -106,8 +106,8 @@ class FrameReader:
         line = self._read_line(deadline)
         try:
             message = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FrameError(f"not a JSON line: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # bad JSON/UTF-8, too deep, huge integers
+            raise FrameError(f"not a usable JSON line: {str(exc)[:200]}") from None
         if not isinstance(message, dict):
             raise FrameError("a message must be a JSON object")
         if "blob" in message:

@@ -88,7 +88,7 @@ class KernelServer:
             message = self._requests.get()
             if message is None:
                 return
-            if message.get("type") == "shutdown":
+            if message.get("type") == "shutdown" and isinstance(message.get("id"), (int, str)):
                 self._reply(ok_reply(message.get("id")))
                 return
             self._reply(self._handle(message))
@@ -101,7 +101,10 @@ class KernelServer:
 
     def _handle(self, message: dict[str, Any]) -> dict[str, Any]:
         request_id = message.get("id")
-        handler = self._handlers.get(message.get("type"))  # type: ignore[arg-type]
+        if not isinstance(request_id, (int, str, type(None))):
+            request_id = None
+        kind = message.get("type")
+        handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return error_reply(request_id, "UnknownMessage",
                                f"unknown message type {message.get('type')!r}; "
@@ -128,18 +131,21 @@ class KernelServer:
                 self._requests.put(None)
                 self._interrupt(self._running_exec)
                 return
-            kind = message.get("type")
-            if kind == "reply":
-                self.calls.resolve(message)
-            elif kind == "interrupt":
-                self._interrupt(message.get("target"))
-            else:
-                self._requests.put(message)
+            try:
+                kind = message.get("type")
+                if kind == "reply":
+                    self.calls.resolve(message)
+                elif kind == "interrupt":
+                    self._interrupt(message.get("target"))
+                else:
+                    self._requests.put(message)  # the main thread validates it
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
+                self.send(error_reply(None, "ProtocolError", f"{type(exc).__name__}: {exc}"))
 
     # -- interrupts -----------------------------------------------------------------
 
     def _interrupt(self, target: Any) -> None:
-        if target is not None and target == self._running_exec:
+        if isinstance(target, int) and target == self._running_exec:
             signal.pthread_kill(self._main_ident, signal.SIGINT)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:

@@ -65,7 +65,9 @@ class DockerSandbox(KernelSandbox):
         """The hardened HostConfig (exposed so tests can check it, and so users can see it)."""
         limits: SandboxLimits = self.limits
         return self._docker().api.create_host_config(
-            binds={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
+            # Read-only: connect() works, but a cell cannot store files on the host or
+            # plant a file where the next kernel's socket must go.
+            binds={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "ro"}},
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_size},mode=1777"},

@@ -33,6 +33,7 @@ from ..errors import (
     ValueTooLarge,
     VariableNotFound,
 )
+from ..kernel.capture import clip_middle
 from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
 from .base import (
     Callbacks,
@@ -255,8 +256,11 @@ class KernelSandbox(Sandbox):
                     "KernelDied",
                     f"{reason}; the sandbox was restarted: all variables were lost (context was reloaded)",
                     time.monotonic() - started)
-            _raise_for_error(reply)
-            return _exec_result(reply, interrupted, timeout)
+            if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
+                error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+                return ExecResult(error=ExecError(type="ProtocolError", message=str(error.get("message", reply))[:2000]),
+                                  duration_s=time.monotonic() - started)
+            return _exec_result(reply, interrupted, timeout, self.limits)
 
     def get(self, name: str, *, max_bytes: int | None = None) -> Any:
         reply = self._request("get", name=name, max_bytes=max_bytes or self.limits.max_value_bytes)
@@ -297,18 +301,26 @@ def _raise_for_error(reply: dict[str, Any]) -> None:
     raise _ERRORS.get(kind, ProtocolError)(message if kind in _ERRORS else f"{kind}: {message}")
 
 
-def _text(reply: dict[str, Any], key: str) -> str:
+def _text(reply: dict[str, Any], key: str, limit: int) -> str:
+    """A string field of a kernel reply, clipped here: the kernel's own caps are set by
+    code a cell can reach, so the host enforces them again."""
     value = reply.get(key)
-    return value if isinstance(value, str) else ""
+    return clip_middle(value, limit) if isinstance(value, str) else ""
 
 
-def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float) -> ExecResult:
+def _clipped(reply: dict[str, Any], key: str, limit: int) -> bool:
+    value = reply.get(key)
+    return isinstance(value, str) and len(value) > limit
+
+
+def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits: SandboxLimits) -> ExecResult:
+    cap = limits.max_output_chars
     error = None
     raw_error = reply.get("error")
     if isinstance(raw_error, dict):
         lineno = raw_error.get("lineno")
-        error = ExecError(type=str(raw_error.get("type", "Error")), message=str(raw_error.get("message", "")),
-                          traceback=str(raw_error.get("traceback", "")),
+        error = ExecError(type=_text(raw_error, "type", 200) or "Error", message=_text(raw_error, "message", cap),
+                          traceback=_text(raw_error, "traceback", cap),
                           lineno=lineno if isinstance(lineno, int) else None)
     if interrupted and (error is None or error.type == "KeyboardInterrupt"):
         error = ExecError(type="CellTimeout",
@@ -319,21 +331,23 @@ def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float) -> Ex
     raw_final = reply.get("final")
     if isinstance(raw_final, dict) and isinstance(raw_final.get("answer"), str):
         name = raw_final.get("name")
-        final = FinalAnswer(answer=raw_final["answer"], source=str(raw_final.get("source", "FINAL")),
-                            name=name if isinstance(name, str) else None,
-                            truncated=bool(raw_final.get("truncated")))
+        answer = raw_final["answer"]
+        final = FinalAnswer(answer=answer[:limits.max_value_bytes], source=_text(raw_final, "source", 20) or "FINAL",
+                            name=name[:200] if isinstance(name, str) else None,
+                            truncated=bool(raw_final.get("truncated")) or len(answer) > limits.max_value_bytes)
     offloaded = None
     raw_offloaded = reply.get("offloaded")
     if isinstance(raw_offloaded, dict) and isinstance(raw_offloaded.get("name"), str):
         chars = raw_offloaded.get("chars")
-        offloaded = OffloadedOutput(name=raw_offloaded["name"], chars=chars if isinstance(chars, int) else 0)
+        offloaded = OffloadedOutput(name=raw_offloaded["name"][:100], chars=chars if isinstance(chars, int) else 0)
     duration = reply.get("duration_s")
     stdout_chars = reply.get("stdout_chars")
+    stdout, stderr = _text(reply, "stdout", cap), _text(reply, "stderr", cap)
     return ExecResult(
-        stdout=_text(reply, "stdout"), stderr=_text(reply, "stderr"), error=error,
+        stdout=stdout, stderr=stderr, error=error,
         duration_s=float(duration) if isinstance(duration, (int, float)) else 0.0,
-        stdout_truncated=bool(reply.get("stdout_truncated")),
-        stderr_truncated=bool(reply.get("stderr_truncated")),
+        stdout_truncated=bool(reply.get("stdout_truncated")) or _clipped(reply, "stdout", cap),
+        stderr_truncated=bool(reply.get("stderr_truncated")) or _clipped(reply, "stderr", cap),
         timed_out=interrupted, final=final, offloaded=offloaded,
         stdout_chars=stdout_chars if isinstance(stdout_chars, int) else 0)
 
@@ -357,6 +371,7 @@ def _make_socket_dir(kernel_uid: int | None) -> Path:
 
 def _listen(path: Path, kernel_uid: int | None) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path.unlink(missing_ok=True)  # whatever a dead kernel may have left there
     listener.bind(str(path))
     if kernel_uid is not None and kernel_uid != os.geteuid():
         if os.geteuid() == 0:

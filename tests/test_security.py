@@ -1,0 +1,1130 @@
+"""Hostile-code tests: every default of DockerSandbox is attacked from inside the sandbox.
+
+Each ``test_*`` runs an attack as a cell (``sb.exec``) in a container with the real
+defaults and asserts that it fails. Where practical a matching ``test_control_*`` runs
+the *same* attack in a :class:`WeakenedSandbox` that differs from DockerSandbox by exactly
+one default and asserts that the attack then SUCCEEDS: proof that the first test would
+catch the removal of that default, not just pass by accident.
+
+Controls stay harmless and bounded: the network control only talks to a container this
+module starts, the fork-bomb control stops itself at 300 processes and kills them, the
+memory control allocates 384 MiB once.
+
+Attacks print one line ``RESULT:<json>`` that the test parses, so an assertion failure
+shows exactly what the cell saw.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from docker.errors import NotFound
+
+from rlm_sandbox.errors import SandboxError
+from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
+from rlm_sandbox.sandbox import DockerSandbox, ExecResult, reap_orphans
+from rlm_sandbox.sandbox.reaper import LABEL, LABEL_PID
+from tests.conftest import fast_limits
+
+pytestmark = pytest.mark.docker
+
+CTX = "the context: 42 lines of secret sauce"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def session_labels(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The test-session label of the conftest pytest actually loaded, for its leak check.
+
+    (``tests.conftest`` imported by name is a second module with another TEST_SESSION.)"""
+    for plugin in request.config.pluginmanager.get_plugins():
+        if hasattr(plugin, "TEST_SESSION_LABEL") and hasattr(plugin, "TEST_SESSION"):
+            return {plugin.TEST_SESSION_LABEL: plugin.TEST_SESSION}
+    raise RuntimeError("tests/conftest.py was not loaded")
+
+
+def attack(sb: DockerSandbox, code: str, *, timeout: float | None = None, **params: Any) -> dict[str, Any]:
+    """Run an attack cell (``params`` become variables in it) and return its RESULT json."""
+    prelude = "".join(f"{name} = {value!r}\n" for name, value in params.items())
+    result = sb.exec(prelude + textwrap.dedent(code), timeout=timeout)
+    assert result.error is None, f"the attack cell itself broke: {result.error}\n{result.stderr}"
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT:")]
+    assert lines, f"the attack printed no RESULT line: {result.stdout!r}"
+    return json.loads(lines[-1][len("RESULT:"):])
+
+
+def assert_still_works(sb: DockerSandbox) -> None:
+    result = sb.exec("print(1 + 1)")
+    assert (result.error, result.stdout) == (None, "2\n")
+
+
+def host_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def host_process_count(container_id: str | None = None) -> int:
+    """Processes on the host; with ``container_id``, only those in that container's cgroup."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        if container_id is None:
+            count += 1
+            continue
+        try:
+            count += container_id in Path(f"/proc/{entry}/cgroup").read_text()
+        except OSError:
+            pass
+    return count
+
+
+class _PatchedApi:
+    """docker's low-level API with create_container's arguments edited on the way."""
+
+    def __init__(self, api: Any, patch: Callable[[dict[str, Any]], None]) -> None:
+        self._api, self._patch = api, patch
+
+    def create_container(self, *args: Any, **kwargs: Any) -> Any:
+        self._patch(kwargs)
+        return self._api.create_container(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+class _PatchedClient:
+    def __init__(self, client: Any, patch: Callable[[dict[str, Any]], None]) -> None:
+        self.api = _PatchedApi(client.api, patch)
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class WeakenedSandbox(DockerSandbox):
+    """A DockerSandbox with one default removed: the control arm of an attack test.
+
+    ``host`` edits the HostConfig that :meth:`DockerSandbox.host_config` built (network,
+    read-only root, tmpfs, caps, limits ...); ``container`` edits the other arguments of
+    ``create_container`` (user, environment, network_disabled).
+    """
+
+    def __init__(self, *args: Any, host: Callable[[dict[str, Any]], None] | None = None,
+                 container: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._weaken_host, self._weaken_container = host, container
+
+    def host_config(self, socket_dir: Path) -> dict[str, Any]:
+        config = super().host_config(socket_dir)
+        if self._weaken_host is not None:
+            self._weaken_host(config)
+        return config
+
+    def _docker(self) -> Any:
+        client = super()._docker()
+        return client if self._weaken_container is None else _PatchedClient(client, self._weaken_container)
+
+
+@pytest.fixture
+def make_weakened(sandbox_image: str, docker_client: Any,
+                  session_labels: dict[str, str]) -> Iterator[Callable[..., WeakenedSandbox]]:
+    made: list[WeakenedSandbox] = []
+
+    def make(context: Any = CTX, **kwargs: Any) -> WeakenedSandbox:
+        kwargs.setdefault("image", sandbox_image)
+        kwargs.setdefault("client", docker_client)
+        kwargs["labels"] = {**kwargs.get("labels", {}), **session_labels}
+        sandbox = WeakenedSandbox(context, **kwargs)
+        made.append(sandbox)
+        return sandbox.start()
+
+    yield make
+    for sandbox in made:
+        sandbox.close()
+
+
+def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda config: config.__setitem__(key, value)
+
+
+def _drop(*keys: str) -> Callable[[dict[str, Any]], None]:
+    def patch(config: dict[str, Any]) -> None:
+        for key in keys:
+            config.pop(key, None)
+    return patch
+
+
+# == 1. no network ========================================================================
+
+@pytest.fixture(scope="module")
+def http_target(sandbox_image: str, docker_client: Any) -> Iterator[str]:
+    """An HTTP server in a container on the default bridge; yields its bridge IP."""
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer(sandbox_image).with_command("python3 -m http.server 8000")
+    container.start()
+    try:
+        container_id = container.get_wrapped_container().id
+        ip = docker_client.api.inspect_container(container_id)["NetworkSettings"]["IPAddress"]
+        assert ip, "the target container got no bridge IP"
+        deadline = time.monotonic() + 30
+        while True:  # from the host, over docker0: the server is up and reachable
+            try:
+                with socket.create_connection((ip, 8000), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield ip
+    finally:
+        container.stop()
+
+
+NETWORK_ATTACK = r'''
+import json, os, socket
+out = {}
+probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+probe.settimeout(3)
+try:
+    probe.connect((TARGET_IP, 8000))
+    probe.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    out["http"] = probe.recv(64).decode("latin-1")
+except OSError as exc:
+    out["http"] = f"{type(exc).__name__} errno={exc.errno}"
+finally:
+    probe.close()
+out["if_nameindex"] = sorted(name for _, name in socket.if_nameindex())
+out["sys_class_net"] = sorted(os.listdir("/sys/class/net"))
+if CHECK_DNS:
+    try:
+        out["dns"] = socket.getaddrinfo("pypi.org", 443)[0][4][0]
+    except OSError as exc:
+        out["dns"] = type(exc).__name__
+print("RESULT:" + json.dumps(out))
+'''
+
+
+def test_no_network_reaches_another_container_or_resolves_names(make_docker_sandbox, http_target):
+    """Attacks network_mode="none" + network_disabled: the cell connects to an HTTP server
+    in another container on the default bridge, lists interfaces and resolves a name. On a
+    bridge the connect returns "HTTP/1.0 200", eth0 appears and (on a host with DNS) names
+    resolve, so each assertion fails without the default (see the control)."""
+    sb = make_docker_sandbox(CTX)
+    out = attack(sb, NETWORK_ATTACK, TARGET_IP=http_target, CHECK_DNS=True)
+    assert not out["http"].startswith("HTTP"), out
+    assert out["http"].startswith("OSError"), out
+    assert out["if_nameindex"] == ["lo"]
+    assert out["sys_class_net"] == ["lo"]
+    assert out["dns"] in ("gaierror", "OSError"), out
+
+
+def test_control_network_attack_succeeds_on_a_bridge(make_weakened, http_target):
+    """Control: the same attack with NetworkMode=bridge and networking enabled reaches the
+    server, so the test above detects a sandbox that is put on a network."""
+    sb = make_weakened(host=_set("NetworkMode", "bridge"),
+                       container=lambda kwargs: kwargs.__setitem__("network_disabled", False))
+    out = attack(sb, NETWORK_ATTACK, TARGET_IP=http_target, CHECK_DNS=False)
+    assert out["http"].startswith("HTTP/1.0 200"), out
+    assert "eth0" in out["if_nameindex"]
+
+
+# == 2. read-only root ====================================================================
+
+READONLY_ATTACK = r'''
+import errno, json, os
+out = {}
+for path, mode in TARGETS:
+    try:
+        with open(path, mode) as handle:
+            handle.write("# pwned\n")
+        out[path] = "written"
+    except OSError as exc:
+        out[path] = errno.errorcode.get(exc.errno, str(exc.errno))
+try:
+    os.mkdir("/var/tmp/dropper")
+    out["mkdir /var/tmp/dropper"] = "written"
+except OSError as exc:
+    out["mkdir /var/tmp/dropper"] = errno.errorcode.get(exc.errno, str(exc.errno))
+with open("/tmp/scratch", "w") as handle:
+    handle.write("fine")
+out["/tmp/scratch"] = open("/tmp/scratch").read()
+print("RESULT:" + json.dumps(out))
+'''
+# (path, mode): existing files are opened for append so nothing is ever truncated.
+READONLY_TARGETS = [("/etc/x", "w"), ("/etc/passwd", "a"), ("/opt/rlm/rlm_kernel/x", "w"),
+                    ("/opt/rlm/rlm_kernel/server.py", "a"), ("/home/x", "w"),
+                    ("/usr/local/bin/x", "w"), ("/var/tmp/x", "w"), ("/run/lock/x", "w")]
+#: Directories the image leaves world-writable: only the read-only root protects them.
+WORLD_WRITABLE = ["/var/tmp/x", "/run/lock/x", "mkdir /var/tmp/dropper"]
+
+
+def test_root_filesystem_is_read_only_and_tmp_is_writable(make_docker_sandbox):
+    """Attacks read_only=True: writes to the image (/etc, the kernel's own code, /home, ...)
+    fail with EROFS/EACCES. /var/tmp and /run/lock are world-writable in the image, so as
+    uid 65534 only the read-only root stops those writes: without it they succeed (see
+    the control) and the EROFS assertion fails. /tmp, the tmpfs, stays writable."""
+    sb = make_docker_sandbox(CTX)
+    out = attack(sb, READONLY_ATTACK, TARGETS=READONLY_TARGETS)
+    for path, _ in READONLY_TARGETS:
+        assert out[path] in ("EROFS", "EACCES"), (path, out)
+    for path in WORLD_WRITABLE:
+        assert out[path] == "EROFS", (path, out)
+    assert out["/tmp/scratch"] == "fine"
+
+
+def test_control_read_only_attack_succeeds_on_a_writable_root(make_weakened):
+    """Control: with ReadonlyRootfs=False the world-writable image directories take writes."""
+    sb = make_weakened(host=_set("ReadonlyRootfs", False))
+    out = attack(sb, READONLY_ATTACK, TARGETS=READONLY_TARGETS)
+    for path in WORLD_WRITABLE:
+        assert out[path] == "written", (path, out)
+
+
+# == 3. /tmp is small and noexec ==========================================================
+
+TMPFS_ATTACK = r'''
+import errno, glob, json, os, shutil, subprocess
+out = {}
+try:
+    with open("/tmp/fill", "wb") as handle:
+        for _ in range(FILL_MIB):
+            handle.write(b"\0" * (1 << 20))
+            handle.flush()
+    out["fill"] = "written"
+except OSError as exc:
+    out["fill"] = errno.errorcode.get(exc.errno, str(exc.errno))
+out["filled_bytes"] = os.path.getsize("/tmp/fill")
+os.remove("/tmp/fill")
+shutil.copy("/bin/true", "/tmp/true")
+os.chmod("/tmp/true", 0o755)
+loader = sorted(glob.glob("/lib64/ld-linux*.so*") + glob.glob("/lib/ld-linux*.so*"))[0]
+for name, command in (("exec", ["/tmp/true"]), ("via_loader", [loader, "/tmp/true"])):
+    try:
+        out[name] = subprocess.run(command, capture_output=True).returncode
+    except OSError as exc:
+        out[name] = errno.errorcode.get(exc.errno, str(exc.errno))
+print("RESULT:" + json.dumps(out))
+'''
+
+
+def test_tmp_is_size_capped_and_not_executable(make_docker_sandbox):
+    """Attacks the tmpfs options size=8m and noexec: writing 16 MiB to /tmp hits ENOSPC at
+    8 MiB, and a binary copied to /tmp cannot be run, directly (EACCES) or through the
+    dynamic loader (mmap PROT_EXEC refused). Without size= the tmpfs takes the whole
+    16 MiB, without noexec /tmp/true runs (see the controls)."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(tmpfs_size="8m"))
+    out = attack(sb, TMPFS_ATTACK, FILL_MIB=16)
+    assert out["fill"] == "ENOSPC", out
+    assert out["filled_bytes"] <= 8 << 20
+    assert out["exec"] == "EACCES", out
+    assert out["via_loader"] != 0, out
+    assert_still_works(sb)
+
+
+def test_control_tmpfs_without_size_takes_the_whole_fill(make_weakened):
+    """Control: the same fill succeeds when the tmpfs has no size= option."""
+    sb = make_weakened(limits=fast_limits(tmpfs_size="8m"),
+                       host=_set("Tmpfs", {"/tmp": "rw,noexec,nosuid,nodev,mode=1777"}))
+    out = attack(sb, TMPFS_ATTACK, FILL_MIB=16)
+    assert (out["fill"], out["filled_bytes"]) == ("written", 16 << 20), out
+
+
+def test_control_tmpfs_without_noexec_runs_the_binary(make_weakened):
+    """Control: with exec allowed (Docker adds noexec to tmpfs mounts by itself, so the
+    control must say "exec" explicitly) the copied binary runs."""
+    sb = make_weakened(limits=fast_limits(tmpfs_size="8m"),
+                       host=_set("Tmpfs", {"/tmp": "rw,exec,nosuid,nodev,size=8m,mode=1777"}))
+    out = attack(sb, TMPFS_ATTACK, FILL_MIB=4)
+    assert out["exec"] == 0 and out["via_loader"] == 0, out
+
+
+# == 4. uid 65534 and no capabilities =====================================================
+
+PRIVILEGE_ATTACK = r'''
+import errno, json, os, socket, stat
+out = {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid()}
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+    out[key] = int(status[key].strip(), 16)
+
+def attempt(name, action):
+    try:
+        action()
+        out[name] = "succeeded"
+    except OSError as exc:
+        out[name] = errno.errorcode.get(exc.errno, str(exc.errno))
+
+open("/tmp/mine", "w").close()
+attempt("chown", lambda: os.chown("/tmp/mine", 1234, 1234))
+attempt("mknod", lambda: os.mknod("/tmp/mem", 0o600 | stat.S_IFCHR, os.makedev(1, 1)))
+attempt("raw_socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close())
+attempt("setuid_0", lambda: os.setuid(0))
+attempt("chroot", lambda: os.chroot("/tmp"))
+print("RESULT:" + json.dumps(out))
+'''
+PRIVILEGED_ACTIONS = ("chown", "mknod", "raw_socket", "setuid_0", "chroot")
+
+
+def test_runs_as_nobody_with_no_capabilities(make_docker_sandbox):
+    """Attacks user=65534:65534 and cap_drop=["ALL"]: the kernel runs as uid/gid 65534 with
+    every capability set empty (CapBnd too, so no exec can regain one), and chown, mknod,
+    raw sockets, setuid(0) and chroot are refused. Without cap_drop CapBnd holds Docker's
+    default set; as root with default caps every action succeeds (see the controls)."""
+    sb = make_docker_sandbox(CTX)
+    out = attack(sb, PRIVILEGE_ATTACK)
+    assert (out["uid"], out["euid"], out["gid"]) == (65534, 65534, 65534)
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert out[key] == 0, (key, hex(out[key]))
+    for action in PRIVILEGED_ACTIONS:
+        assert out[action] == "EPERM", (action, out)
+
+
+def test_control_without_cap_drop_the_bounding_set_is_not_empty(make_weakened):
+    """Control: dropping CapDrop leaves Docker's default bounding set (CHOWN, MKNOD,
+    NET_RAW, SETUID, ...) that a setuid exec could fill CapEff from."""
+    sb = make_weakened(host=_drop("CapDrop"))
+    out = attack(sb, PRIVILEGE_ATTACK)
+    assert out["CapBnd"] != 0
+
+
+def test_control_as_root_with_default_caps_every_action_succeeds(make_weakened):
+    """Control: user 0:0 plus Docker's default capabilities: the uid check fails and
+    chown, mknod and raw sockets all succeed."""
+    sb = make_weakened(host=_drop("CapDrop"), container=lambda kwargs: kwargs.__setitem__("user", "0:0"))
+    out = attack(sb, PRIVILEGE_ATTACK)
+    assert out["uid"] == 0 and out["CapEff"] != 0
+    for action in ("chown", "mknod", "raw_socket", "setuid_0", "chroot"):
+        assert out[action] == "succeeded", (action, out)
+
+
+# == 5. no new privileges through setuid binaries =========================================
+
+SETUID_ATTACK = r'''
+import json, os, pty, subprocess, time
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+found = subprocess.run("find / -xdev -perm -4000 -type f 2>/dev/null", shell=True,
+                       capture_output=True, text=True).stdout.split()
+children = {}
+for path in found:  # su, passwd, chfn wait at a password prompt on the pty; others exit
+    master, slave = pty.openpty()
+    children[path] = (subprocess.Popen([path], stdin=slave, stdout=slave, stderr=slave,
+                                       start_new_session=True), master)
+    os.close(slave)
+
+def field(pid, name):
+    with open(f"/proc/{pid}/status") as handle:
+        return next(l for l in handle if l.startswith(name + ":")).split()[1:]
+
+# Popen returns before the exec has committed the new credentials: wait until every
+# child is asleep (at its prompt) or a zombie (exited; its final credentials stay).
+deadline = time.monotonic() + 5
+time.sleep(0.2)
+while time.monotonic() < deadline and any(field(c.pid, "State")[0] not in "SZ" for c, _ in children.values()):
+    time.sleep(0.05)
+uids = {path: [int(x) for x in field(child.pid, "Uid")] for path, (child, _) in children.items()}
+for child, master in children.values():
+    child.kill()
+    child.wait()
+    os.close(master)
+print("RESULT:" + json.dumps({"NoNewPrivs": int(status["NoNewPrivs"]), "uids": uids}))
+'''
+
+
+def test_setuid_binaries_cannot_raise_privileges(make_docker_sandbox):
+    """Attacks security_opt=["no-new-privileges"]: NoNewPrivs is 1, and running every
+    setuid-root binary in the image (su, passwd, mount, ...; su waits at its password
+    prompt on a pty) leaves real, effective, saved and fs uid at 65534. Without the
+    option NoNewPrivs is 0 and they run with euid 0 (see the control)."""
+    sb = make_docker_sandbox(CTX)
+    out = attack(sb, SETUID_ATTACK)
+    assert out["NoNewPrivs"] == 1
+    for path, uids in out["uids"].items():
+        assert uids == [65534] * 4, (path, uids)
+
+
+def test_control_without_no_new_privileges_setuid_gives_euid_0(make_weakened):
+    """Control: without no-new-privileges the same exec of a setuid binary yields euid 0."""
+    sb = make_weakened(host=_drop("SecurityOpt"))
+    out = attack(sb, SETUID_ATTACK)
+    assert out["NoNewPrivs"] == 0
+    raised = sorted(path for path, uids in out["uids"].items() if uids[1] == 0)
+    assert any(path.endswith("/su") for path in raised), out
+
+
+# == 6. fork bomb =========================================================================
+
+FORK_BOMB = r'''
+import errno, json, os, signal, time
+children, error, pids_at_error = [], None, None
+try:
+    while len(children) < MAX_FORKS:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    error = errno.errorcode.get(exc.errno, str(exc.errno))
+    try:
+        pids_at_error = int(open("/sys/fs/cgroup/pids/pids.current").read())
+    except OSError:
+        pass
+finally:
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    for pid in children:
+        os.waitpid(pid, 0)
+print("RESULT:" + json.dumps({"forks": len(children), "error": error, "pids_at_error": pids_at_error}))
+'''
+
+
+def test_fork_bomb_is_stopped_by_the_pids_limit(make_docker_sandbox):
+    """Attacks pids_limit (pids=64): a bomb that forks sleeping children until it gets an
+    error (or reaches 300) is refused with EAGAIN below 64 processes, the host's process
+    count is back to normal afterwards and the sandbox still answers. Without the limit
+    the bomb reaches its 300 cap with no error (see the control)."""
+    before = host_process_count()
+    sb = make_docker_sandbox(CTX, limits=fast_limits(pids=64, cell_timeout_s=30))
+    out = attack(sb, FORK_BOMB, MAX_FORKS=300)
+    assert out["error"] == "EAGAIN", out
+    assert out["forks"] < 64
+    if out["pids_at_error"] is not None:
+        assert out["pids_at_error"] <= 64
+    assert_still_works(sb)
+    assert host_process_count(sb.container_id) <= 4  # init, kernel (+ a moment's helper)
+    assert host_process_count() < before + 100  # other work runs concurrently; 300 would show
+
+
+def test_control_fork_bomb_without_pids_limit_reaches_its_cap(make_weakened):
+    """Control: with no PidsLimit the same bomb forks all 300 children without an error
+    (and then kills them)."""
+    sb = make_weakened(limits=fast_limits(pids=64, cell_timeout_s=60), host=_drop("PidsLimit"))
+    out = attack(sb, FORK_BOMB, MAX_FORKS=300)
+    assert (out["forks"], out["error"]) == (300, None), out
+
+
+# == 7. memory bomb =======================================================================
+
+MEMORY_BOMBS = {
+    "one_big_bytes": "hog = b'x' * (384 << 20)\nprint(len(hog))",
+    "growing_list": "hog = []\nwhile len(hog) < 48:\n    hog.append(b'x' * (8 << 20))\nprint(len(hog) * (8 << 20))",
+    "one_gigabyte": "hog = b'x' * 10**9\nprint(len(hog))",
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(MEMORY_BOMBS))
+def test_memory_bomb_is_stopped_by_the_memory_limit(make_docker_sandbox, bomb):
+    """Attacks mem_limit == memswap_limit (memory="128m"): allocating and touching 384 MiB
+    ends in MemoryError or in the kernel being OOM-killed, reported as KernelDied with
+    "memory" in the message and restarted=True; the host process does not grow and the
+    sandbox answers afterwards with the context reloaded. Without the limit the
+    allocation succeeds and prints its size (see the control)."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(memory="128m", cell_timeout_s=30))
+    peak = host_peak_rss_mib()
+    result = sb.exec(MEMORY_BOMBS[bomb])
+    assert result.error is not None, result
+    if result.error.type == "MemoryError":
+        assert not result.restarted
+    else:
+        assert result.error.type == "KernelDied", result.error
+        assert "memory" in result.error.message.lower(), result.error.message
+        assert result.restarted
+    assert str(384 << 20) not in result.stdout and str(10**9) not in result.stdout
+    assert host_peak_rss_mib() < peak + 100
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+def test_control_memory_bomb_without_memory_limit_succeeds(make_weakened):
+    """Control: with Memory and MemorySwap unset the same 384 MiB allocation succeeds."""
+    sb = make_weakened(limits=fast_limits(memory="128m", cell_timeout_s=30), host=_drop("Memory", "MemorySwap"))
+    result = sb.exec(MEMORY_BOMBS["one_big_bytes"])
+    assert (result.error, result.stdout) == (None, f"{384 << 20}\n")
+
+
+# == 8. host environment ==================================================================
+
+ENV_ATTACK = r'''
+import glob, json, os
+out = {"os.environ": dict(os.environ)}
+for path in ["/proc/1/environ", "/proc/self/environ"] + sorted(glob.glob("/proc/[0-9]*/environ")):
+    try:
+        out[path] = open(path, "rb").read().decode("utf-8", "replace")
+    except OSError as exc:
+        out[path] = repr(exc)
+out["/run/rlm"] = sorted(os.listdir("/run/rlm"))
+print("RESULT:" + json.dumps(out))
+'''
+FAKE_KEY = "sk-test-fake-0123456789abcdef-never-leaves-the-host"
+
+
+def test_host_environment_is_invisible(make_docker_sandbox, monkeypatch):
+    """Attacks "no host env vars": with OPENAI_API_KEY set on the host, the key is in
+    neither os.environ nor any /proc/*/environ inside. The kernel's one-time token is
+    gone from os.environ; it is still visible in /proc/1/environ, but the listener it
+    opened is closed and its socket removed (/run/rlm is empty), so it opens nothing.
+    A sandbox that passed the host environment through shows the key (see the control)."""
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    sb = make_docker_sandbox(CTX)
+    out = attack(sb, ENV_ATTACK)
+    assert FAKE_KEY not in json.dumps(out)
+    assert "OPENAI_API_KEY" not in json.dumps(out)
+    assert "RLM_KERNEL_TOKEN" not in out["os.environ"]
+    assert "RLM_KERNEL_SOCKET" not in out["os.environ"]
+    assert out["/run/rlm"] == []
+
+
+def test_control_passing_the_host_env_through_leaks_the_key(make_weakened, monkeypatch):
+    """Control: a sandbox whose container gets the host's os.environ shows the key."""
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    sb = make_weakened(container=lambda kwargs: kwargs.__setitem__(
+        "environment", {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **kwargs["environment"]}))
+    out = attack(sb, ENV_ATTACK)
+    assert out["os.environ"].get("OPENAI_API_KEY") == FAKE_KEY
+
+
+# == 9. output floods =====================================================================
+
+FLOODS = {
+    "print_loop": "while True:\n    print('x' * 1000)",
+    "stderr_loop": "import sys\nwhile True:\n    sys.stderr.write('e' * 1000 + '\\n')",
+    "subprocess_os_write": ("import subprocess, sys\nsubprocess.run([sys.executable, '-c', "
+                            "'import os\\nwhile True: os.write(1, b\"y\" * 65536)'])"),
+}
+
+
+@pytest.mark.parametrize("flood", sorted(FLOODS))
+def test_output_flood_is_capped(make_docker_sandbox, flood):
+    """Attacks the output cap (limits.max_output_chars) with an endless flood from print,
+    from stderr, and from a child process writing to fd 1: the cell is interrupted at its
+    timeout, the result keeps at most max_output_chars per stream plus the omission
+    marker, says it was truncated, the host process does not grow, and no flooder is
+    left writing into the next cell."""
+    cap = 10_000
+    sb = make_docker_sandbox(CTX, limits=fast_limits(max_output_chars=cap, cell_timeout_s=1.5))
+    peak = host_peak_rss_mib()
+    result = sb.exec(FLOODS[flood])
+    assert result.timed_out and result.error is not None and result.error.type == "CellTimeout"
+    text, truncated = ((result.stderr, result.stderr_truncated) if flood == "stderr_loop"
+                       else (result.stdout, result.stdout_truncated))
+    assert truncated
+    assert len(text) <= cap + 100, len(text)
+    assert len(result.stdout) <= cap + 100 and len(result.stderr) <= cap + 100
+    assert host_peak_rss_mib() < peak + 50
+    time.sleep(0.2)
+    assert_still_works(sb)
+
+
+# == 10. protocol fuzzing =================================================================
+
+FIND_KERNEL_SOCKET = r'''
+import gc, json, os, socket, stat
+def kernel_socket():
+    for fd in range(3, 1024):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                return socket.socket(fileno=os.dup(fd))
+        except OSError:
+            pass
+    raise RuntimeError("no socket found")
+def running_exec_id():
+    server = next(o for o in gc.get_objects() if type(o).__name__ == "KernelServer")
+    return server._running_exec
+sock = kernel_socket()
+'''
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode() + b"\n"
+
+
+#: What a cell writes to the kernel's socket, i.e. straight at the host. Each value is
+#: Python source for a bytes expression, evaluated inside the cell.
+FROM_CELL = {
+    "garbage_line": "b'garbage\\n'",
+    "invalid_utf8": "b'\\xff\\xfe\\xfd\\n'",
+    "json_array": "b'[1, 2, 3]\\n'",
+    "fake_hello": "json.dumps({'type': 'hello', 'protocol': 1, 'token': 'x' * 32}).encode() + b'\\n'",
+    "reply_to_nobody": "json.dumps({'type': 'reply', 'id': 10**6, 'ok': True, 'stdout': 'forged'}).encode() + b'\\n'",
+    "forged_ok_reply": ("json.dumps({'type': 'reply', 'id': running_exec_id(), 'ok': True, 'stdout': 123, "
+                        "'error': {'type': ['x'], 'lineno': 'x'}, 'final': {'answer': 5}, "
+                        "'duration_s': 'slow'}).encode() + b'\\n'"),
+    "forged_error_reply": "json.dumps({'type': 'reply', 'id': running_exec_id(), 'ok': False}).encode() + b'\\n'",
+    "huge_blob_header": ("json.dumps({'type': 'reply', 'id': running_exec_id(), 'ok': True, "
+                         "'blob': 10**12}).encode() + b'\\n'"),
+    "call_unknown_function": ("json.dumps({'type': 'call', 'id': 'c999', 'name': 'os.system', "
+                              "'args': ['rm -rf /'], 'kwargs': {}}).encode() + b'\\n'"),
+    "call_with_bad_id": "json.dumps({'type': 'call', 'id': 7, 'name': 'x', 'args': 5}).encode() + b'\\n'",
+    "oversized_line": f"b'a' * ({MAX_KERNEL_LINE} + 1024) + b'\\n'",
+    "partial_line": "b'{\"type\": \"reply\", \"id\"'",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FROM_CELL))
+def test_cell_writing_junk_to_the_host_cannot_break_it(make_docker_sandbox, case):
+    """Attacks "the host validates everything the kernel sends": a cell finds the kernel's
+    own socket (an fd of type socket) and writes junk at the host: garbage, invalid UTF-8,
+    JSON that is not an object, a fake hello, replies nobody asked for, a forged reply to
+    its own exec with wrong-typed fields, a blob header the host must refuse, callbacks it
+    must refuse, a line over MAX_KERNEL_LINE, half a line. The host neither crashes nor
+    hangs: exec returns a result (a forged ok=false reply may instead surface as a
+    SandboxError, or a desynchronised stream as a restart) and the next cell works."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=3, interrupt_grace_s=1))
+    code = FIND_KERNEL_SOCKET + f"sock.sendall({FROM_CELL[case]})\nprint('sent')\n"
+    peak = host_peak_rss_mib()
+    started = time.monotonic()
+    try:
+        result: ExecResult | None = sb.exec(code)
+    except SandboxError:
+        assert case == "forged_error_reply"
+        result = None
+    assert time.monotonic() - started < 20
+    if result is not None:
+        assert isinstance(result.stdout, str) and isinstance(result.duration_s, float)
+        assert result.final is None or isinstance(result.final.answer, str)
+    assert host_peak_rss_mib() < peak + 3 * MAX_KERNEL_LINE / 2**20 + 50
+    assert_still_works(sb)
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+#: Raw bytes the host sends the kernel, and the id the error reply must carry.
+TO_KERNEL = {
+    "garbage_line": (b"garbage\n", None),
+    "invalid_utf8": (b"\xff\xfe\xfd\n", None),
+    "json_array": (b"[1, 2]\n", None),
+    "oversized_line": (b"a" * (MAX_HOST_LINE + 1024) + b"\n", None),
+    "negative_blob": (_line({"type": "context", "id": 71, "kind": "str", "blob": -1}), None),
+    "blob_over_cap": (_line({"type": "context", "id": 72, "kind": "str", "blob": MAX_BLOB + 1}), None),
+    "unknown_type": (_line({"type": "format_disk", "id": 73}), 73),
+    "exec_non_string_code": (_line({"type": "exec", "id": 74, "code": ["import os"]}), 74),
+    "exec_without_id": (_line({"type": "exec", "code": 5}), None),
+    "get_bad_name": (_line({"type": "get", "id": 75, "name": 5}), 75),
+    "context_without_blob": (_line({"type": "context", "id": 76, "kind": "str"}), 76),
+    "configure_bad_cap": (_line({"type": "configure", "id": 77, "max_output_chars": -1}), 77),
+    "configure_bad_callbacks": (_line({"type": "configure", "id": 78, "callbacks": 5}), 78),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TO_KERNEL))
+def test_kernel_answers_raw_junk_with_an_error_and_keeps_working(make_docker_sandbox, case):
+    """Attacks the kernel's side of the protocol (both sides cap lines and answer bad input
+    with an error): raw junk written on the host's end of the socket gets a reply with
+    ok=false and the request's id (or None when there is none), and the kernel goes on
+    serving cells with its state intact."""
+    raw, expected_id = TO_KERNEL[case]
+    sb = make_docker_sandbox(CTX, limits=fast_limits())
+    assert sb.exec("kept = 41").ok
+    sb._conn._sock.sendall(raw)
+    reply = sb._conn.read(timeout=10)
+    assert reply["type"] == "reply" and reply["ok"] is False, reply
+    assert reply["id"] == expected_id, reply
+    assert isinstance(reply["error"]["type"], str) and reply["error"]["message"]
+    assert sb.exec("print(kept + 1)").stdout == "42\n"
+
+
+# == 11. no container left behind =========================================================
+
+def _container_gone(docker_client: Any, container_id: str) -> bool:
+    try:
+        docker_client.api.inspect_container(container_id)
+    except NotFound:
+        return True
+    return False
+
+
+def test_close_removes_the_container_and_socket_dir(make_docker_sandbox, docker_client):
+    """Attacks "removal on close": after close() the container and the host socket
+    directory are gone, and a second close() is harmless."""
+    sb = make_docker_sandbox(CTX)
+    container_id, socket_dir = sb.container_id, sb._socket_dir
+    assert container_id and not _container_gone(docker_client, container_id)
+    sb.close()
+    assert _container_gone(docker_client, container_id)
+    assert socket_dir is not None and not socket_dir.exists()
+    sb.close()
+
+
+def test_exception_inside_with_removes_the_container(sandbox_image, docker_client, session_labels):
+    """Attacks removal on error: an exception raised inside ``with`` still removes the
+    container."""
+    seen: list[str] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with DockerSandbox(CTX, image=sandbox_image, client=docker_client, labels=session_labels) as sb:
+            seen.append(sb.container_id or "")
+            raise RuntimeError("boom")
+    assert seen[0] and _container_gone(docker_client, seen[0])
+
+
+class _OnlyOurContainers:
+    """A docker client that lists only this test session's containers, so reap_orphans()
+    cannot touch other people's (other engineers' test runs share this daemon)."""
+
+    def __init__(self, client: Any, labels: dict[str, str]) -> None:
+        self._client, self._labels = client, labels
+        self.api = self
+
+    def containers(self, **kwargs: Any) -> Any:
+        filters = dict(kwargs.pop("filters", None) or {})
+        wanted = filters.get("label") or []
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        filters["label"] = wanted + [f"{k}={v}" for k, v in self._labels.items()]
+        return self._client.api.containers(filters=filters, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client.api, name)
+
+
+ORPHAN_MAKER = r'''
+import json, os, sys
+from rlm_sandbox.sandbox import DockerSandbox
+sb = DockerSandbox("orphan", image=sys.argv[1], labels=json.loads(sys.argv[2])).start()
+print(json.dumps({"id": sb.container_id, "socket_dir": str(sb._socket_dir)}), flush=True)
+os._exit(0)  # no close(), no atexit: like a process killed outright
+'''
+
+
+def test_reap_orphans_removes_containers_of_dead_processes(sandbox_image, docker_client, session_labels):
+    """Attacks the owner labels: a child process starts a sandbox and dies without
+    closing it; the container survives it, labelled with the dead pid, and reap_orphans()
+    removes it and its socket directory."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    child = subprocess.run([sys.executable, "-c", ORPHAN_MAKER, sandbox_image, json.dumps(session_labels)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert child.returncode == 0, child.stderr
+    made = json.loads(child.stdout.strip().splitlines()[-1])
+    container_id = made["id"]
+    try:
+        labels = docker_client.api.inspect_container(container_id)["Config"]["Labels"]
+        assert labels[LABEL] == "1" and int(labels[LABEL_PID]) != os.getpid()
+        removed = reap_orphans(client=_OnlyOurContainers(docker_client, session_labels))
+        assert container_id in removed
+        assert _container_gone(docker_client, container_id)
+        assert not Path(made["socket_dir"]).exists()
+    finally:
+        if not _container_gone(docker_client, container_id):
+            docker_client.api.remove_container(container_id, force=True)
+
+
+def test_reap_orphans_leaves_live_sandboxes_alone(make_docker_sandbox, docker_client, session_labels):
+    """The reaper must not be a weapon either: a live sandbox of this process survives it."""
+    sb = make_docker_sandbox(CTX)
+    assert sb.container_id not in reap_orphans(client=_OnlyOurContainers(docker_client, session_labels))
+    assert_still_works(sb)
+
+
+# == 12. private IPC, cgroup limits =======================================================
+
+CGROUP_PROBE = r'''
+import json, os
+def read(*candidates):
+    for path in candidates:
+        try:
+            return open(path).read().strip()
+        except OSError:
+            pass
+    return None
+out = {
+    "memory": read("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"),
+    "memsw": read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+    "swap_v2": read("/sys/fs/cgroup/memory.swap.max"),
+    "cfs_quota": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"),
+    "cfs_period": read("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us"),
+    "cpu_max_v2": read("/sys/fs/cgroup/cpu.max"),
+    "pids": read("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"),
+}
+print("RESULT:" + json.dumps(out))
+'''
+
+
+def test_cgroup_limits_are_the_configured_ones(make_docker_sandbox):
+    """Attacks mem_limit, memswap_limit, nano_cpus and pids_limit by reading the cgroup
+    files the kernel enforces them with: memory and memory+swap are both 128 MiB (no
+    swap to escape into), the CFS quota is half the period (cpus=0.5), pids.max is 64.
+    Dropping any of them shows "max"/-1/9223372036854771712 instead."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(memory="128m", cpus=0.5, pids=64))
+    out = attack(sb, CGROUP_PROBE)
+    assert out["memory"] == str(128 << 20), out
+    if out["memsw"] is not None:  # cgroup v1 (with swap accounting)
+        assert out["memsw"] == str(128 << 20), out
+    if out["swap_v2"] is not None:  # cgroup v2: memory.swap.max is the swap beyond memory
+        assert out["swap_v2"] == "0", out
+    if out["cpu_max_v2"] is not None:
+        quota, period = out["cpu_max_v2"].split()
+    else:
+        quota, period = out["cfs_quota"], out["cfs_period"]
+    assert int(quota) * 2 == int(period), out
+    assert out["pids"] == "64", out
+
+
+def test_control_cgroup_probe_sees_dropped_limits(make_weakened):
+    """Control: with Memory, MemorySwap, NanoCpus and PidsLimit dropped the same probe
+    reads no limit at all, so each assertion above would fail."""
+    sb = make_weakened(limits=fast_limits(memory="128m", cpus=0.5, pids=64),
+                       host=_drop("Memory", "MemorySwap", "NanoCpus", "PidsLimit"))
+    out = attack(sb, CGROUP_PROBE)
+    assert out["memory"] != str(128 << 20) and out["pids"] != "64", out
+    quota = out["cpu_max_v2"].split()[0] if out["cpu_max_v2"] is not None else out["cfs_quota"]
+    assert quota in ("-1", "max"), out
+
+
+IPC_PROBE = r'''
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+out = {"ns": os.readlink("/proc/self/ns/ipc"),
+       "keys": [int(line.split()[0]) for line in open("/proc/sysvipc/shm").read().splitlines()[1:]]}
+if MAKE_KEY:
+    out["shmget"] = libc.shmget(MAKE_KEY, 4096, 0o1000 | 0o600)  # IPC_CREAT
+print("RESULT:" + json.dumps(out))
+'''
+IPC_CREAT, IPC_RMID = 0o1000, 0
+
+
+def test_ipc_namespace_is_private(make_docker_sandbox, make_weakened):
+    """Attacks ipc_mode="private": the sandbox's IPC namespace differs from the host's, a
+    System V shared-memory segment the host made is invisible inside, and a segment one
+    sandbox makes is invisible to another sandbox and to the host. With IpcMode=host the
+    host's segment is visible (control at the end of this test)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    host_key, sandbox_key = 0x524C4D00 + os.getpid() % 0xFF, 0x524C4E00 + os.getpid() % 0xFF
+    shm_id = libc.shmget(host_key, 4096, IPC_CREAT | 0o600)
+    assert shm_id >= 0, errno.errorcode.get(ctypes.get_errno())
+    try:
+        first = make_docker_sandbox(CTX)
+        second = make_docker_sandbox(CTX)
+        out_first = attack(first, IPC_PROBE, MAKE_KEY=sandbox_key)
+        assert out_first["shmget"] >= 0
+        out_second = attack(second, IPC_PROBE, MAKE_KEY=0)
+        assert out_first["ns"] != os.readlink("/proc/self/ns/ipc") != out_second["ns"] != out_first["ns"]
+        assert host_key not in out_first["keys"] and host_key not in out_second["keys"]
+        assert sandbox_key not in out_second["keys"]
+        host_keys = [int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+        assert sandbox_key not in host_keys
+        # control: the same probe in a sandbox on the host's IPC namespace sees the segment
+        weak = make_weakened(host=_set("IpcMode", "host"))
+        out_weak = attack(weak, IPC_PROBE, MAKE_KEY=0)
+        assert host_key in out_weak["keys"] and out_weak["ns"] == os.readlink("/proc/self/ns/ipc")
+    finally:
+        libc.shmctl(shm_id, IPC_RMID, None)
+
+
+# == logs cannot fill the disk ============================================================
+
+LOG_FLOOD = r'''
+import json, os
+# The kernel's own fds 1/2 are pipes it reads, but docker-init (pid 1, same uid) still
+# holds the container's log stream: write 4 MiB into it.
+fd = os.open("/proc/1/fd/2", os.O_WRONLY)
+chunk = b"L" * 65535 + b"\n"
+for _ in range(64):
+    os.write(fd, chunk)
+os.close(fd)
+print("RESULT:" + json.dumps({"written": 64 * 65536}))
+'''
+
+
+def _log_bytes(docker_client: Any, container_id: str) -> int:
+    log_path = Path(docker_client.api.inspect_container(container_id)["LogPath"])
+    if not log_path.parent.is_dir():
+        pytest.skip("the daemon's log files are not on this machine (remote DOCKER_HOST)")
+    last, stable_since = -1, time.monotonic()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # dockerd copies the stream asynchronously
+        size = sum(p.stat().st_size for p in log_path.parent.glob(log_path.name + "*"))
+        if size != last:
+            last, stable_since = size, time.monotonic()
+        elif time.monotonic() - stable_since > 0.5:
+            break
+        time.sleep(0.1)
+    return last
+
+
+def test_container_log_is_capped(make_docker_sandbox, docker_client):
+    """Attacks the json-file log options (max-size=1m, max-file=1): 4 MiB written into the
+    container's log stream through pid 1's stderr leave at most ~2 MiB of log files on
+    the host disk. Without max-size all 4 MiB land there (see the control)."""
+    sb = make_docker_sandbox(CTX)
+    assert attack(sb, LOG_FLOOD)["written"] == 4 << 20
+    assert _log_bytes(docker_client, sb.container_id) < 2.5 * (1 << 20)
+
+
+def test_control_log_without_max_size_takes_everything(make_weakened, docker_client):
+    """Control: with a json-file log without size options, the 4 MiB all reach the disk."""
+    sb = make_weakened(host=_set("LogConfig", {"Type": "json-file", "Config": {}}))
+    attack(sb, LOG_FLOOD)
+    assert _log_bytes(docker_client, sb.container_id) >= 4 << 20
+
+
+# == 13. hangs the interrupt cannot stop ==================================================
+
+UNINTERRUPTIBLE = {
+    "sigint_ignored_busy_loop": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+    "sigint_blocked_c_sleep": ("import ctypes, signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+                               "ctypes.CDLL(None).sleep(1000)"),
+    "interrupt_swallowed": ("import time\nwhile True:\n    try:\n        time.sleep(100)\n"
+                            "    except BaseException:\n        pass"),
+}
+
+
+@pytest.mark.parametrize("hang", sorted(UNINTERRUPTIBLE))
+def test_cell_that_ignores_the_interrupt_gets_its_kernel_replaced(make_docker_sandbox, docker_client, hang):
+    """Attacks the timeout: a cell that ignores, blocks or swallows SIGINT (also in C:
+    libc sleep with SIGINT masked) is killed with its container after interrupt_grace_s;
+    the result says timed_out/restarted and that variables were lost, the old container
+    is gone, context is reloaded and old variables are not."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=1, interrupt_grace_s=1))
+    assert sb.exec("secret = 42").ok
+    old_container = sb.container_id
+    result = sb.exec(UNINTERRUPTIBLE[hang])
+    assert result.timed_out and result.restarted, result
+    assert result.error is not None and result.error.type == "CellTimeout"
+    assert "lost" in result.error.message
+    assert sb.restarts == 1 and sb.container_id != old_container
+    assert _container_gone(docker_client, old_container)
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+    assert sb.exec("secret").error.type == "NameError"
+
+
+def test_sleeping_cell_is_interrupted_without_a_restart(make_docker_sandbox):
+    """A cell blocked in time.sleep(10**6) is woken by the interrupt: no restart, and the
+    variables survive."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=1, interrupt_grace_s=2))
+    assert sb.exec("kept = 7").ok
+    result = sb.exec("import time\ntime.sleep(10**6)")
+    assert result.timed_out and not result.restarted
+    assert result.error is not None and result.error.type == "CellTimeout"
+    assert sb.exec("print(kept)").stdout == "7\n"
+
+
+def test_catastrophic_regex_is_stopped(make_docker_sandbox):
+    """re.match(r"(a+)+$", "a"*40 + "b") runs for ages inside C code that may not check
+    for signals: it is interrupted or, failing that, its kernel is replaced. Either way
+    the call returns in bounded time and the sandbox works afterwards."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=1, interrupt_grace_s=1))
+    started = time.monotonic()
+    result = sb.exec('import re\nre.match(r"(a+)+$", "a" * 40 + "b")')
+    assert time.monotonic() - started < 15
+    assert result.timed_out and result.error is not None and result.error.type == "CellTimeout"
+    assert_still_works(sb)
+
+
+# == Findings: these fail against the current code (see each docstring) ====================
+
+def test_the_socket_directory_mount_is_not_writable(make_docker_sandbox):
+    """Attacks "the only host path mounted is the sandbox's socket directory": /run/rlm is
+    a bind mount of a host directory (in the host's /tmp, on the host disk) that is
+    mounted rw and chowned to uid 65534, so a cell can write there without the tmpfs size
+    cap (filling the host disk) and without noexec (running binaries it dropped).
+    It must refuse writes, e.g. by binding it read-only (connect() to a socket works on
+    a read-only bind mount) or by leaving the directory root-owned, only the socket
+    file owned by 65534."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(tmpfs_size="8m"))
+    out = attack(sb, r'''
+import errno, json, os, shutil, subprocess
+out = {}
+try:
+    with open("/run/rlm/fill", "wb") as handle:
+        for _ in range(16):
+            handle.write(b"\0" * (1 << 20))
+    out["fill"] = os.path.getsize("/run/rlm/fill")
+except OSError as exc:
+    out["fill"] = errno.errorcode.get(exc.errno, str(exc.errno))
+try:
+    shutil.copy("/bin/true", "/run/rlm/true")
+    os.chmod("/run/rlm/true", 0o755)
+    out["exec"] = subprocess.run(["/run/rlm/true"]).returncode
+except OSError as exc:
+    out["exec"] = errno.errorcode.get(exc.errno, str(exc.errno))
+print("RESULT:" + json.dumps(out))
+''')
+    assert out["fill"] in ("EROFS", "EACCES"), f"a cell wrote {out['fill']} bytes to the host disk"
+    assert out["exec"] != 0, "a cell ran a binary it dropped in the host-mounted socket directory"
+
+
+def test_planted_socket_file_cannot_block_the_restart(make_docker_sandbox):
+    """Attacks the restart path through the same writable mount: a cell creates
+    /run/rlm/kernel.sock and then ignores the interrupt. The host reuses the socket
+    directory on restart and bind() fails with EADDRINUSE, so exec raises OSError and every
+    later exec does too: one cell permanently breaks the sandbox. The restart must
+    succeed (read-only mount, or unlink/fresh directory before bind)."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=1, interrupt_grace_s=1))
+    result = sb.exec("try:\n    open('/run/rlm/kernel.sock', 'w').close()\nexcept OSError:\n    pass\n"
+                     "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")
+    assert result.restarted and result.timed_out
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+PARSER_BOMBS = {
+    "deep_nesting": "b'[' * 100000 + b'\\n'",
+    "huge_integer": "b'{\"type\": \"reply\", \"id\": ' + b'1' * 5000 + b'}\\n'",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARSER_BOMBS))
+def test_json_parser_bombs_from_a_cell_do_not_escape_exec(make_docker_sandbox, case):
+    """Attacks the host's line parser: json.loads raises RecursionError on deeply nested
+    input and ValueError ("Exceeds the limit (4300 digits)") on a huge integer, neither a
+    JSONDecodeError, so FrameReader.read lets them through, KernelConnection.wait does not
+    catch them, and sb.exec() raises RecursionError/ValueError at the caller: one cell
+    aborts the host's run. They must be treated as a malformed line (FrameError)."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=3, interrupt_grace_s=1))
+    code = FIND_KERNEL_SOCKET + f"sock.sendall({PARSER_BOMBS[case]})\nprint('sent')\n"
+    result = sb.exec(code)  # must return, not raise
+    assert isinstance(result, ExecResult)
+    assert_still_works(sb)
+
+
+KERNEL_CRASHERS = {
+    "deep_nesting": b"[" * 100000 + b"\n",
+    "huge_integer": b'{"type": "ping", "id": ' + b"1" * 5000 + b"}\n",
+    "reply_with_list_id": _line({"type": "reply", "id": [1]}),
+    "type_is_a_list": _line({"type": [1], "id": 79}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KERNEL_CRASHERS))
+def test_kernel_survives_malformed_messages_that_crash_its_threads(make_docker_sandbox, case):
+    """Attacks "neither side ever crashes on bad input", kernel side. Today:
+    deep nesting / huge integers raise RecursionError / ValueError out of
+    FrameReader.read, which KernelServer._read_loop does not catch: the reader thread
+    dies and the kernel goes deaf (no reply; the next exec times out and restarts).
+    {"type":"reply","id":[1]} makes HostCalls.resolve hash a list (TypeError) and kills
+    the reader thread the same way. {"type":[1]} makes KernelServer._handle hash a list
+    outside its try: the main thread dies and the kernel exits. Each must get an error
+    reply (or, for a reply message, be dropped) and the kernel must keep its state."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=2, interrupt_grace_s=1))
+    assert sb.exec("kept = 41").ok
+    sb._conn._sock.sendall(KERNEL_CRASHERS[case])
+    if case != "reply_with_list_id":
+        reply = sb._conn.read(timeout=5)
+        assert reply["type"] == "reply" and reply["ok"] is False, reply
+    result = sb.exec("print(kept + 1)")
+    assert not result.restarted, result.error
+    assert result.stdout == "42\n"
+
+
+def test_output_cap_is_enforced_by_the_host(make_docker_sandbox):
+    """Attacks "budgets live on the host where code cannot change them", for output size:
+    the cap is applied only inside the kernel, which runs in the same process as the
+    cell, so a cell finds the Repl object (gc) and raises its max_output_chars; the host
+    passes the 5 MB stdout on unclipped to the model. The host must clip stdout/stderr
+    to limits.max_output_chars itself (and mark them truncated)."""
+    cap = 1000
+    sb = make_docker_sandbox(CTX, limits=fast_limits(max_output_chars=cap))
+    result = sb.exec("import gc\nrepl = next(o for o in gc.get_objects() if type(o).__name__ == 'Repl')\n"
+                     "repl.max_output_chars = 10**9\nprint('x' * 5_000_000)")
+    assert len(result.stdout) <= cap + 100, f"{len(result.stdout)} chars came back with a cap of {cap}"
+    assert result.stdout_truncated
