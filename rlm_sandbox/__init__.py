@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # Lazy exports: `import rlm_sandbox` stays fast (litellm loads on first model call).
 _EXPORTS = {
-    "run": "engine", "RLM": "engine",
+    "run": "engine", "arun": "engine", "RLM": "engine", "Session": "session",
     "RLMResult": "result", "ModelUsage": "result",
     "Settings": "config", "Budget": "budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",

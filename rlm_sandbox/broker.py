@@ -1,16 +1,22 @@
-"""The host functions a sandbox may call back, for one run.
+"""The host functions a sandbox may call back, for one run at one depth.
 
-Every sub-call passes through here, so this is where the ledger counts and refuses,
-where concurrency is bounded, and where the trajectory records what was asked. The
-sandbox sees only the functions' names and docstrings.
+Every sub-call passes through here — ``llm_query``, ``rlm_query``, host tools — so this
+is where the shared ledger counts and refuses, where concurrency is bounded (per run and
+per process), where depth is decided, and where the trajectory records what was asked.
+Callbacks arrive on the sandbox connection's threads; model calls are handed to the
+run's event loop, so they use litellm's async API.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine, Sequence
 
 from .budget import Ledger
 from .errors import BudgetExceeded, LLMError
@@ -18,23 +24,80 @@ from .llm import LLMClient
 from .trace import Trace
 
 #: Exception names a cell can catch by name (``except BudgetExceeded:``).
-CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError")
+CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
+#: Names the sandbox already uses; host tools may not take them.
+RESERVED_NAMES = frozenset({"context", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
+                            "budget_status", "memory_status", "forget", "FINAL", "FINAL_VAR",
+                            "HostCallError", *CELL_EXCEPTIONS})
+#: Runs a child RLM (query, context, trace) -> its RLMResult; supplied by the engine.
+ChildRunner = Callable[[str, Any, Trace], Any]
+
+_process_slots: threading.BoundedSemaphore | None = None
+_process_slots_lock = threading.Lock()
+
+
+def process_slots() -> threading.BoundedSemaphore:
+    """Sub-calls in flight across every run in this process (RLM_SANDBOX_MAX_PROCESS_CONCURRENCY, 64)."""
+    global _process_slots
+    with _process_slots_lock:
+        if _process_slots is None:
+            _process_slots = threading.BoundedSemaphore(int(os.environ.get("RLM_SANDBOX_MAX_PROCESS_CONCURRENCY", 64)))
+        return _process_slots
+
+
+class ToolError(Exception):
+    """A host tool was misused (bad arguments) or failed."""
+
+
+def describe_tools(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
+    """``{"search(query: str, k: int = 5)": "its docstring"}`` for the system prompt."""
+    described = {}
+    for name, function in tools.items():
+        try:
+            signature = str(inspect.signature(function, eval_str=True))
+        except (NameError, SyntaxError):  # annotations that do not resolve: show them as written
+            signature = str(inspect.signature(function))
+        except (TypeError, ValueError):
+            signature = "(...)"
+        described[f"{name}{signature}"] = inspect.getdoc(function) or "a host tool"
+    return described
+
+
+def check_tools(tools: dict[str, Callable[..., Any]]) -> None:
+    for name, function in tools.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"tool name {name!r} must be a Python identifier")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"tool name {name!r} is taken by a built-in helper; rename the tool")
+        if not callable(function):
+            raise TypeError(f"tool {name!r} must be callable, not {type(function).__name__}")
 
 
 class Broker:
-    def __init__(self, *, llm: LLMClient, ledger: Ledger, trace: Trace, sub_model: str) -> None:
+    def __init__(self, *, llm: LLMClient, ledger: Ledger, trace: Trace, sub_model: str,
+                 loop: asyncio.AbstractEventLoop, depth: int = 0,
+                 tools: dict[str, Callable[..., Any]] | None = None,
+                 child_runner: ChildRunner | None = None) -> None:
         self._llm = llm
         self._ledger = ledger
         self._trace = trace
         self._sub_model = sub_model
-        self._slots = threading.BoundedSemaphore(ledger.budget.max_concurrency)
+        self._loop = loop
+        self.depth = depth
+        self._tools = dict(tools or {})
+        self._child_runner = child_runner
+        self._run_slots = threading.BoundedSemaphore(ledger.budget.max_concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self.budget_hit: BudgetExceeded | None = None
 
     def callbacks(self) -> dict[str, Callable[..., Any]]:
-        return {"llm_query": self.llm_query, "llm_query_batched": self.llm_query_batched,
-                "budget_status": self.budget_status}
+        functions: dict[str, Callable[..., Any]] = {
+            "llm_query": self.llm_query, "llm_query_batched": self.llm_query_batched,
+            "rlm_query": self.rlm_query, "rlm_query_batched": self.rlm_query_batched,
+            "budget_status": self.budget_status}
+        for name, tool in self._tools.items():
+            functions[name] = self._tool_caller(name, tool)
+        return functions
 
     # -- the functions the sandbox sees -----------------------------------------------
 
@@ -52,74 +115,136 @@ class Broker:
             self._check_prompt(prompt, "llm_query_batched")
         for _ in prompts:
             self._reserve("llm_query_batched")
-        futures = [self._executor().submit(self._complete_or_error, prompt, model) for prompt in prompts]
-        results = [future.result() for future in futures]
-        failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
-        if failures:
-            first_index, first = failures[0]
-            if isinstance(first, BudgetExceeded):
-                raise first
-            raise LLMError(f"{len(failures)} of {len(prompts)} sub-calls failed; the first (prompt "
-                           f"{first_index}): {first}", model=model or self._sub_model,
-                           transient=getattr(first, "transient", False))
-        return results  # type: ignore[return-value]
+        return self._fan_out([(self._complete, (prompt, model)) for prompt in prompts], "sub-calls", model)
+
+    def rlm_query(self, query: str, context: Any = None) -> str:
+        """rlm_query(query, context=None) -> str: a child RLM with its own sandbox holding
+        `context` answers `query`; at the depth limit it is a plain llm_query."""
+        if not isinstance(query, str) or not query.strip():
+            raise TypeError("rlm_query(query, context=None) takes the query as a non-empty str")
+        if self.depth + 1 > self._ledger.budget.max_depth or self._child_runner is None:
+            prompt = query if context is None else f"{query}\n\nContext:\n{_as_text(context)}"
+            self._trace.emit("depth_fallback", depth=self.depth, max_depth=self._ledger.budget.max_depth)
+            return self.llm_query(prompt)
+        self._reserve("rlm_query")
+        return self._child(query, context)
+
+    def rlm_query_batched(self, queries: Sequence[Any]) -> list[str]:
+        """rlm_query_batched(queries) -> list[str]: several rlm_query at once; each item is a
+        query str or a (query, context) pair."""
+        if not isinstance(queries, list):
+            raise TypeError("rlm_query_batched(queries) takes a list of queries or (query, context) pairs")
+        pairs = [(item, None) if isinstance(item, str) else tuple(item) for item in queries]
+        if any(len(pair) != 2 for pair in pairs):
+            raise TypeError("each rlm_query_batched item is a query str or a [query, context] pair")
+        return self._fan_out([(self.rlm_query, pair) for pair in pairs], "child runs", None)
 
     def budget_status(self) -> dict[str, Any]:
-        """budget_status() -> dict: the run's limits and what is used (read-only)."""
-        return self._ledger.status()
+        """budget_status() -> dict: the run's limits and what is used so far (read-only)."""
+        return {**self._ledger.status(), "depth": {"used": self.depth, "limit": self._ledger.budget.max_depth}}
 
     # -- internals -------------------------------------------------------------------
+
+    def _tool_caller(self, name: str, tool: Callable[..., Any]) -> Callable[..., Any]:
+        def call_tool(*args: Any, **kwargs: Any) -> Any:
+            self._reserve(f"tool call ({name})")
+            started = time.monotonic()
+            try:
+                value = tool(*args, **kwargs)
+            except TypeError as exc:
+                self._trace.emit("tool_call", tool=name, error=str(exc))
+                raise ToolError(f"{name}(): {exc}") from None
+            except Exception as exc:
+                self._trace.emit("tool_call", tool=name, error=f"{type(exc).__name__}: {exc}")
+                raise
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise ToolError(f"tool {name} returned a {type(value).__name__}, which is not JSON-serialisable; "
+                                "host tools must return str, numbers, bools, None, lists or dicts") from None
+            self._trace.emit("tool_call", tool=name, args=args, kwargs=kwargs,
+                             duration_s=round(time.monotonic() - started, 4))
+            return value
+
+        call_tool.__doc__ = inspect.getdoc(tool)
+        return call_tool
 
     def _check_prompt(self, prompt: Any, name: str) -> None:
         if not isinstance(prompt, str):
             raise TypeError(f"{name}() takes prompts as str, not {type(prompt).__name__}")
         limit = self._ledger.budget.max_sub_prompt_chars
         if limit is not None and len(prompt) > limit:
-            raise self._hit(BudgetExceeded(
+            raise BudgetExceeded(
                 "max_sub_prompt_chars", limit, len(prompt),
-                f"prompt of {len(prompt):,} characters is over max_sub_prompt_chars={limit:,}; "
-                "send a smaller chunk"))
+                f"prompt of {len(prompt):,} characters is over max_sub_prompt_chars={limit:,}; send a smaller chunk")
 
     def _reserve(self, what: str) -> None:
-        try:
-            self._ledger.reserve_sub_call(what)
-        except BudgetExceeded as exc:
-            raise self._hit(exc) from None
+        self._ledger.reserve_sub_call(what)
 
-    def _hit(self, exc: BudgetExceeded) -> BudgetExceeded:
-        self.budget_hit = self.budget_hit or exc
-        return exc
+    def _on_loop(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the run's event loop from a callback thread, and wait."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def _complete(self, prompt: str, model: str | None) -> str:
         model = model or self._sub_model
         started = time.monotonic()
-        with self._slots:
+        with self._run_slots, process_slots():
             try:
-                completion = self._llm.complete(model, [{"role": "user", "content": prompt}])
+                completion = self._on_loop(self._llm.acomplete(model, [{"role": "user", "content": prompt}]))
             except LLMError as exc:
                 self._trace.emit("sub_call", model=model, prompt=prompt, error=str(exc),
                                  duration_s=round(time.monotonic() - started, 4))
                 raise
-        self._ledger.record("sub", model, completion.input_tokens,
-                            completion.output_tokens, completion.cost_usd)
+        self._ledger.record("sub", model, completion.input_tokens, completion.output_tokens, completion.cost_usd)
         self._trace.emit("sub_call", model=model, prompt=prompt, response=completion.text,
                          input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
                          duration_s=round(time.monotonic() - started, 4))
         return completion.text
 
-    def _complete_or_error(self, prompt: str, model: str | None) -> str | Exception:
-        try:
-            return self._complete(prompt, model)
-        except Exception as exc:  # noqa: BLE001 - collected and reported for the batch
-            return exc
+    def _child(self, query: str, context: Any) -> str:
+        assert self._child_runner is not None
+        with self._run_slots:
+            result = self._child_runner(query, context, self._trace.child(query=query))
+        if result.status in ("budget_exhausted", "timeout") and self._ledger.exhausted is not None:
+            raise self._ledger.exhausted
+        if result.status == "error":
+            raise LLMError(f"rlm_query child run failed: {result.error}", model=self._sub_model, transient=False)
+        return result.answer
+
+    def _fan_out(self, jobs: list[tuple[Callable[..., str], tuple[Any, ...]]], what: str,
+                 model: str | None) -> list[str]:
+        futures = [self._executor().submit(_capture, function, args) for function, args in jobs]
+        results = [future.result() for future in futures]
+        failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
+        if failures:
+            index, first = failures[0]
+            if isinstance(first, (BudgetExceeded, TypeError)):
+                raise first
+            raise LLMError(f"{len(failures)} of {len(jobs)} {what} failed; the first (item {index}): {first}",
+                           model=model or self._sub_model, transient=getattr(first, "transient", False))
+        return results  # type: ignore[return-value]
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._ledger.budget.max_concurrency,
-                                                thread_name_prefix="rlm-sub-call")
+                self._pool = ThreadPoolExecutor(self._ledger.budget.max_concurrency, thread_name_prefix="rlm-fan-out")
             return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _capture(function: Callable[..., str], args: tuple[Any, ...]) -> str | Exception:
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - collected, then reported for the whole batch
+        return exc
+
+
+def _as_text(context: Any) -> str:
+    if isinstance(context, str):
+        return context
+    if isinstance(context, (bytes, bytearray)):
+        return bytes(context).decode("utf-8", "replace")
+    return json.dumps(context, ensure_ascii=False, default=str)

@@ -29,7 +29,8 @@ class Budget(BaseModel):
     max_wall_time_s: float | None = Field(None, gt=0, description="the whole run, in seconds")
     cell_timeout_s: float = Field(60.0, gt=0, description="kernel time per cell")
     max_output_chars: int = Field(30_000, ge=200, description="cell output shown to the model")
-    max_sub_prompt_chars: int | None = Field(None, ge=1, description="longest llm_query prompt")
+    max_sub_prompt_chars: int | None = Field(None, ge=1, description="longest llm_query prompt (refused "
+                                             "per call; does not end the run)")
     max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once")
 
 
@@ -44,6 +45,15 @@ class Ledger:
         self.sub_calls = 0
         self.code_executions = 0
         self._usage: dict[tuple[str, str], ModelUsage] = {}
+        #: The first cumulative limit reached, at any depth: the run ends after the
+        #: iteration in which it happened.
+        self.exhausted: BudgetExceeded | None = None
+
+    def _exceeded(self, limit: str, allowed: float, used: float, message: str) -> BudgetExceeded:
+        exc = BudgetExceeded(limit, allowed, used, message)
+        if self.exhausted is None:
+            self.exhausted = exc
+        return exc
 
     # -- spending -------------------------------------------------------------------
 
@@ -60,7 +70,7 @@ class Ledger:
         with self._lock:
             limit = self.budget.max_sub_calls
             if limit is not None and self.sub_calls >= limit:
-                raise BudgetExceeded("max_sub_calls", limit, self.sub_calls,
+                raise self._exceeded("max_sub_calls", limit, self.sub_calls,
                                      f"no {what} left: {self.sub_calls} of max_sub_calls={limit} used")
             self.sub_calls += 1
         self.check_spend()
@@ -80,10 +90,10 @@ class Ledger:
         budget = self.budget
         tokens, cost = self.total_tokens, self.cost_usd
         if budget.max_total_tokens is not None and tokens >= budget.max_total_tokens:
-            raise BudgetExceeded("max_total_tokens", budget.max_total_tokens, tokens,
+            raise self._exceeded("max_total_tokens", budget.max_total_tokens, tokens,
                                  f"token budget used up: {tokens} of max_total_tokens={budget.max_total_tokens}")
         if budget.max_cost_usd is not None and cost >= budget.max_cost_usd:
-            raise BudgetExceeded("max_cost_usd", budget.max_cost_usd, round(cost, 6),
+            raise self._exceeded("max_cost_usd", budget.max_cost_usd, round(cost, 6),
                                  f"cost budget used up: ${cost:.4f} of max_cost_usd=${budget.max_cost_usd}")
         self.check_time()
 
@@ -91,7 +101,7 @@ class Ledger:
         limit = self.budget.max_wall_time_s
         elapsed = self.elapsed_s
         if limit is not None and elapsed >= limit:
-            raise BudgetExceeded("max_wall_time_s", limit, round(elapsed, 2),
+            raise self._exceeded("max_wall_time_s", limit, round(elapsed, 2),
                                  f"wall time used up: {elapsed:.1f} s of max_wall_time_s={limit}")
 
     def remaining_time_s(self) -> float | None:
@@ -132,7 +142,7 @@ class Ledger:
         """What budget_status() shows inside the sandbox: limits and what is used."""
         budget = self.budget
         return {
-            "iterations": {"used": self.iterations, "limit": budget.max_iterations},
+            "iterations": {"used": self.iterations, "limit": budget.max_iterations, "note": "all depths"},
             "sub_calls": {"used": self.sub_calls, "limit": budget.max_sub_calls},
             "total_tokens": {"used": self.total_tokens, "limit": budget.max_total_tokens},
             "cost_usd": {"used": round(self.cost_usd, 6), "limit": budget.max_cost_usd},

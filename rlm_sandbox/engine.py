@@ -1,25 +1,33 @@
 """The RLM loop: ask the root model, run its code in the sandbox, repeat until FINAL.
 
-A run is self-contained: settings in, result out, no process-global state. It owns
-one sandbox, one ledger (shared with its sub-calls) and one trajectory. The engine
-never touches Docker itself: it gets a Sandbox from a factory.
+The loop is written once, as async code: model calls use litellm's async API and
+sandbox calls run on a one-thread executor of their own, so many runs share one event
+loop and really overlap. ``RLM.run()`` drives the same coroutine on a background loop.
+A run is self-contained (settings in, result out); it never touches Docker itself but
+gets a Sandbox from a factory, so the provider is pluggable.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 from . import prompts
-from .broker import CELL_EXCEPTIONS, Broker
+from .broker import CELL_EXCEPTIONS, Broker, check_tools, describe_tools
 from .budget import Ledger
 from .config import Settings
 from .errors import BudgetExceeded, LLMError
 from .llm import Completion, LLMClient
 from .parsing import FinalInText, parse_reply
+from .portal import run_sync
 from .result import RLMResult, Status
 from .sandbox.base import Callbacks, Context, ExecResult, Sandbox
+from .schema import AnswerSchema, schema_prompt, validate_answer
 from .trace import Listener, Trace, VerbosePrinter
+
+T = TypeVar("T")
 
 #: Makes the sandbox for a run: (context, callbacks, exceptions, settings) -> Sandbox.
 SandboxFactory = Callable[[Context, Callbacks, tuple[str, ...], Settings], Sandbox]
@@ -40,111 +48,191 @@ class RLM:
 
     ``RLM(model, sub_model, max_iterations, max_output_chars, verbose, **options)``:
     options are any field of :class:`Settings` (sandbox, image, runtime, memory,
-    offload_threshold, preview_chars, budgets, api_base, ...). Arguments left as None
-    come from ``RLM_SANDBOX_*`` environment variables, ``.env``, or the defaults.
+    offload_threshold, budgets, api_base, ...); left as None they come from
+    ``RLM_SANDBOX_*`` variables, ``.env`` or the defaults. ``tools`` are host functions
+    the code may call; ``answer_schema`` a pydantic model the answer must match.
     """
 
     def __init__(self, model: str | None = None, sub_model: str | None = None,
                  max_iterations: int | None = None, max_output_chars: int | None = None,
-                 verbose: bool | None = None, *, on_event: Listener | None = None,
+                 verbose: bool | None = None, *, tools: dict[str, Callable[..., Any]] | None = None,
+                 answer_schema: AnswerSchema | None = None, on_event: Listener | None = None,
                  sandbox_factory: SandboxFactory | None = None, llm: LLMClient | None = None,
                  **options: Any) -> None:
         self.settings = Settings.from_options(model=model, sub_model=sub_model, max_iterations=max_iterations,
                                               max_output_chars=max_output_chars, verbose=verbose, **options)
+        self.tools = dict(tools or {})
+        check_tools(self.tools)
+        self.answer_schema = answer_schema
         self.on_event = on_event
         self.sandbox_factory = sandbox_factory or default_sandbox_factory
-        self.llm = llm or LLMClient(max_retries=self.settings.max_retries,
-                                    timeout_s=self.settings.request_timeout_s,
+        self.llm = llm or LLMClient(max_retries=self.settings.max_retries, timeout_s=self.settings.request_timeout_s,
                                     completion_kwargs=self.settings.completion_kwargs())
 
-    def run(self, query: str, context: Context = None) -> RLMResult:
-        """Answer ``query`` about ``context``. Never raises for model or budget trouble:
-        the result's ``status`` and ``error`` say what happened."""
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError("query must be a non-empty string")
-        return _Run(self, query, context).execute()
+    def run(self, query: str, context: Context = None, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
+        """Answer ``query`` about ``context``. Model and budget trouble never raise: the
+        result's ``status`` and ``error`` say what happened."""
+        return run_sync(self.arun(query, context, answer_schema=answer_schema))
+
+    async def arun(self, query: str, context: Context = None, *,
+                   answer_schema: AnswerSchema | None = None) -> RLMResult:
+        """The async twin of :meth:`run`; many may run at once in one event loop."""
+        _check_query(query)
+        return await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+
+    def session(self, context: Context = None) -> "Session":
+        """One sandbox kept across several questions: ``with rlm.session(ctx) as s: s.ask(q)``."""
+        from .session import Session
+
+        return Session(self, context)
 
 
 def run(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
         max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
     """One-shot: ``RLM(model, ...).run(query, context)``."""
+    answer_schema = options.pop("answer_schema", None)
     return RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
-               verbose=verbose, **options).run(query, context)
+               verbose=verbose, **options).run(query, context, answer_schema=answer_schema)
+
+
+async def arun(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
+               max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
+    """One-shot async: ``await RLM(model, ...).arun(query, context)``."""
+    answer_schema = options.pop("answer_schema", None)
+    return await RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
+                     verbose=verbose, **options).arun(query, context, answer_schema=answer_schema)
+
+
+def _check_query(query: Any) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("query must be a non-empty string")
+
+
+class BrokerSwitch:
+    """Callbacks that forward to whichever run currently uses a shared sandbox (sessions)."""
+
+    def __init__(self) -> None:
+        self.current: Broker | None = None
+
+    def callbacks(self, names: dict[str, str]) -> dict[str, Callable[..., Any]]:
+        def forwarder(name: str, doc: str) -> Callable[..., Any]:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                if self.current is None:
+                    raise RuntimeError(f"{name}() is only available while a question is being answered")
+                return self.current.callbacks()[name](*args, **kwargs)
+
+            forward.__doc__ = doc
+            return forward
+
+        return {name: forwarder(name, doc) for name, doc in names.items()}
 
 
 class _Run:
-    """One execution of the loop. Holds the state that a run must not share."""
+    """One execution of the loop at one depth. Holds the state a run must not share."""
 
-    def __init__(self, rlm: RLM, query: str, context: Context) -> None:
-        self.settings = settings = rlm.settings
+    def __init__(self, rlm: RLM, query: str, context: Context, *, answer_schema: AnswerSchema | None = None,
+                 ledger: Ledger | None = None, trace: Trace | None = None, depth: int = 0,
+                 sandbox: Sandbox | None = None, switch: BrokerSwitch | None = None,
+                 session_notes: str = "") -> None:
         self.rlm = rlm
-        self.query = query
-        self.context = context
+        self.settings = settings = rlm.settings
+        self.query, self.context, self.depth = query, context, depth
+        self.answer_schema = answer_schema
+        self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
         listeners = [rlm.on_event] if rlm.on_event else []
         if settings.verbose:
             listeners.append(VerbosePrinter())
-        self.trace = Trace(listeners)
-        self.ledger = Ledger(settings.budget())
-        self.broker = Broker(llm=rlm.llm, ledger=self.ledger, trace=self.trace,
-                             sub_model=settings.sub_model or settings.model)
+        self.trace = trace or Trace(listeners)
+        self.ledger = ledger or Ledger(settings.budget())
+        self.sandbox, self.switch, self.session_notes = sandbox, switch, session_notes
         self.messages: list[dict[str, Any]] = []
+        self.iterations = 0
         self.nudges = 0
+        self.parsed: Any = None
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="rlm-sandbox-io")
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the run ----------------------------------------------------------------------
 
-    def execute(self) -> RLMResult:
-        started = time.monotonic()
-        self.trace.emit("start", query=self.query, model=self.settings.model,
-                        sub_model=self.settings.sub_model or self.settings.model)
+    async def execute(self) -> RLMResult:
+        self._loop = asyncio.get_running_loop()
+        started = self._loop.time()
+        settings = self.settings
+        self.trace.emit("start", query=self.query, model=self.model, depth=self.depth,
+                        sub_model=settings.sub_model or settings.model)
+        broker = Broker(llm=self.rlm.llm, ledger=self.ledger, trace=self.trace,
+                        sub_model=settings.sub_model or settings.model, loop=self._loop, depth=self.depth,
+                        tools=self.rlm.tools, child_runner=self._run_child)
+        owned = self.sandbox is None
+        sandbox = self.sandbox or self.rlm.sandbox_factory(self.context, broker.callbacks(), CELL_EXCEPTIONS,
+                                                           settings)
+        if self.switch is not None:
+            self.switch.current = broker
         answer, status, error = "", "error", None
-        sandbox = self.rlm.sandbox_factory(self.context, self.broker.callbacks(), CELL_EXCEPTIONS, self.settings)
         try:
-            with sandbox:
-                self.messages = [
-                    {"role": "system", "content": self._system_prompt()},
-                    {"role": "user", "content": prompts.first_user_message(self.query)},
-                ]
-                answer, status, error = self._loop(sandbox)
+            if owned:
+                await self._call(sandbox.start)
+            self.messages = [{"role": "system", "content": self._system_prompt()},
+                             {"role": "user", "content": self.session_notes + prompts.first_user_message(self.query)}]
+            answer, status, error = await self._loop_until_final(sandbox)
         finally:
-            self.broker.close()
+            if self.switch is not None:
+                self.switch.current = None
+            broker.close()
+            if owned:
+                await asyncio.shield(self._call(sandbox.close))
+            self._io.shutdown(wait=False)
         self.trace.emit("final", status=status, answer=answer, error=error)
-        return self._result(answer, status, error, time.monotonic() - started)
+        return self._result(answer, status, error, self._loop.time() - started)
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking sandbox call on this run's own I/O thread."""
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._io, functools.partial(function, *args, **kwargs))
 
     def _system_prompt(self) -> str:
         s = self.settings
+        tools = describe_tools(self.rlm.tools)
+        helpers = ("- `rlm_query(query, context=None) -> str`: a sub-RLM with its own REPL holding `context` "
+                   "answers `query` (for big sub-problems; costs more than llm_query). "
+                   "`rlm_query_batched([query or (query, context), ...]) -> list[str]` runs several at once.\n"
+                   "- `budget_status()`: this run's limits and what is used so far (read-only).\n")
+        if tools:
+            helpers += "\nHost tools (they run outside the sandbox and count as sub-calls):\n"
         return prompts.system_prompt(
             context=self.context, offload_threshold=s.offload_threshold if s.offload else None,
-            preview_chars=s.preview_chars, max_output_chars=s.max_output_chars,
-            extra_helpers="- `budget_status()`: this run's limits and what is used so far (read-only).\n")
+            preview_chars=s.preview_chars, max_output_chars=s.max_output_chars, tools=tools,
+            extra_helpers=helpers, answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None)
 
-    def _loop(self, sandbox: Sandbox) -> tuple[str, Status, str | None]:
-        budget = self.ledger.budget
-        for iteration in range(1, budget.max_iterations + 1):
+    async def _loop_until_final(self, sandbox: Sandbox) -> tuple[str, Status, str | None]:
+        for _ in range(self.ledger.budget.max_iterations):
+            self.iterations += 1
             self.ledger.start_iteration()
-            self.trace.emit("iteration", iteration=iteration, model=self.settings.model)
+            self.trace.emit("iteration", iteration=self.iterations, model=self.model)
             try:
                 self.ledger.check_spend()
-                reply = self._ask_root(self.messages).text
+                reply = (await self._ask_root(self.messages)).text
             except LLMError as exc:
-                return "", "error", str(exc)
+                return self._partial_answer(), "error", str(exc)
             except BudgetExceeded as exc:
-                return self._out_of_budget(sandbox, exc)
+                return await self._out_of_budget(sandbox, exc)
             self.messages.append({"role": "assistant", "content": reply})
-            answer = self._handle_reply(sandbox, reply)
+            answer = await self._handle_reply(sandbox, reply)
             if answer is not None:
                 return answer, "completed", None
-            if self.broker.budget_hit is not None:
-                return self._out_of_budget(sandbox, self.broker.budget_hit)
-        return self._last_chance(sandbox, "max_iterations")
+            if self.ledger.exhausted is not None:
+                return await self._out_of_budget(sandbox, self.ledger.exhausted)
+        return await self._last_chance(sandbox, "max_iterations")
 
-    def _handle_reply(self, sandbox: Sandbox, reply: str) -> str | None:
+    async def _handle_reply(self, sandbox: Sandbox, reply: str) -> str | None:
         """Run the reply's code; return the answer if the reply finished the task."""
         parsed = parse_reply(reply)
         observations: list[str] = []
         failed = False
         blocks = parsed.code_blocks
+        final: FinalInText | None = parsed.final
         for index, code in enumerate(blocks):
-            result = self._run_cell(sandbox, code, index)
+            result = await self._run_cell(sandbox, code, index)
             observations.append(prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars))
             if result.error is not None:
                 failed = True
@@ -152,15 +240,15 @@ class _Run:
                     observations.append(prompts.skipped_blocks(len(blocks) - index - 1))
                 break
             if result.final is not None:
-                return result.final.answer
-        if parsed.final is not None:
-            if failed:
-                observations.append(prompts.final_rejected_after_error())
-            else:
-                answer, problem = self._resolve_final(sandbox, parsed.final)
-                if answer is not None:
-                    return answer
-                observations.append(problem or "")
+                final = FinalInText("VALUE", result.final.answer)
+                break
+        if final is not None and failed:
+            observations.append(prompts.final_rejected_after_error())
+        elif final is not None:
+            answer, problem = await self._resolve_final(sandbox, final)
+            if answer is not None:
+                return answer
+            observations.append(problem or "")
         elif not blocks:
             self.nudges += 1
             self.trace.emit("nudge", count=self.nudges)
@@ -168,15 +256,15 @@ class _Run:
         self.messages.append({"role": "user", "content": "\n\n".join(observations)})
         return None
 
-    def _run_cell(self, sandbox: Sandbox, code: str, index: int) -> ExecResult:
+    async def _run_cell(self, sandbox: Sandbox, code: str, index: int) -> ExecResult:
         settings = self.settings
         timeout = settings.cell_timeout_s
         remaining = self.ledger.remaining_time_s()
-        if remaining is not None:
-            timeout = max(min(timeout, remaining), 0.1)
-        result = sandbox.exec(code, timeout=timeout,
-                              offload_threshold=settings.offload_threshold if settings.offload else None,
-                              preview_chars=settings.preview_chars)
+        if remaining is not None:  # the wall-time budget interrupts a running cell
+            timeout = max(min(timeout, remaining), 0.05)
+        result = await self._call(sandbox.exec, code, timeout=timeout,
+                                  offload_threshold=settings.offload_threshold if settings.offload else None,
+                                  preview_chars=settings.preview_chars)
         self.ledger.count_code_execution()
         self.trace.emit("cell", index=index, code=code, output=result.stdout, stderr=result.stderr,
                         error=str(result.error) if result.error else None, duration_s=round(result.duration_s, 4),
@@ -184,56 +272,77 @@ class _Run:
                         restarted=result.restarted, timed_out=result.timed_out)
         return result
 
-    def _resolve_final(self, sandbox: Sandbox, final: FinalInText) -> tuple[str | None, str | None]:
-        """The answer a textual FINAL/FINAL_VAR names, or why it cannot be accepted."""
-        if final.kind == "FINAL_VAR" or final.value.isidentifier():
+    async def _resolve_final(self, sandbox: Sandbox, final: FinalInText) -> tuple[str | None, str | None]:
+        """The answer a FINAL names (checked against the schema), or why it is refused."""
+        text: str | None = final.value
+        if final.kind == "FINAL_VAR" or (final.kind == "FINAL" and final.value.isidentifier()):
             # FINAL(x) where x is a variable almost always means the variable.
-            result = sandbox.exec(f"FINAL_VAR({final.value!r})")
+            result = await self._call(sandbox.exec, f"FINAL_VAR({final.value!r})")
             if result.final is not None:
-                return result.final.answer, None
-            if final.kind == "FINAL_VAR":
+                text = result.final.answer
+            elif final.kind == "FINAL_VAR":
                 return None, prompts.missing_final_var(final.value)
-        return final.value, None
+        if self.answer_schema is not None and text is not None:
+            parsed, problem = validate_answer(self.answer_schema, text)
+            if problem is not None:
+                self.trace.emit("schema_rejected", problem=problem)
+                return None, problem
+            self.parsed = parsed
+        return text, None
 
-    def _ask_root(self, messages: list[dict[str, Any]]) -> Completion:
-        completion = self.rlm.llm.complete(self.settings.model, messages)
-        self.ledger.record("root", self.settings.model, completion.input_tokens, completion.output_tokens,
-                           completion.cost_usd)
-        self.trace.emit("model_reply", model=self.settings.model, text=completion.text,
-                        input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
-                        duration_s=round(completion.duration_s, 4))
+    async def _ask_root(self, messages: list[dict[str, Any]]) -> Completion:
+        remaining = self.ledger.remaining_time_s()
+        try:
+            completion = await asyncio.wait_for(self.rlm.llm.acomplete(self.model, messages), timeout=remaining)
+        except asyncio.TimeoutError:
+            self.ledger.check_time()  # raises: the wall-time budget ran out mid-call
+            raise LLMError("the root model did not answer within the wall-time budget", model=self.model,
+                           transient=True) from None
+        self.ledger.record("root" if self.depth == 0 else "sub", self.model, completion.input_tokens,
+                           completion.output_tokens, completion.cost_usd)
+        self.trace.emit("model_reply", model=self.model, text=completion.text, input_tokens=completion.input_tokens,
+                        output_tokens=completion.output_tokens, duration_s=round(completion.duration_s, 4))
         return completion
+
+    def _run_child(self, query: str, context: Any, trace: Trace) -> RLMResult:
+        """Called by the broker on a callback thread: run a child RLM on our event loop."""
+        assert self._loop is not None
+        child = _Run(self.rlm, query, context, ledger=self.ledger, trace=trace, depth=self.depth + 1)
+        return asyncio.run_coroutine_threadsafe(child.execute(), self._loop).result()
 
     # -- ending without FINAL -------------------------------------------------------------
 
-    def _last_chance(self, sandbox: Sandbox, status: Status, error: str | None = None) -> tuple[str, Status, str | None]:
+    async def _last_chance(self, sandbox: Sandbox, status: Status,
+                           error: str | None = None) -> tuple[str, Status, str | None]:
         """One more root call asking for the best answer from what is known."""
-        messages = [*self.messages, {"role": "user", "content": prompts.last_chance()}]
+        reason = f"The run's budget is used up ({error})." if error else "You have used every iteration."
+        messages = [*self.messages, {"role": "user", "content": prompts.last_chance(reason)}]
         try:
-            reply = self._ask_root(messages).text
-        except LLMError as exc:
+            reply = (await self._ask_root(messages)).text
+        except (LLMError, BudgetExceeded, asyncio.TimeoutError) as exc:
             return self._partial_answer(), status, error or str(exc)
         self.messages = [*messages, {"role": "assistant", "content": reply}]
         parsed = parse_reply(reply)
         if parsed.final is not None:
-            answer, _ = self._resolve_final(sandbox, parsed.final)
+            answer, problem = await self._resolve_final(sandbox, parsed.final)
             if answer is not None:
                 return answer, status, error
+            error = error or problem
         return reply.strip(), status, error
 
-    def _out_of_budget(self, sandbox: Sandbox, exc: BudgetExceeded) -> tuple[str, Status, str | None]:
+    async def _out_of_budget(self, sandbox: Sandbox, exc: BudgetExceeded) -> tuple[str, Status, str | None]:
         status: Status = "timeout" if exc.limit == "max_wall_time_s" else "budget_exhausted"
         self.trace.emit("budget_exhausted", limit=exc.limit, allowed=exc.allowed, used=exc.used)
-        if exc.limit in ("max_sub_calls", "max_sub_prompt_chars"):
+        if exc.limit == "max_sub_calls":  # the root model itself may still be affordable
             try:
-                self.ledger.check_spend()  # can we still afford one more root call?
-                return self._last_chance(sandbox, status, str(exc))
+                self.ledger.check_spend()
+                return await self._last_chance(sandbox, status, str(exc))
             except BudgetExceeded:
                 pass
         return self._partial_answer(), status, str(exc)
 
     def _partial_answer(self) -> str:
-        """The last thing the model said, as the best answer available without another call."""
+        """The last thing the model said: the best answer available without another call."""
         for message in reversed(self.messages):
             if message["role"] == "assistant" and message["content"].strip():
                 return message["content"].strip()
@@ -242,7 +351,8 @@ class _Run:
     def _result(self, answer: str, status: Status, error: str | None, duration_s: float) -> RLMResult:
         ledger = self.ledger
         return RLMResult(
-            answer=answer, iterations=ledger.iterations, total_input_tokens=ledger.input_tokens,
+            answer=answer, iterations=self.iterations, total_input_tokens=ledger.input_tokens,
             total_output_tokens=ledger.output_tokens, code_executions=ledger.code_executions,
             sub_calls=ledger.sub_calls, history=list(self.messages), status=status, cost_usd=ledger.cost_usd,
-            usage=ledger.usage, duration_s=duration_s, trajectory=self.trace.events, error=error)
+            usage=ledger.usage, duration_s=duration_s, trajectory=self.trace.events, error=error,
+            parsed=self.parsed)

@@ -130,9 +130,9 @@ def missing_final_var(name: str) -> str:
             "answer to a variable in a ```repl block first, then answer again.")
 
 
-def last_chance() -> str:
-    return ("You have used every iteration. Give your best final answer now, from what you have found "
-            "so far, as FINAL(answer) or FINAL_VAR(name). Do not write code.")
+def last_chance(reason: str = "You have used every iteration.") -> str:
+    return (f"{reason} Give your best final answer now, from what you have found so far, as FINAL(answer) "
+            "or FINAL_VAR(name). Do not write code.")
 
 
 def format_cell(index: int, total: int, result: ExecResult, max_output_chars: int) -> str:
@@ -148,7 +148,11 @@ def format_cell(index: int, total: int, result: ExecResult, max_output_chars: in
     if result.stderr:
         parts.append("[stderr]\n" + result.stderr.rstrip("\n"))
     if result.error:
-        parts.append(f"[error] {result.error.traceback.strip() or result.error}")
+        trace = result.error.traceback.strip()
+        verdict = str(result.error)
+        if trace and not trace.endswith(verdict):  # e.g. a timeout: the trace shows where it stopped
+            trace += f"\n{verdict}"
+        parts.append(f"[error] {trace or verdict}")
         if result.restarted:
             parts.append(f"[the sandbox was restarted: {result.error.message}]")
     if result.final:

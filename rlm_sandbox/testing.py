@@ -181,7 +181,9 @@ def _make_handler_class() -> type:
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             scripted = _lookup(model)
-            reply = scripted._next(messages)
+            # On a worker thread: a responder may block (sleep, read files), and it must
+            # not stall the event loop that every other call of the process shares.
+            reply = await asyncio.to_thread(scripted._next, messages)
             if reply.delay_s:
                 await asyncio.sleep(reply.delay_s)
             if reply.error is not None:

@@ -1,0 +1,103 @@
+"""Sessions: one sandbox, and its variables, kept across several questions.
+
+Each question is its own run with its own budget, but the REPL persists, so a later
+question can use what an earlier one computed. The conversation does not: each
+question starts from the system prompt plus a compact digest of earlier questions and
+answers, so the prompt stays bounded however long the session lasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from .broker import CELL_EXCEPTIONS, Broker
+from .kernel.capture import clip_middle
+from .portal import run_sync
+from .result import RLMResult
+from .sandbox.base import Context, Sandbox
+from .schema import AnswerSchema
+
+if TYPE_CHECKING:
+    from .engine import RLM
+
+#: Earlier turns shown to the model, and how much of each answer.
+DIGEST_TURNS = 8
+DIGEST_ANSWER_CHARS = 600
+
+
+class Session:
+    """``with rlm.session(context) as s: s.ask(q1); s.ask(q2)`` (or ``async with`` and ``aask``)."""
+
+    def __init__(self, rlm: "RLM", context: Context = None) -> None:
+        from .engine import BrokerSwitch
+
+        self.rlm = rlm
+        self.context = context
+        self.turns: list[tuple[str, str]] = []
+        self._switch = BrokerSwitch()
+        self._sandbox: Sandbox | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> "Session":
+        if self._sandbox is None:
+            names = {name: getattr(Broker, name).__doc__ or "" for name in
+                     ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "budget_status")}
+            names.update({name: tool.__doc__ or "" for name, tool in self.rlm.tools.items()})
+            sandbox = self.rlm.sandbox_factory(self.context, self._switch.callbacks(names), CELL_EXCEPTIONS,
+                                               self.rlm.settings)
+            sandbox.start()
+            self._sandbox = sandbox
+        return self
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    def __enter__(self) -> "Session":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Session":
+        await asyncio.get_running_loop().run_in_executor(None, self.start)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    # -- questions --------------------------------------------------------------------
+
+    def ask(self, query: str, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
+        return run_sync(self.aask(query, answer_schema=answer_schema))
+
+    async def aask(self, query: str, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
+        from .engine import _check_query, _Run
+
+        _check_query(query)
+        if self._sandbox is None:
+            raise RuntimeError("the session is not open; use `with rlm.session(context) as s:`")
+        run = _Run(self.rlm, query, self.context, answer_schema=answer_schema or self.rlm.answer_schema,
+                   sandbox=self._sandbox, switch=self._switch, session_notes=self.digest())
+        result = await run.execute()
+        self.turns.append((query, result.answer))
+        return result
+
+    def digest(self) -> str:
+        """Earlier questions and answers, compact, for the next question's first message."""
+        if not self.turns:
+            return ""
+        shown = self.turns[-DIGEST_TURNS:]
+        lines = [f"Earlier in this session ({len(self.turns)} question(s); the REPL still holds every variable "
+                 "they created; call memory_status() to list them):"]
+        if len(self.turns) > len(shown):
+            lines.append(f"[{len(self.turns) - len(shown)} older question(s) not shown]")
+        for number, (query, answer) in enumerate(shown, start=len(self.turns) - len(shown) + 1):
+            lines.append(f"Q{number}: {clip_middle(query, 300)}\nA{number}: {clip_middle(answer, DIGEST_ANSWER_CHARS)}")
+        return "\n".join(lines) + "\n\n"
+
+
+__all__ = ["Session"]
