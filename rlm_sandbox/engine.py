@@ -233,7 +233,14 @@ class _Run:
         final: FinalInText | None = parsed.final
         for index, code in enumerate(blocks):
             result = await self._run_cell(sandbox, code, index)
-            observations.append(prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars))
+            shown = prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars)
+            observations.append(shown)
+            self.trace.emit("cell", iteration=self.iterations, index=index, code=code, shown=shown,
+                            output=result.stdout, stderr=result.stderr,
+                            error=str(result.error) if result.error else None,
+                            duration_s=round(result.duration_s, 4),
+                            offloaded=result.offloaded.name if result.offloaded else None,
+                            restarted=result.restarted, timed_out=result.timed_out)
             if result.error is not None:
                 failed = True
                 if index + 1 < len(blocks):
@@ -266,10 +273,6 @@ class _Run:
                                   offload_threshold=settings.offload_threshold if settings.offload else None,
                                   preview_chars=settings.preview_chars)
         self.ledger.count_code_execution()
-        self.trace.emit("cell", index=index, code=code, output=result.stdout, stderr=result.stderr,
-                        error=str(result.error) if result.error else None, duration_s=round(result.duration_s, 4),
-                        offloaded=result.offloaded.name if result.offloaded else None,
-                        restarted=result.restarted, timed_out=result.timed_out)
         return result
 
     async def _resolve_final(self, sandbox: Sandbox, final: FinalInText) -> tuple[str | None, str | None]:

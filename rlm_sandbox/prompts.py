@@ -25,12 +25,13 @@ def describe_context(context: Any) -> str:
     if isinstance(context, list):
         kinds = sorted({type(item).__name__ for item in context[:1000]})
         sizes = [_size(item) for item in context[:8]]
+        size_label = "Keys per item (first items)" if kinds == ["dict"] else "Lengths of the first items"
         total = sum(len(item) for item in context if isinstance(item, str))
         text = f"a list of {len(context):,} items (types: {', '.join(kinds) or 'none'})"
         if total:
             text += f", {total:,} characters of text in all"
         if sizes:
-            text += f". Lengths of the first items: {sizes}"
+            text += f". {size_label}: {sizes}"
         if context:
             text += f". The first item starts:\n{_preview(context[0])}"
         return text

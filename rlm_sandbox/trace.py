@@ -73,7 +73,8 @@ class VerbosePrinter:
             line = f"model: {_short(record.get('text', ''))}"
         elif kind == "cell":
             status = "error: " + record["error"] if record.get("error") else "ok"
-            line = f"cell {record.get('index', 0) + 1} [{status}] {record.get('duration_s', 0):.2f}s\n" \
+            line = f"cell {record.get('iteration', 0)}.{record.get('index', 0) + 1} [{status}] " \
+                   f"{record.get('duration_s', 0):.2f}s\n" \
                    f"{indent}  output: {_short(record.get('output', ''), 200)}"
         elif kind == "sub_call":
             line = f"sub-call {record.get('model', '')}: {_short(record.get('prompt', ''), 80)} -> " \

@@ -367,3 +367,10 @@ def test_memory_status_lists_variables_and_forget_frees_them(make_sandbox):
     assert f"forgot {first}, numbers" in forgot and "kept context" in forgot and "no such variable" in forgot
     assert sb.exec("print(context)").stdout == "the context\n"
     assert sb.exec("numbers").error.type == "NameError"
+
+
+def test_final_var_given_a_value_instead_of_a_name_explains_the_mistake(make_sandbox):
+    sb = make_sandbox()
+    result = sb.exec("answer = 'The total is 42'\nFINAL_VAR(answer)")
+    assert result.error.type == "NameError"
+    assert "takes the NAME of a variable" in result.error.message and "FINAL(value)" in result.error.message

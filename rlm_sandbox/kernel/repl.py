@@ -166,6 +166,10 @@ class Repl:
         if not isinstance(name, str):
             raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
         name = name.strip().strip("'\"")
+        if not name.isidentifier() or name not in self.namespace:
+            hint = "" if name.isidentifier() else " (that looks like a value, not a name)"
+            raise NameError(f"FINAL_VAR takes the NAME of a variable, e.g. FINAL_VAR('answer'); there is no "
+                            f"variable {name[:80]!r}{hint}. To finish with a value, use FINAL(value).")
         value = self.lookup(name)
         self.final = self._final_payload(render_value(value), source="FINAL_VAR", name=name)
 
