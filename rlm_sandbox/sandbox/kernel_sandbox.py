@@ -56,7 +56,9 @@ def encode_context(context: Context) -> tuple[str, bytes]:
     """Pick the wire form of a context: raw UTF-8, raw bytes, or JSON for data."""
     if isinstance(context, str):
         return "str", context.encode("utf-8", "surrogatepass")
-    if isinstance(context, (bytes, bytearray, memoryview)):
+    if isinstance(context, bytes):
+        return "bytes", context  # no copy
+    if isinstance(context, (bytearray, memoryview)):
         return "bytes", bytes(context)
     if context is None or isinstance(context, (list, dict)):
         try:
@@ -82,7 +84,17 @@ class KernelSandbox(Sandbox):
     def __init__(self, context: Context = None, *, limits: SandboxLimits | None = None,
                  callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = ()) -> None:
         self.limits = limits or SandboxLimits()
-        self._context_kind, self._context_bytes = encode_context(context)
+        # Strings and bytes are immutable: keep the caller's object and encode it per upload
+        # (a 100 MB str would otherwise cost 100 MB more per sandbox). Lists and dicts are
+        # encoded once, now, so a restart reloads them as they were, even if the caller
+        # mutates them later.
+        if isinstance(context, (str, bytes)):
+            self._context: Context = context
+            self._context_kind = "str" if isinstance(context, str) else "bytes"
+            self._context_bytes: bytes | None = None
+        else:
+            self._context = None
+            self._context_kind, self._context_bytes = encode_context(context)
         self._callbacks = dict(callbacks or {})
         for name in self._callbacks:
             if not name.isidentifier() or name == "context":
@@ -203,10 +215,11 @@ class KernelSandbox(Sandbox):
             {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
             for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
             max_output_chars=self.limits.max_output_chars)
-        context_id = conn.send("context", kind=self._context_kind, blob=self._context_bytes)
+        payload = self._context_bytes if self._context_bytes is not None else encode_context(self._context)[1]
+        context_id = conn.send("context", kind=self._context_kind, blob=payload)
         for request_id in (configure_id, context_id):
             try:
-                reply, _ = conn.wait(request_id, timeout=max(timeout, len(self._context_bytes) / 50e6))
+                reply, _ = conn.wait(request_id, timeout=max(timeout, len(payload) / 50e6))
             except (KernelUnresponsive, StreamClosed) as exc:
                 raise SandboxStartError(f"the kernel failed while loading the context: {exc}. "
                                         f"{self._death_reason()}") from None
