@@ -64,11 +64,12 @@ def make_docker_sandbox(sandbox_image: str, docker_client: Any) -> Iterator[Call
     """Factory for started DockerSandboxes, labelled for the leak check and closed after."""
     made: list[DockerSandbox] = []
 
-    def make(context: Any = None, **kwargs: Any) -> DockerSandbox:
+    def make(context: Any = None, *, sandbox_class: type[DockerSandbox] = DockerSandbox,
+             **kwargs: Any) -> DockerSandbox:
         kwargs.setdefault("image", sandbox_image)
         kwargs.setdefault("client", docker_client)
         kwargs["labels"] = {**kwargs.get("labels", {}), TEST_SESSION_LABEL: TEST_SESSION}
-        sandbox = DockerSandbox(context, **kwargs)
+        sandbox = sandbox_class(context, **kwargs)
         made.append(sandbox)
         return sandbox.start()
 

@@ -7,23 +7,16 @@ import time
 
 import pytest
 
-from rlm_sandbox import RLM
-from rlm_sandbox.llm import LLMClient
 from rlm_sandbox.testing import Reply, ScriptedModel, scripted_cost
+from tests.rlm_helpers import make_rlm as build_rlm
+from tests.rlm_helpers import user_messages
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def make_rlm(sandbox_factory):
-    def make(root, sub=None, **options):
-        return RLM(model=root.model, sub_model=sub.model if sub else None, sandbox_factory=sandbox_factory,
-                   llm=LLMClient(backoff_initial_s=0.01, backoff_max_s=0.05), **options)
-    return make
-
-
-def user_messages(call):
-    return [m["content"] for m in call if m["role"] == "user"]
+    return lambda root, sub=None, **options: build_rlm(sandbox_factory, root, sub, **options)
 
 
 def cell_feedback(root, turn=1):

@@ -7,23 +7,20 @@ import litellm
 import pytest
 
 from rlm_sandbox import RLM
-from rlm_sandbox.llm import LLMClient
 from rlm_sandbox.testing import OpenAICompatibleServer, Reply, ScriptedModel, scripted_cost
+from tests.rlm_helpers import make_rlm as build_rlm
+from tests.rlm_helpers import user_messages
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def make_rlm(sandbox_factory):
-    def make(root: ScriptedModel, sub: ScriptedModel | None = None, **options):
-        options.setdefault("llm", LLMClient(backoff_initial_s=0.01, backoff_max_s=0.05))
-        return RLM(model=root.model, sub_model=sub.model if sub else None,
-                   sandbox_factory=sandbox_factory, **options)
-    return make
+    return lambda root, sub=None, **options: build_rlm(sandbox_factory, root, sub, **options)
 
 
 def last_user_message(call: list[dict]) -> str:
-    return [m for m in call if m["role"] == "user"][-1]["content"]
+    return user_messages(call)[-1]
 
 
 # -- finishing --------------------------------------------------------------------------

@@ -140,21 +140,11 @@ class WeakenedSandbox(DockerSandbox):
 
 
 @pytest.fixture
-def make_weakened(sandbox_image: str, docker_client: Any,
-                  session_labels: dict[str, str]) -> Iterator[Callable[..., WeakenedSandbox]]:
-    made: list[WeakenedSandbox] = []
-
+def make_weakened(make_docker_sandbox: Callable[..., Any]) -> Callable[..., WeakenedSandbox]:
     def make(context: Any = CTX, **kwargs: Any) -> WeakenedSandbox:
-        kwargs.setdefault("image", sandbox_image)
-        kwargs.setdefault("client", docker_client)
-        kwargs["labels"] = {**kwargs.get("labels", {}), **session_labels}
-        sandbox = WeakenedSandbox(context, **kwargs)
-        made.append(sandbox)
-        return sandbox.start()
+        return make_docker_sandbox(context, sandbox_class=WeakenedSandbox, **kwargs)
 
-    yield make
-    for sandbox in made:
-        sandbox.close()
+    return make
 
 
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
