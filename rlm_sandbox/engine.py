@@ -179,8 +179,8 @@ class _Run:
             if self.switch is not None:
                 self.switch.current = None
             broker.close()
-            if owned:
-                await asyncio.shield(self._call(sandbox.close))
+            if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
+                await asyncio.shield(self._loop.run_in_executor(None, sandbox.close))
             self._io.shutdown(wait=False)
         self.trace.emit("final", status=status, answer=answer, error=error)
         return self._result(answer, status, error, self._loop.time() - started)

@@ -14,6 +14,9 @@ from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
 
+#: How long an interrupted run gets to clean up (close its sandbox) before we return.
+CANCEL_GRACE_S = 10.0
+
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
 
@@ -39,4 +42,21 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         coroutine.close()
         raise RuntimeError("run_sync() was called from inside the rlm-sandbox event loop; await the "
                            "async API (arun) there instead")
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await coroutine
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(tracked(), loop)
+    try:
+        return future.result()
+    except BaseException:
+        # Ctrl-C (or any error here) must not leave the run going on in the background:
+        # cancel it and give it a moment to close its sandbox.
+        if not future.done():
+            future.cancel()
+            finished.wait(CANCEL_GRACE_S)
+        raise

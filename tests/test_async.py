@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,53 @@ def test_sync_run_works_inside_a_running_event_loop(sandbox_factory):
         return make_rlm(sandbox_factory, root).run("q", "ctx")  # sync call inside async code
 
     assert asyncio.run(notebook_cell()).answer == "from a notebook"
+
+
+def owned_containers(docker_client, pid: int) -> list:
+    return docker_client.api.containers(all=True, filters={"label": f"org.rlm-sandbox.owner-pid={pid}"})
+
+
+def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_client):
+    root = ScriptedModel(["```repl\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
+    rlm = make_rlm(sandbox_factory, root)
+
+    async def main():
+        task = asyncio.ensure_future(rlm.arun("q", "ctx"))
+        await asyncio.sleep(3)  # the cell is sleeping in its container by now
+        assert len(owned_containers(docker_client, os.getpid())) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < 20  # not the 60 s the cell wanted
+    assert owned_containers(docker_client, os.getpid()) == []
+
+
+CTRL_C_SCRIPT = """
+import os, signal, threading
+from rlm_sandbox import RLM
+from rlm_sandbox.testing import ScriptedModel
+root = ScriptedModel(["```repl\\nimport time\\ntime.sleep(60)\\n```", "FINAL(x)"])
+threading.Timer(3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    RLM(model=root.model).run("q", "ctx")
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+signal.pause() if os.environ.get("HOLD") else None
+"""
+
+
+def test_ctrl_c_during_a_sync_run_removes_its_container(docker_client, sandbox_image):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HOLD": "1"}
+    process = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()  # the process stays alive: atexit cannot be what cleaned up
+        assert line.strip() == "interrupted", process.stderr.read() if process.poll() is not None else line
+        assert owned_containers(docker_client, process.pid) == []
+    finally:
+        process.kill()
+        process.wait()

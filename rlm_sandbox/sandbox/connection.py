@@ -195,6 +195,7 @@ class KernelConnection:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         try:
-            self._sock.close()
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
         except OSError:
             pass
+        self._sock.close()

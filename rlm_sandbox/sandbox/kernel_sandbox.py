@@ -102,7 +102,8 @@ class KernelSandbox(Sandbox):
         self._exceptions = tuple(exceptions)
         self._conn: KernelConnection | None = None
         self._socket_dir: Path | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one request at a time
+        self._close_lock = threading.Lock()
         self._closed = False
         self.context_info: dict[str, Any] = {}
         self.restarts = 0
@@ -144,15 +145,19 @@ class KernelSandbox(Sandbox):
             return self
 
     def close(self) -> None:
-        with self._lock:
+        """Stop and remove everything. Safe twice, and from another thread while a cell
+        runs: killing the kernel cuts the cell short (it ends with SandboxClosed)."""
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-            self._drop_kernel()
+        self._kill()  # without waiting for the lock: a running cell may hold it for minutes
+        with self._lock:
+            self._drop_kernel()  # again, in case a restart raced with the kill above
             if self._socket_dir is not None:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
                 self._socket_dir = None
-            _live.discard(self)
+        _live.discard(self)
 
     def _drop_kernel(self) -> None:
         if self._conn is not None:
@@ -167,6 +172,9 @@ class KernelSandbox(Sandbox):
         listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
         try:
             self._launch(self._socket_dir, token)
+            if self._closed:  # closed from another thread while we were launching
+                self._kill()
+                raise SandboxClosed("the sandbox was closed while it was starting")
             sock = self._accept(listener)
         finally:
             listener.close()
@@ -228,6 +236,8 @@ class KernelSandbox(Sandbox):
                 self.context_info = {"type": reply.get("context_type"), "length": reply.get("length")}
 
     def _restart(self) -> None:
+        if self._closed:
+            raise SandboxClosed("the sandbox was closed while a request was running")
         self.restarts += 1
         self._drop_kernel()
         self._start_kernel()
