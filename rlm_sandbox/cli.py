@@ -58,6 +58,16 @@ def _load_context(path: str, fmt: str) -> Any:
     return text
 
 
+def _parse_settings(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise _fail(f"--set takes NAME=VALUE, not {pair!r}", 2)
+        options[name.strip()] = value
+    return options
+
+
 def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         data = result.to_dict()
@@ -90,6 +100,9 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Write the trajectory as JSONL to this file."),
+    settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
+                                       help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
+                                            "(repeatable; see `Settings`)."),
 ) -> None:
     """Answer QUERY about the context in a file."""
     if context_format not in ("auto", "text", "json", "lines", "bytes"):
@@ -101,11 +114,14 @@ def run(
 
     events: list[dict[str, Any]] = []
     try:
-        rlm = RLM(model=model, sub_model=sub_model, max_iterations=max_iterations, verbose=verbose,
-                  sandbox=sandbox, on_event=events.append if trace else None)
+        flags = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations, "sandbox": sandbox}
+        options = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
+        rlm = RLM(verbose=verbose, on_event=events.append if trace else None, **options)
         result = rlm.run(query, context)
     except RLMSandboxError as exc:
         raise _fail(str(exc)) from None
+    except (TypeError, ValueError) as exc:  # an unknown or invalid --set
+        raise _fail(str(exc), 2) from None
     if trace:
         write_jsonl(trace, events)
     _print_result(result, as_json)
@@ -176,15 +192,19 @@ def image_show() -> None:
 
 
 @app.command()
-def gc() -> None:
-    """Remove sandbox containers whose owner process is gone."""
+def gc(images: bool = typer.Option(False, "--images", help="Also remove images built for older kernels.")) -> None:
+    """Remove sandbox containers whose owner process is gone (and, with --images, stale images)."""
+    from .sandbox.image import prune_stale_images
     from .sandbox.reaper import reap_orphans
 
     try:
         removed = reap_orphans()
+        typer.echo(f"removed {len(removed)} orphaned sandbox container(s)")
+        if images:
+            pruned = prune_stale_images()
+            typer.echo(f"removed {len(pruned)} stale image(s)" + "".join(f"\n  {tag}" for tag in pruned))
     except RLMSandboxError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"removed {len(removed)} orphaned sandbox container(s)")
 
 
 @app.command()

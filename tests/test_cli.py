@@ -83,3 +83,31 @@ def test_doctor_reports_docker_and_image(sandbox_image):
     done = cli("doctor")
     assert done.returncode == 0, done.stdout
     assert "Docker" in done.stdout and sandbox_image in done.stdout
+
+
+def test_run_accepts_any_setting_with_set(tmp_path, sandbox_image):
+    context = tmp_path / "c.txt"
+    context.write_text("abc")
+    with OpenAICompatibleServer(lambda m: "```repl\nprint(1)\n```") as server:
+        done = cli("run", "-q", "x", "-f", str(context), "-m", "openai/x", "--set", "max_iterations=1",
+                   "--set", "offload_threshold=50", env={"RLM_SANDBOX_API_BASE": server.url,
+                                                          "RLM_SANDBOX_API_KEY": "sk-test"})
+    assert done.returncode == 3 and "status=max_iterations" in done.stderr
+    assert "Output longer than 50 characters is not shown whole" in server.requests[0].messages[0]["content"]
+
+
+@pytest.mark.parametrize("setting, message", [("max_iteratons=3", "unknown option"), ("noequals", "NAME=VALUE"),
+                                              ("max_iterations=zero", "max_iterations")])
+def test_bad_set_values_are_reported(tmp_path, setting, message):
+    context = tmp_path / "c.txt"
+    context.write_text("abc")
+    done = cli("run", "-q", "x", "-f", str(context), "-m", "openai/x", "--set", setting)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_gc_images_removes_only_stale_kernel_images(docker_client, sandbox_image):
+    stale = "rlm-sandbox:kernel-000000000000"
+    docker_client.api.tag(sandbox_image, "rlm-sandbox", "kernel-000000000000")
+    done = cli("gc", "--images")
+    assert done.returncode == 0 and stale in done.stdout
+    assert not docker_client.api.images(name=stale) and docker_client.api.images(name=sandbox_image)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from ..errors import SandboxStartError
@@ -43,6 +43,7 @@ class DockerSandbox(KernelSandbox):
         self._client = client
         self._container_id: str | None = None
         self._image_tag: str | None = None
+        self._image_retried = False
 
     @property
     def container_id(self) -> str | None:
@@ -99,6 +100,15 @@ class DockerSandbox(KernelSandbox):
             )
             self._container_id = created["Id"]
             api.start(self._container_id)
+        except ImageNotFound:
+            if self._image_tag is None or self._image_retried:
+                raise SandboxStartError(f"the image {image!r} is gone from the daemon; run "
+                                        "`rlm-sandbox image build` or set image=") from None
+            from .image import forget_verified
+
+            forget_verified()  # deleted since this process checked it: check (or build) again
+            self._image_tag, self._image_retried = None, True
+            self._launch(socket_dir, token)
         except DockerException as exc:
             hint = ""
             if self.runtime and "runtime" in str(exc).lower():
