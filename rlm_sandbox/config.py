@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     sandbox: Literal["docker", "local"] = Field("docker", description="'local' is NOT a security boundary")
     image: str | None = Field(None, description="sandbox image (default: built for this kernel)")
     runtime: str | None = Field(None, description="container runtime, e.g. runsc for gVisor")
+    transport: Literal["auto", "socket", "stdio"] = Field(
+        "auto", description="socket (a bind-mounted Unix socket) or stdio (the container's attached "
+                            "stdin/stdout, for remote daemons); auto picks socket for a local daemon")
     memory: str = "1g"
     cpus: float = Field(1.0, gt=0)
     pids: int = Field(256, ge=8)

@@ -39,8 +39,8 @@ def default_sandbox_factory(context: Context, callbacks: Callbacks, exceptions: 
 
     if settings.sandbox == "local":
         return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
-    return DockerSandbox(context, image=settings.image, runtime=settings.runtime, limits=settings.limits(),
-                         callbacks=callbacks, exceptions=exceptions)
+    return DockerSandbox(context, image=settings.image, runtime=settings.runtime, transport=settings.transport,
+                         limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
 
 
 class RLM:

@@ -92,9 +92,15 @@ def make_local_sandbox() -> Iterator[Callable[..., LocalSandbox]]:
         sandbox.close()
 
 
-@pytest.fixture(params=["docker", "local"])
+@pytest.fixture
+def make_docker_stdio_sandbox(make_docker_sandbox: Callable[..., DockerSandbox]) -> Callable[..., DockerSandbox]:
+    """Docker with the attached-stdio transport (what remote daemons use)."""
+    return lambda context=None, **kwargs: make_docker_sandbox(context, transport="stdio", **kwargs)
+
+
+@pytest.fixture(params=["docker", "docker_stdio", "local"])
 def make_sandbox(request: pytest.FixtureRequest) -> Callable[..., Any]:
-    """Every provider: the conformance suite runs once per provider."""
+    """Every provider and transport: the conformance suite runs once per each."""
     return request.getfixturevalue(f"make_{request.param}_sandbox")
 
 
@@ -113,7 +119,8 @@ def sandbox_factory(sandbox_image: str, docker_client: Any) -> Callable[..., Any
         if settings.sandbox == "local":
             return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
         return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=settings.limits(),
-                             runtime=settings.runtime, callbacks=callbacks, exceptions=exceptions,
+                             runtime=settings.runtime, transport=settings.transport, callbacks=callbacks,
+                             exceptions=exceptions,
                              labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return factory

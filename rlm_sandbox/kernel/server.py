@@ -36,6 +36,7 @@ from .repl import Repl, decode_context
 
 SOCKET_ENV = "RLM_KERNEL_SOCKET"
 TOKEN_ENV = "RLM_KERNEL_TOKEN"
+TRANSPORT_ENV = "RLM_KERNEL_TRANSPORT"
 
 
 class RequestError(Exception):
@@ -47,7 +48,9 @@ class RequestError(Exception):
 
 
 class KernelServer:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: Any) -> None:
+        """``sock``: a connected Unix socket, or a StdioChannel (anything with fileno,
+        recv_into and sendall)."""
         self._sock = sock
         self._pid = os.getpid()
         self._reader = FrameReader(sock.fileno(), sock.recv_into, max_line=MAX_HOST_LINE)
@@ -235,12 +238,38 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+class StdioChannel:
+    """The protocol over the process's original stdin/stdout (the attached-stdio transport).
+
+    The fds are duplicated before FdCapture turns 0 into /dev/null and 1 into a pipe, so
+    nothing a cell prints can reach the protocol stream through fd 0/1.
+    """
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.dup(0), os.dup(1)
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def recv_into(self, view: memoryview) -> int:
+        return os.readv(self._read_fd, [view])
+
+    def sendall(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._write_fd, view):]
+
+
 def main() -> None:
+    transport = os.environ.pop(TRANSPORT_ENV, "socket")
     path = os.environ.pop(SOCKET_ENV, None)
     token = os.environ.pop(TOKEN_ENV, "")
-    if not path:
-        sys.exit(f"rlm kernel: set {SOCKET_ENV} to the host's Unix socket path")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    KernelServer(sock).serve(token)
+    if transport == "stdio":
+        channel: Any = StdioChannel()
+    elif path:
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel.connect(path)
+    else:
+        sys.exit(f"rlm kernel: set {SOCKET_ENV} to the host's Unix socket path, or {TRANSPORT_ENV}=stdio")
+    KernelServer(channel).serve(token)
     os._exit(0)  # do not wait for threads a cell left running

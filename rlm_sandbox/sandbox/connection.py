@@ -68,7 +68,10 @@ class CellClock:
 
 
 class KernelConnection:
-    def __init__(self, sock: socket.socket, callbacks: Callbacks, *, max_concurrency: int,
+    """Requests and callbacks over ``sock``: a connected socket, or any stream with
+    fileno/recv_into/sendall/shutdown/close (the attached-stdio transport)."""
+
+    def __init__(self, sock: Any, callbacks: Callbacks, *, max_concurrency: int,
                  exceptions: tuple[str, ...] = ()) -> None:
         self._sock = sock
         # The kernel has no reason to send raw blobs, so the host accepts none.

@@ -8,17 +8,19 @@ the sandbox's own socket directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from ..errors import SandboxStartError
+from .attach import AttachedStream
 from .base import Callbacks, Context, SandboxLimits
 from .client import docker_client
 from .kernel_sandbox import SOCKET_NAME, KernelSandbox
 from .reaper import owner_labels
 
+Transport = Literal["auto", "socket", "stdio"]
 SANDBOX_UID = 65534  # "nobody": exists in every Debian-based image
 SOCKET_MOUNT = "/run/rlm"
 
@@ -34,16 +36,21 @@ class DockerSandbox(KernelSandbox):
 
     def __init__(self, context: Context = None, *, image: str | None = None,
                  limits: SandboxLimits | None = None, runtime: str | None = None,
-                 callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = (),
-                 labels: dict[str, str] | None = None, client: Any = None) -> None:
+                 transport: Transport = "auto", callbacks: Callbacks | None = None,
+                 exceptions: tuple[str, ...] = (), labels: dict[str, str] | None = None,
+                 client: Any = None) -> None:
         super().__init__(context, limits=limits, callbacks=callbacks, exceptions=exceptions)
+        if transport not in ("auto", "socket", "stdio"):
+            raise ValueError(f"transport must be 'auto', 'socket' or 'stdio', not {transport!r}")
         self.image = image
         self.runtime = runtime
+        self.transport = transport
         self._labels = dict(labels or {})
         self._client = client
         self._container_id: str | None = None
         self._image_tag: str | None = None
         self._image_retried = False
+        self._attached: AttachedStream | None = None
 
     @property
     def container_id(self) -> str | None:
@@ -62,13 +69,24 @@ class DockerSandbox(KernelSandbox):
             self._image_tag = ensure_image(self.image, client=self._docker())
         return self._image_tag
 
-    def host_config(self, socket_dir: Path) -> dict[str, Any]:
-        """The hardened HostConfig (exposed so tests can check it, and so users can see it)."""
+    def resolved_transport(self) -> str:
+        """"auto" means the Unix socket when the daemon runs on this machine (it can
+        bind-mount our directory), and the container's stdio otherwise."""
+        if self.transport != "auto":
+            return self.transport
+        return "socket" if self._docker().api.base_url == "http+docker://localhost" else "stdio"
+
+    def host_config(self, socket_dir: Path | None) -> dict[str, Any]:
+        """The hardened HostConfig (exposed so tests can check it, and so users can see it).
+
+        ``socket_dir`` is mounted for the socket transport; the stdio transport mounts
+        nothing from the host at all.
+        """
         limits: SandboxLimits = self.limits
         return self._docker().api.create_host_config(
             # Read-only: connect() works, but a cell cannot store files on the host or
             # plant a file where the next kernel's socket must go.
-            binds={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "ro"}},
+            binds={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "ro"}} if socket_dir else None,
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_size},mode=1777"},
@@ -80,26 +98,50 @@ class DockerSandbox(KernelSandbox):
             nano_cpus=int(limits.cpus * 1e9),
             init=True,
             ipc_mode="private",
-            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            # Over stdio the protocol itself is the container's output: keep it out of logs.
+            log_config=LogConfig(type="none") if socket_dir is None else
+            LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
             runtime=self.runtime,
         )
 
+    def _open_kernel(self, token: str) -> Any:
+        if self.resolved_transport() == "socket":
+            return super()._open_kernel(token)
+        self._attached = self._create_and_start(token, socket_dir=None)
+        self._check_not_closed()
+        return self._attached
+
     def _launch(self, socket_dir: Path, token: str) -> None:
+        self._create_and_start(token, socket_dir=socket_dir)
+
+    def _create_and_start(self, token: str, *, socket_dir: Path | None) -> AttachedStream | None:
+        """Create and start the container; over stdio, attach to it first (so no output
+        is missed) and return the attached stream."""
         api = self._docker().api
         image = self._resolve_image()
+        environment = {"RLM_KERNEL_TOKEN": token}
+        if socket_dir is None:
+            environment["RLM_KERNEL_TRANSPORT"] = "stdio"
+        else:
+            environment["RLM_KERNEL_SOCKET"] = f"{SOCKET_MOUNT}/{SOCKET_NAME}"
         try:
             created = api.create_container(
                 image,
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-                environment={"RLM_KERNEL_SOCKET": f"{SOCKET_MOUNT}/{SOCKET_NAME}",
-                             "RLM_KERNEL_TOKEN": token},
+                environment=environment,
                 labels={**self._labels, **owner_labels(socket_dir)},
                 working_dir="/tmp",
                 network_disabled=True,
+                stdin_open=socket_dir is None,
                 host_config=self.host_config(socket_dir),
             )
             self._container_id = created["Id"]
+            attached = None
+            if socket_dir is None:
+                attached = AttachedStream.from_docker(api.attach_socket(
+                    self._container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}))
             api.start(self._container_id)
+            return attached
         except ImageNotFound:
             if self._image_tag is None or self._image_retried:
                 raise SandboxStartError(f"the image {image!r} is gone from the daemon; run "
@@ -108,7 +150,7 @@ class DockerSandbox(KernelSandbox):
 
             forget_verified()  # deleted since this process checked it: check (or build) again
             self._image_tag, self._image_retried = None, True
-            self._launch(socket_dir, token)
+            return self._create_and_start(token, socket_dir=socket_dir)
         except DockerException as exc:
             hint = ""
             if self.runtime and "runtime" in str(exc).lower():
@@ -156,6 +198,8 @@ class DockerSandbox(KernelSandbox):
         return f"the kernel exited with code {code}" if code is not None else "the sandbox container is gone"
 
     def _startup_diagnostics(self) -> str:
+        if self._attached is not None and self._attached.stderr_tail:
+            return "Kernel stderr: " + self._attached.stderr_tail.decode("utf-8", "replace")[-2000:]
         if self._container_id is None:
             return ""
         try:

@@ -166,20 +166,9 @@ class KernelSandbox(Sandbox):
         self._kill()
 
     def _start_kernel(self) -> None:
-        if self._socket_dir is None:
-            self._socket_dir = _make_socket_dir(self.kernel_uid)
         token = secrets.token_hex(16)
-        listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
-        try:
-            self._launch(self._socket_dir, token)
-            if self._closed:  # closed from another thread while we were launching
-                self._kill()
-                raise SandboxClosed("the sandbox was closed while it was starting")
-            sock = self._accept(listener)
-        finally:
-            listener.close()
-            (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
-        conn = KernelConnection(sock, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
+        stream = self._open_kernel(token)
+        conn = KernelConnection(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
                                 exceptions=self._exceptions)
         try:
             self._handshake(conn, token)
@@ -187,6 +176,25 @@ class KernelSandbox(Sandbox):
             conn.close()
             raise
         self._conn = conn
+
+    def _open_kernel(self, token: str) -> Any:
+        """Launch the kernel and return the connected stream to it: by default a Unix
+        socket in a private directory, which the kernel connects to once."""
+        if self._socket_dir is None:
+            self._socket_dir = _make_socket_dir(self.kernel_uid)
+        listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
+        try:
+            self._launch(self._socket_dir, token)
+            self._check_not_closed()
+            return self._accept(listener)
+        finally:
+            listener.close()
+            (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
+
+    def _check_not_closed(self) -> None:
+        if self._closed:  # closed from another thread while we were launching
+            self._kill()
+            raise SandboxClosed("the sandbox was closed while it was starting")
 
     def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + self.limits.start_timeout_s
