@@ -17,7 +17,7 @@ _EXPORTS = {
     "RLMResult": "result", "ModelUsage": "result",
     "Settings": "config", "Budget": "budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",
-    "SandboxLimits": "sandbox", "ExecResult": "sandbox", "reap_orphans": "sandbox",
+    "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "ExecResult": "sandbox", "reap_orphans": "sandbox",
     "RLMSandboxError": "errors", "BudgetExceeded": "errors", "LLMError": "errors",
 }
 

@@ -3,7 +3,8 @@
 from .base import ExecError, ExecResult, FinalAnswer, OffloadedOutput, Sandbox, SandboxLimits
 from .docker import DockerSandbox
 from .local import LocalSandbox
+from .pool import SandboxPool
 from .reaper import reap_orphans
 
 __all__ = ["DockerSandbox", "ExecError", "ExecResult", "FinalAnswer", "LocalSandbox", "OffloadedOutput",
-           "Sandbox", "SandboxLimits", "reap_orphans"]
+           "Sandbox", "SandboxLimits", "SandboxPool", "reap_orphans"]

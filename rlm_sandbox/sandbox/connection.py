@@ -84,6 +84,11 @@ class KernelConnection:
         self._pool: ThreadPoolExecutor | None = None
         self.notices: list[dict[str, Any]] = []  # errors the kernel reported about our frames
 
+    def set_callbacks(self, callbacks: Callbacks, exceptions: tuple[str, ...]) -> None:
+        """Replace the host functions served (a pooled sandbox gets its work late)."""
+        self._callbacks = dict(callbacks)
+        self._exceptions = set(exceptions)
+
     def read(self, timeout: float) -> dict[str, Any]:
         return self._reader.read(timeout=timeout)
 

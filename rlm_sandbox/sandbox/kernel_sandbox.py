@@ -84,6 +84,17 @@ class KernelSandbox(Sandbox):
     def __init__(self, context: Context = None, *, limits: SandboxLimits | None = None,
                  callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = ()) -> None:
         self.limits = limits or SandboxLimits()
+        self._set_work(context, callbacks, exceptions)
+        self._used = False  # whether any request but the start-up ones was sent
+        self._conn: KernelConnection | None = None
+        self._socket_dir: Path | None = None
+        self._lock = threading.RLock()  # one request at a time
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self.context_info: dict[str, Any] = {}
+        self.restarts = 0
+
+    def _set_work(self, context: Context, callbacks: Callbacks | None, exceptions: tuple[str, ...]) -> None:
         # Strings and bytes are immutable: keep the caller's object and encode it per upload
         # (a 100 MB str would otherwise cost 100 MB more per sandbox). Lists and dicts are
         # encoded once, now, so a restart reloads them as they were, even if the caller
@@ -95,18 +106,28 @@ class KernelSandbox(Sandbox):
         else:
             self._context = None
             self._context_kind, self._context_bytes = encode_context(context)
-        self._callbacks = dict(callbacks or {})
-        for name in self._callbacks:
+        for name in callbacks or {}:
             if not name.isidentifier() or name == "context":
                 raise ValueError(f"callback name {name!r} must be a Python identifier other than 'context'")
+        self._callbacks = dict(callbacks or {})
         self._exceptions = tuple(exceptions)
-        self._conn: KernelConnection | None = None
-        self._socket_dir: Path | None = None
-        self._lock = threading.RLock()  # one request at a time
-        self._close_lock = threading.Lock()
-        self._closed = False
-        self.context_info: dict[str, Any] = {}
-        self.restarts = 0
+
+    def load(self, context: Context = None, *, callbacks: Callbacks | None = None,
+             exceptions: tuple[str, ...] = ()) -> "KernelSandbox":
+        """Give a started sandbox that has run nothing its context and callbacks.
+
+        This is what a warm pool does when a sandbox is taken: the container is already
+        up, so only the context travels. A sandbox that has run code is refused: its
+        kernel may hold anything that code left behind.
+        """
+        with self._lock:
+            if self._used:
+                raise SandboxError("this sandbox has already run code; load() only prepares fresh ones")
+            self._set_work(context, callbacks, exceptions)
+            conn = self._connection()
+            conn.set_callbacks(self._callbacks, self._exceptions)
+            self._configure_and_upload(conn)
+            return self
 
     # -- provider hooks -------------------------------------------------------------
 
@@ -225,7 +246,10 @@ class KernelSandbox(Sandbox):
             raise SandboxStartError(
                 f"the kernel speaks protocol {hello.get('protocol')!r}, this host {PROTOCOL_VERSION}; "
                 "the image is stale: rebuild it with `rlm-sandbox image build`")
-        # Pipelined: configure and upload, then read both replies (one round trip).
+        self._configure_and_upload(conn)
+
+    def _configure_and_upload(self, conn: KernelConnection) -> None:
+        """Pipelined: configure and upload, then read both replies (one round trip)."""
         timeout = self.limits.start_timeout_s
         configure_id = conn.send("configure", callbacks=[
             {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
@@ -267,6 +291,7 @@ class KernelSandbox(Sandbox):
         timeout = self.limits.cell_timeout_s if timeout is None else timeout
         with self._lock:
             conn = self._connection()
+            self._used = True
             started = time.monotonic()
             try:
                 request_id = conn.send("exec", code=code, offload_threshold=offload_threshold,
@@ -307,6 +332,7 @@ class KernelSandbox(Sandbox):
     def _request(self, message_type: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
             conn = self._connection()
+            self._used = self._used or message_type != "ping"
             try:
                 reply = conn.request(message_type, timeout=self.limits.cell_timeout_s, **fields)
             except (KernelUnresponsive, StreamClosed, OSError) as exc:
