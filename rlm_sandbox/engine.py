@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import prompts
 from .broker import CELL_EXCEPTIONS, Broker, check_tools, describe_tools
@@ -26,6 +26,9 @@ from .result import RLMResult, Status
 from .sandbox.base import Callbacks, Context, ExecResult, Sandbox
 from .schema import AnswerSchema, schema_prompt, validate_answer
 from .trace import Listener, Trace, VerbosePrinter
+
+if TYPE_CHECKING:
+    from .session import Session
 
 T = TypeVar("T")
 

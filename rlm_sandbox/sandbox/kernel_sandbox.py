@@ -25,27 +25,21 @@ from typing import Any
 
 from ..errors import (
     ContextTypeError,
-    ProtocolError,
     SandboxClosed,
     SandboxError,
     SandboxStartError,
-    ValueNotSerializable,
-    ValueTooLarge,
-    VariableNotFound,
 )
-from ..kernel.capture import clip_middle
 from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
 from .base import (
     Callbacks,
     Context,
     ExecError,
     ExecResult,
-    FinalAnswer,
-    OffloadedOutput,
     Sandbox,
     SandboxLimits,
 )
 from .connection import KernelConnection, KernelUnresponsive
+from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
 _live: "weakref.WeakSet[KernelSandbox]" = weakref.WeakSet()
@@ -263,7 +257,7 @@ class KernelSandbox(Sandbox):
             except (KernelUnresponsive, StreamClosed) as exc:
                 raise SandboxStartError(f"the kernel failed while loading the context: {exc}. "
                                         f"{self._death_reason()}") from None
-            _raise_for_error(reply)
+            raise_for_error(reply)
             if request_id == context_id:
                 self.context_info = {"type": reply.get("context_type"), "length": reply.get("length")}
 
@@ -300,7 +294,7 @@ class KernelSandbox(Sandbox):
                                                interrupt_grace=self.limits.interrupt_grace_s)
             except KernelUnresponsive:
                 self._restart()
-                return _lost_result(
+                return lost_result(
                     "CellTimeout",
                     f"the cell ran past its {timeout:g} s timeout and ignored the interrupt, so the "
                     "sandbox was restarted: all variables were lost (context was reloaded)",
@@ -308,7 +302,7 @@ class KernelSandbox(Sandbox):
             except (StreamClosed, OSError):
                 reason = self._death_reason()
                 self._restart()
-                return _lost_result(
+                return lost_result(
                     "KernelDied",
                     f"{reason}; the sandbox was restarted: all variables were lost (context was reloaded)",
                     time.monotonic() - started)
@@ -316,7 +310,7 @@ class KernelSandbox(Sandbox):
                 error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
                 return ExecResult(error=ExecError(type="ProtocolError", message=str(error.get("message", reply))[:2000]),
                                   duration_s=time.monotonic() - started)
-            return _exec_result(reply, interrupted, timeout, self.limits)
+            return exec_result(reply, interrupted, timeout, self.limits)
 
     def get(self, name: str, *, max_bytes: int | None = None) -> Any:
         reply = self._request("get", name=name, max_bytes=max_bytes or self.limits.max_value_bytes)
@@ -340,79 +334,11 @@ class KernelSandbox(Sandbox):
                 self._restart()
                 raise SandboxError(f"{message_type} failed ({reason}); the sandbox was restarted and "
                                    "its variables were lost") from None
-            _raise_for_error(reply)
+            raise_for_error(reply)
             return reply
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-_ERRORS = {"VariableNotFound": VariableNotFound, "ValueTooLarge": ValueTooLarge,
-           "ValueNotSerializable": ValueNotSerializable}
-
-
-def _raise_for_error(reply: dict[str, Any]) -> None:
-    if reply.get("ok") is True:
-        return
-    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-    kind, message = str(error.get("type", "ProtocolError")), str(error.get("message", "malformed reply"))
-    raise _ERRORS.get(kind, ProtocolError)(message if kind in _ERRORS else f"{kind}: {message}")
-
-
-def _text(reply: dict[str, Any], key: str, limit: int) -> str:
-    """A string field of a kernel reply, clipped here: the kernel's own caps are set by
-    code a cell can reach, so the host enforces them again."""
-    value = reply.get(key)
-    return clip_middle(value, limit) if isinstance(value, str) else ""
-
-
-def _clipped(reply: dict[str, Any], key: str, limit: int) -> bool:
-    value = reply.get(key)
-    return isinstance(value, str) and len(value) > limit
-
-
-def _exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits: SandboxLimits) -> ExecResult:
-    cap = limits.max_output_chars
-    error = None
-    raw_error = reply.get("error")
-    if isinstance(raw_error, dict):
-        lineno = raw_error.get("lineno")
-        error = ExecError(type=_text(raw_error, "type", 200) or "Error", message=_text(raw_error, "message", cap),
-                          traceback=_text(raw_error, "traceback", cap),
-                          lineno=lineno if isinstance(lineno, int) else None)
-    if interrupted and (error is None or error.type == "KeyboardInterrupt"):
-        error = ExecError(type="CellTimeout",
-                          message=f"the cell ran past its {timeout:g} s timeout and was interrupted; "
-                                  "variables are kept", traceback=error.traceback if error else "",
-                          lineno=error.lineno if error else None)
-    final = None
-    raw_final = reply.get("final")
-    if isinstance(raw_final, dict) and isinstance(raw_final.get("answer"), str):
-        name = raw_final.get("name")
-        answer = raw_final["answer"]
-        final = FinalAnswer(answer=answer[:limits.max_value_bytes], source=_text(raw_final, "source", 20) or "FINAL",
-                            name=name[:200] if isinstance(name, str) else None,
-                            truncated=bool(raw_final.get("truncated")) or len(answer) > limits.max_value_bytes)
-    offloaded = None
-    raw_offloaded = reply.get("offloaded")
-    if isinstance(raw_offloaded, dict) and isinstance(raw_offloaded.get("name"), str):
-        chars = raw_offloaded.get("chars")
-        offloaded = OffloadedOutput(name=raw_offloaded["name"][:100], chars=chars if isinstance(chars, int) else 0)
-    duration = reply.get("duration_s")
-    stdout_chars = reply.get("stdout_chars")
-    stdout, stderr = _text(reply, "stdout", cap), _text(reply, "stderr", cap)
-    return ExecResult(
-        stdout=stdout, stderr=stderr, error=error,
-        duration_s=float(duration) if isinstance(duration, (int, float)) else 0.0,
-        stdout_truncated=bool(reply.get("stdout_truncated")) or _clipped(reply, "stdout", cap),
-        stderr_truncated=bool(reply.get("stderr_truncated")) or _clipped(reply, "stderr", cap),
-        timed_out=interrupted, final=final, offloaded=offloaded,
-        stdout_chars=stdout_chars if isinstance(stdout_chars, int) else 0)
-
-
-def _lost_result(kind: str, message: str, duration: float, *, timed_out: bool = False) -> ExecResult:
-    return ExecResult(error=ExecError(type=kind, message=message), duration_s=duration,
-                      timed_out=timed_out, restarted=True)
-
 
 def _make_socket_dir(kernel_uid: int | None) -> Path:
     """A fresh directory holding only the socket: 0700 and owned by the kernel's uid when
