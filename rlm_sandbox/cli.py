@@ -95,7 +95,8 @@ def run(
     sub_model: Optional[str] = typer.Option(None, "--sub-model", help="Model for llm_query (default: --model)."),
     context_format: str = typer.Option("auto", "--context-format",
                                        help="auto (json for .json files, else text), text, json, lines or bytes."),
-    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", min=1),
+    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", min=1,
+                                                 help="Root-model turns before a forced answer (default 20)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
@@ -134,8 +135,11 @@ def demo(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker (default) or local."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr."),
 ) -> None:
-    """Run an RLM over a bundled 160 KB report: with a real model when --model or a
-    provider key is given, otherwise with a scripted demo model (offline)."""
+    """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).
+
+    With --model, RLM_SANDBOX_MODEL or a provider key (OPENAI_API_KEY, ...) it uses that
+    real model; otherwise a scripted demo model that writes real code, labelled as such.
+    """
     from .demo import QUERY, demo_report, scripted_root, scripted_sub
     from .engine import RLM
 
