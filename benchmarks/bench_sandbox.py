@@ -440,6 +440,29 @@ class Bench:
         say(f"local: cold start p50 {out['cold_start_to_ready']['p50'] * 1e3:.1f} ms")
         return out
 
+    # ---- transports and runtimes ----
+    def variants(self) -> dict[str, Any]:
+        """Cold start and round trip over the stdio transport, and under gVisor (runsc)."""
+        ctx = "x" * MB
+        runtimes = self.client.info().get("Runtimes") or {}
+        variants = {"socket_runc": {"transport": "socket"}, "stdio_runc": {"transport": "stdio"}}
+        if "runsc" in runtimes:
+            variants["socket_runsc"] = {"transport": "socket", "runtime": "runsc"}
+        out: dict[str, Any] = {}
+        for name, options in variants.items():
+            starts = []
+            for _ in range(self.n(10, 3)):
+                t0 = perf()
+                with self.docker_sandbox(ctx, **options) as sb:
+                    sb.exec("1")
+                    starts.append(perf() - t0)
+            with self.docker_sandbox(ctx, **options) as sb:
+                trips = self._round_trips(sb, self.n(1000, 200))
+            out[name] = {"cold_start_to_ready": summary(starts, "s"), "exec_1": trips["exec_1"]}
+            say(f"{name}: cold start p50 {out[name]['cold_start_to_ready']['p50']:.3f} s, "
+                f"exec p50 {out[name]['exec_1']['p50']:.3f} ms")
+        return out
+
     # ---- warm pool ----
     def pool(self) -> dict[str, Any]:
         """SandboxPool.take() with a 1 MB str: configure + upload to an already started kernel."""
@@ -541,7 +564,8 @@ def memory_figures(readings: list[dict[str, Any]]) -> dict[str, Any]:
 
 # -- machine description ------------------------------------------------------------------
 
-def machine(client: Any) -> dict[str, Any]:
+def machine(client: Any, load_at_start: list[float]) -> dict[str, Any]:
+    """The machine, for the report; load averages show how busy it was while measuring."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -561,6 +585,8 @@ def machine(client: Any) -> dict[str, Any]:
     import docker as docker_py
 
     return {
+        "loadavg_at_start": load_at_start,
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "cpu_model": cpu,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)),
@@ -602,7 +628,23 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-BENCHES = ["cold_start", "round_trip", "callback", "upload", "memory", "pool", "local", "docker_run"]
+def run_benches(bench: Any, names: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run each named method of ``bench``; a failure is reported and the rest go on."""
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        say(f"--- {name}")
+        before = cpu_times()
+        try:
+            results[name] = getattr(bench, name)()
+            results[name]["machine_load"] = machine_load(before, cpu_times())
+        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            say(f"{name} FAILED: {errors[name]}")
+    return results, errors
+
+
+BENCHES = ["cold_start", "round_trip", "callback", "upload", "memory", "pool", "variants", "local", "docker_run"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -617,23 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     say("checking the sandbox image (builds it once if missing; not timed)")
     image = ensure_image(client=client)
     bench = Bench(args.quick, image, client)
-    results: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name in args.only or BENCHES:
-        say(f"--- {name}")
-        before = cpu_times()
-        try:
-            results[name] = getattr(bench, name)()
-            results[name]["machine_load"] = machine_load(before, cpu_times())
-        except Exception as exc:  # noqa: BLE001 - report and go on with the others
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            say(f"{name} FAILED: {errors[name]}")
+    results, errors = run_benches(bench, args.only or BENCHES)
     leaked = client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"})
     for c in leaked:
         client.api.remove_container(c["Id"], force=True)
-    mach = machine(client)
-    mach["loadavg_at_start"] = load_at_start
-    mach["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    mach = machine(client, load_at_start)
     report = {
         "benchmark": "sandbox",
         "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

@@ -154,6 +154,7 @@ class _Run:
         self.parsed: Any = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="rlm-sandbox-io")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sandbox_started: asyncio.Future[Any] | None = None
 
     # -- the run ----------------------------------------------------------------------
 
@@ -172,9 +173,10 @@ class _Run:
         if self.switch is not None:
             self.switch.current = broker
         answer, status, error = "", "error", None
+        # The container starts while the root model writes its first reply: the prompt
+        # only needs the host's description of the context, not the sandbox.
+        self._sandbox_started = asyncio.ensure_future(self._call(sandbox.start)) if owned else None
         try:
-            if owned:
-                await self._call(sandbox.start)
             self.messages = [{"role": "system", "content": self._system_prompt()},
                              {"role": "user", "content": self.session_notes + prompts.first_user_message(self.query)}]
             answer, status, error = await self._loop_until_final(sandbox)
@@ -182,6 +184,10 @@ class _Run:
             if self.switch is not None:
                 self.switch.current = None
             broker.close()
+            if self._sandbox_started is not None:  # the run ended before it needed the sandbox
+                if self._sandbox_started.done() and not self._sandbox_started.cancelled():
+                    self._sandbox_started.exception()  # retrieved: a failed start no longer matters
+                self._sandbox_started.cancel()
             if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
                 await asyncio.shield(self._loop.run_in_executor(None, sandbox.close))
             self._io.shutdown(wait=False)
@@ -220,6 +226,9 @@ class _Run:
             except BudgetExceeded as exc:
                 return await self._out_of_budget(sandbox, exc)
             self.messages.append({"role": "assistant", "content": reply})
+            if self._sandbox_started is not None:
+                await self._sandbox_started  # raises if the sandbox could not start
+                self._sandbox_started = None
             answer = await self._handle_reply(sandbox, reply)
             if answer is not None:
                 return answer, "completed", None

@@ -255,3 +255,17 @@ def test_the_loop_runs_over_http_against_an_openai_compatible_server(sandbox_fac
     headers = {k.lower(): v for k, v in server.requests[0].headers.items()}
     assert headers["authorization"] == "Bearer sk-test-not-real"
     assert result.total_input_tokens == 100
+
+
+def test_a_sandbox_that_cannot_start_is_reported_after_the_first_reply(sandbox_factory):
+    from rlm_sandbox.errors import ImageError
+
+    def broken_factory(context, callbacks, exceptions, settings):
+        sandbox = sandbox_factory(context, callbacks, exceptions, settings)
+        sandbox.image = "rlm-sandbox:no-such-image"
+        return sandbox
+
+    root = ScriptedModel(["```repl\nprint(1)\n```"])
+    with pytest.raises(ImageError, match="no-such-image.*is not present"):
+        build_rlm(broken_factory, root).run("q", "ctx")
+    assert root.call_count == 1  # the sandbox started alongside the first model call
