@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import prompts
 from .broker import CELL_EXCEPTIONS, Broker, check_tools, describe_tools
-from .budget import Ledger
+from .budget import Budget, Ledger
 from .config import Settings
 from .errors import BudgetExceeded, LLMError
 from .llm import Completion, LLMClient
@@ -52,18 +52,27 @@ class RLM:
     ``RLM(model, sub_model, max_iterations, max_output_chars, verbose, **options)``:
     options are any field of :class:`Settings` (sandbox, image, runtime, memory,
     offload_threshold, budgets, api_base, ...); left as None they come from
-    ``RLM_SANDBOX_*`` variables, ``.env`` or the defaults. ``tools`` are host functions
+    ``RLM_SANDBOX_*`` variables, ``.env`` or the defaults. ``budget`` may give the limits as
+    one :class:`Budget` instead. ``tools`` are host functions
     the code may call; ``answer_schema`` a pydantic model the answer must match.
     """
 
     def __init__(self, model: str | None = None, sub_model: str | None = None,
                  max_iterations: int | None = None, max_output_chars: int | None = None,
-                 verbose: bool | None = None, *, tools: dict[str, Callable[..., Any]] | None = None,
+                 verbose: bool | None = None, *, budget: Budget | None = None,
+                 tools: dict[str, Callable[..., Any]] | None = None,
                  answer_schema: AnswerSchema | None = None, on_event: Listener | None = None,
                  sandbox_factory: SandboxFactory | None = None, llm: LLMClient | None = None,
                  **options: Any) -> None:
-        self.settings = Settings.from_options(model=model, sub_model=sub_model, max_iterations=max_iterations,
-                                              max_output_chars=max_output_chars, verbose=verbose, **options)
+        options = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations,
+                   "max_output_chars": max_output_chars, "verbose": verbose, **options}
+        if budget is not None:  # a Budget object is the same limits as keyword options
+            given = {name for name, value in options.items() if value is not None}
+            clashing = sorted(budget.model_fields_set & given)
+            if clashing:
+                raise TypeError(f"{', '.join(clashing)} given both in budget= and as options; give each once")
+            options.update(budget.model_dump(exclude_unset=True))
+        self.settings = Settings.from_options(**options)
         self.tools = dict(tools or {})
         check_tools(self.tools)
         self.answer_schema = answer_schema

@@ -133,3 +133,14 @@ def test_code_can_read_its_budget_but_not_change_it(make_rlm):
     seen = cell_feedback(root)
     assert "{'used': 0, 'limit': 1}" in seen and "BudgetExceeded" in seen
     assert result.status == "budget_exhausted" and result.sub_calls == 1
+
+
+def test_a_budget_object_sets_the_same_limits(make_rlm):
+    from rlm_sandbox import RLM, Budget
+
+    root = ScriptedModel(["```repl\nfor i in range(3):\n    llm_query('x')\n```", "FINAL(x)"])
+    sub = ScriptedModel(responder=lambda m: "ok")
+    result = make_rlm(root, sub, budget=Budget(max_sub_calls=2, max_iterations=5)).run("q", "ctx")
+    assert result.sub_calls == 2 and result.status == "budget_exhausted"
+    with pytest.raises(TypeError, match="max_sub_calls given both"):
+        RLM(model="m", budget=Budget(max_sub_calls=2), max_sub_calls=3)
