@@ -25,9 +25,10 @@ from .trace import Trace
 
 #: Exception names a cell can catch by name (``except BudgetExceeded:``).
 CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
+#: The broker's own functions, as the sandbox sees them.
+HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "budget_status")
 #: Names the sandbox already uses; host tools may not take them.
-RESERVED_NAMES = frozenset({"context", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
-                            "budget_status", "memory_status", "forget", "FINAL", "FINAL_VAR",
+RESERVED_NAMES = frozenset({"context", *HELPERS, "memory_status", "forget", "FINAL", "FINAL_VAR",
                             "HostCallError", *CELL_EXCEPTIONS})
 #: Runs a child RLM (query, context, trace) -> its RLMResult; supplied by the engine.
 ChildRunner = Callable[[str, Any, Trace], Any]
@@ -63,6 +64,13 @@ def describe_tools(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
     return described
 
 
+def callback_docs(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
+    """Every callback name a run's sandbox gets, with the docstring it shows there."""
+    docs = {name: inspect.getdoc(getattr(Broker, name)) or "" for name in HELPERS}
+    docs.update({name: inspect.getdoc(tool) or "" for name, tool in tools.items()})
+    return docs
+
+
 def check_tools(tools: dict[str, Callable[..., Any]]) -> None:
     for name, function in tools.items():
         if not isinstance(name, str) or not name.isidentifier():
@@ -84,27 +92,23 @@ class Broker:
         self._sub_model = sub_model
         self._loop = loop
         self.depth = depth
-        self._tools = dict(tools or {})
         self._child_runner = child_runner
         self._run_slots = threading.BoundedSemaphore(ledger.budget.max_concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._callbacks: dict[str, Callable[..., Any]] = {name: getattr(self, name) for name in HELPERS}
+        self._callbacks.update({name: self._tool_caller(name, tool) for name, tool in (tools or {}).items()})
 
     def callbacks(self) -> dict[str, Callable[..., Any]]:
-        functions: dict[str, Callable[..., Any]] = {
-            "llm_query": self.llm_query, "llm_query_batched": self.llm_query_batched,
-            "rlm_query": self.rlm_query, "rlm_query_batched": self.rlm_query_batched,
-            "budget_status": self.budget_status}
-        for name, tool in self._tools.items():
-            functions[name] = self._tool_caller(name, tool)
-        return functions
+        """The functions the sandbox may call back, by name (built once per run)."""
+        return self._callbacks
 
     # -- the functions the sandbox sees -----------------------------------------------
 
     def llm_query(self, prompt: str, model: str | None = None) -> str:
         """llm_query(prompt, model=None) -> str: ask a sub-model; it sees only the prompt."""
         self._check_prompt(prompt, "llm_query")
-        self._reserve("llm_query")
+        self._ledger.reserve_sub_call("llm_query")
         return self._complete(prompt, model)
 
     def llm_query_batched(self, prompts: list[str], model: str | None = None) -> list[str]:
@@ -113,8 +117,7 @@ class Broker:
             raise TypeError("llm_query_batched(prompts) takes a list of strings")
         for prompt in prompts:
             self._check_prompt(prompt, "llm_query_batched")
-        for _ in prompts:
-            self._reserve("llm_query_batched")
+        self._ledger.reserve_sub_call("llm_query_batched", count=len(prompts))  # all or none
         return self._fan_out([(self._complete, (prompt, model)) for prompt in prompts], "sub-calls", model)
 
     def rlm_query(self, query: str, context: Any = None) -> str:
@@ -126,7 +129,7 @@ class Broker:
             prompt = query if context is None else f"{query}\n\nContext:\n{_as_text(context)}"
             self._trace.emit("depth_fallback", depth=self.depth, max_depth=self._ledger.budget.max_depth)
             return self.llm_query(prompt)
-        self._reserve("rlm_query")
+        self._ledger.reserve_sub_call("rlm_query")
         return self._child(query, context)
 
     def rlm_query_batched(self, queries: Sequence[Any]) -> list[str]:
@@ -147,7 +150,7 @@ class Broker:
 
     def _tool_caller(self, name: str, tool: Callable[..., Any]) -> Callable[..., Any]:
         def call_tool(*args: Any, **kwargs: Any) -> Any:
-            self._reserve(f"tool call ({name})")
+            self._ledger.reserve_sub_call(f"tool call ({name})")
             started = time.monotonic()
             try:
                 value = tool(*args, **kwargs)
@@ -177,9 +180,6 @@ class Broker:
             raise BudgetExceeded(
                 "max_sub_prompt_chars", limit, len(prompt),
                 f"prompt of {len(prompt):,} characters is over max_sub_prompt_chars={limit:,}; send a smaller chunk")
-
-    def _reserve(self, what: str) -> None:
-        self._ledger.reserve_sub_call(what)
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine on the run's event loop from a callback thread, and wait."""

@@ -65,14 +65,15 @@ class Ledger:
         with self._lock:
             self.code_executions += 1
 
-    def reserve_sub_call(self, what: str = "sub-call") -> None:
-        """Count one sub-call, or raise BudgetExceeded if none is left."""
+    def reserve_sub_call(self, what: str = "sub-call", count: int = 1) -> None:
+        """Count ``count`` sub-calls, or raise BudgetExceeded (counting none) if they do not fit."""
         with self._lock:
             limit = self.budget.max_sub_calls
-            if limit is not None and self.sub_calls >= limit:
+            if limit is not None and self.sub_calls + count > limit:
+                wanted = "" if count == 1 else f" for {count} calls"
                 raise self._exceeded("max_sub_calls", limit, self.sub_calls,
-                                     f"no {what} left: {self.sub_calls} of max_sub_calls={limit} used")
-            self.sub_calls += 1
+                                     f"no {what} left{wanted}: {self.sub_calls} of max_sub_calls={limit} used")
+            self.sub_calls += count
         self.check_spend()
 
     def record(self, role: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:

@@ -113,18 +113,18 @@ def run(
     context = _load_context(context_file, context_format)
     from .engine import RLM
 
-    events: list[dict[str, Any]] = []
+    flags = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations, "sandbox": sandbox}
     try:
-        flags = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations, "sandbox": sandbox}
-        options = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
-        rlm = RLM(verbose=verbose, on_event=events.append if trace else None, **options)
+        options = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}  # flags win
+        rlm = RLM(verbose=verbose, **options)
+    except (TypeError, ValueError) as exc:  # an unknown or invalid --set
+        raise _fail(str(exc), 2) from None
+    try:
         result = rlm.run(query, context)
     except RLMSandboxError as exc:
         raise _fail(str(exc)) from None
-    except (TypeError, ValueError) as exc:  # an unknown or invalid --set
-        raise _fail(str(exc), 2) from None
     if trace:
-        write_jsonl(trace, events)
+        write_jsonl(trace, result.trajectory)
     _print_result(result, as_json)
     raise typer.Exit(_exit_code(result.status))
 

@@ -28,7 +28,7 @@ from .schema import AnswerSchema, schema_prompt, validate_answer
 from .trace import Listener, Trace, VerbosePrinter
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .session import BrokerSwitch, Session
 
 T = TypeVar("T")
 
@@ -102,41 +102,20 @@ class RLM:
 def run(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
         max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
     """One-shot: ``RLM(model, ...).run(query, context)``."""
-    answer_schema = options.pop("answer_schema", None)
     return RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
-               verbose=verbose, **options).run(query, context, answer_schema=answer_schema)
+               verbose=verbose, **options).run(query, context)
 
 
 async def arun(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
                max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
     """One-shot async: ``await RLM(model, ...).arun(query, context)``."""
-    answer_schema = options.pop("answer_schema", None)
     return await RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
-                     verbose=verbose, **options).arun(query, context, answer_schema=answer_schema)
+                     verbose=verbose, **options).arun(query, context)
 
 
 def _check_query(query: Any) -> None:
     if not isinstance(query, str) or not query.strip():
         raise ValueError("query must be a non-empty string")
-
-
-class BrokerSwitch:
-    """Callbacks that forward to whichever run currently uses a shared sandbox (sessions)."""
-
-    def __init__(self) -> None:
-        self.current: Broker | None = None
-
-    def callbacks(self, names: dict[str, str]) -> dict[str, Callable[..., Any]]:
-        def forwarder(name: str, doc: str) -> Callable[..., Any]:
-            def forward(*args: Any, **kwargs: Any) -> Any:
-                if self.current is None:
-                    raise RuntimeError(f"{name}() is only available while a question is being answered")
-                return self.current.callbacks()[name](*args, **kwargs)
-
-            forward.__doc__ = doc
-            return forward
-
-        return {name: forwarder(name, doc) for name, doc in names.items()}
 
 
 class _Run:
@@ -171,8 +150,7 @@ class _Run:
         self._loop = asyncio.get_running_loop()
         started = self._loop.time()
         settings = self.settings
-        self.trace.emit("start", query=self.query, model=self.model, depth=self.depth,
-                        sub_model=settings.sub_model or settings.model)
+        self.trace.emit("start", query=self.query, model=self.model, sub_model=settings.sub_model or settings.model)
         broker = Broker(llm=self.rlm.llm, ledger=self.ledger, trace=self.trace,
                         sub_model=settings.sub_model or settings.model, loop=self._loop, depth=self.depth,
                         tools=self.rlm.tools, child_runner=self._run_child)
@@ -210,17 +188,11 @@ class _Run:
 
     def _system_prompt(self) -> str:
         s = self.settings
-        tools = describe_tools(self.rlm.tools)
-        helpers = ("- `rlm_query(query, context=None) -> str`: a sub-RLM with its own REPL holding `context` "
-                   "answers `query` (for big sub-problems; costs more than llm_query). "
-                   "`rlm_query_batched([query or (query, context), ...]) -> list[str]` runs several at once.\n"
-                   "- `budget_status()`: this run's limits and what is used so far (read-only).\n")
-        if tools:
-            helpers += "\nHost tools (they run outside the sandbox and count as sub-calls):\n"
         return prompts.system_prompt(
             context=self.context, offload_threshold=s.offload_threshold if s.offload else None,
-            preview_chars=s.preview_chars, max_output_chars=s.max_output_chars, tools=tools,
-            extra_helpers=helpers, answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None)
+            preview_chars=s.preview_chars, max_output_chars=s.max_output_chars,
+            tools=describe_tools(self.rlm.tools),
+            answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None)
 
     async def _loop_until_final(self, sandbox: Sandbox) -> tuple[str, Status, str | None]:
         for _ in range(self.ledger.budget.max_iterations):
@@ -343,7 +315,7 @@ class _Run:
         messages = [*self.messages, {"role": "user", "content": prompts.last_chance(reason)}]
         try:
             reply = (await self._ask_root(messages)).text
-        except (LLMError, BudgetExceeded, asyncio.TimeoutError) as exc:
+        except (LLMError, BudgetExceeded) as exc:  # _ask_root turns a timeout into one of these
             return self._partial_answer(), status, error or str(exc)
         self.messages = [*messages, {"role": "assistant", "content": reply}]
         parsed = parse_reply(reply)

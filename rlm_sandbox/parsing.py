@@ -25,7 +25,7 @@ _FINAL_START = re.compile(r"^[ \t>*_]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
 class FinalInText:
     """A FINAL(...) or FINAL_VAR(...) written in the reply's text."""
 
-    kind: str  # "FINAL" or "FINAL_VAR"
+    kind: str  # "FINAL" or "FINAL_VAR"; the engine also uses "VALUE" for an answer a cell computed
     value: str  # the answer text, or the variable name
 
 

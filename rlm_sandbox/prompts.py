@@ -60,7 +60,7 @@ def _preview(item: Any) -> str:
 
 def system_prompt(*, context: Any, offload_threshold: int | None, preview_chars: int,
                   max_output_chars: int, tools: dict[str, str] | None = None,
-                  extra_helpers: str = "", answer_schema: str | None = None) -> str:
+                  answer_schema: str | None = None) -> str:
     if offload_threshold is not None:
         output_rule = (
             f"Output longer than {offload_threshold:,} characters is not shown whole: it is kept in a "
@@ -71,6 +71,8 @@ def system_prompt(*, context: Any, offload_threshold: int | None, preview_chars:
         output_rule = (f"Output longer than {max_output_chars:,} characters is cut in the middle; "
                        "print what you need in pieces.")
     tool_lines = "".join(f"- `{signature}`: {doc}\n" for signature, doc in (tools or {}).items())
+    if tool_lines:
+        tool_lines = "\nHost tools (they run outside the sandbox and count as sub-calls):\n" + tool_lines
     schema_rule = ""
     if answer_schema:
         schema_rule = ("\nThe answer must be JSON matching this schema; build it as a dict in a variable "
@@ -96,8 +98,12 @@ Available in the REPL:
 run concurrently, answers in the same order. Far faster than calling llm_query in a loop.
 - `memory_status()`: the variables you hold, with sizes. `forget(*names)`: delete ones you no longer need \
 (`context` and these helpers cannot be deleted).
+- `rlm_query(query, context=None) -> str`: a sub-RLM with its own REPL holding `context` answers `query` \
+(for big sub-problems; costs more than llm_query). `rlm_query_batched([query or (query, context), ...]) -> \
+list[str]` runs several at once.
+- `budget_status()`: this run's limits and what is used so far (read-only).
 - `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with the value of variable `name`.
-{extra_helpers}{tool_lines}{schema_rule}
+{tool_lines}{schema_rule}
 ## Finishing
 When you are sure, call FINAL(...) or FINAL_VAR('name') in a ```repl block, or write FINAL(your answer) \
 or FINAL_VAR(variable_name) at the start of a line outside code blocks. Verify before you answer.

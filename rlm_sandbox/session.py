@@ -9,9 +9,9 @@ answers, so the prompt stays bounded however long the session lasts.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
-from .broker import CELL_EXCEPTIONS, Broker
+from .broker import CELL_EXCEPTIONS, Broker, callback_docs
 from .kernel.capture import clip_middle
 from .portal import run_sync
 from .result import RLMResult
@@ -26,12 +26,29 @@ DIGEST_TURNS = 8
 DIGEST_ANSWER_CHARS = 600
 
 
+class BrokerSwitch:
+    """Callbacks that forward to whichever run currently uses a shared sandbox (sessions)."""
+
+    def __init__(self) -> None:
+        self.current: Broker | None = None
+
+    def callbacks(self, names: dict[str, str]) -> dict[str, Callable[..., Any]]:
+        def forwarder(name: str, doc: str) -> Callable[..., Any]:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                if self.current is None:
+                    raise RuntimeError(f"{name}() is only available while a question is being answered")
+                return self.current.callbacks()[name](*args, **kwargs)
+
+            forward.__doc__ = doc
+            return forward
+
+        return {name: forwarder(name, doc) for name, doc in names.items()}
+
+
 class Session:
     """``with rlm.session(context) as s: s.ask(q1); s.ask(q2)`` (or ``async with`` and ``aask``)."""
 
     def __init__(self, rlm: "RLM", context: Context = None) -> None:
-        from .engine import BrokerSwitch
-
         self.rlm = rlm
         self.context = context
         self.turns: list[tuple[str, str]] = []
@@ -42,11 +59,8 @@ class Session:
 
     def start(self) -> "Session":
         if self._sandbox is None:
-            names = {name: getattr(Broker, name).__doc__ or "" for name in
-                     ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "budget_status")}
-            names.update({name: tool.__doc__ or "" for name, tool in self.rlm.tools.items()})
-            sandbox = self.rlm.sandbox_factory(self.context, self._switch.callbacks(names), CELL_EXCEPTIONS,
-                                               self.rlm.settings)
+            callbacks = self._switch.callbacks(callback_docs(self.rlm.tools))
+            sandbox = self.rlm.sandbox_factory(self.context, callbacks, CELL_EXCEPTIONS, self.rlm.settings)
             sandbox.start()
             self._sandbox = sandbox
         return self

@@ -41,9 +41,6 @@ class Trace:
         self.emit("child_run", events=child.events, **fields)
         return child
 
-    def write_jsonl(self, path: str | Path) -> None:
-        write_jsonl(path, self.events)
-
 
 def write_jsonl(path: str | Path, events: list[dict[str, Any]]) -> None:
     """One event per line; values JSON cannot hold are written as their str()."""

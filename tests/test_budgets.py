@@ -58,8 +58,9 @@ def test_batched_sub_calls_over_budget_are_refused_as_a_whole(make_rlm):
     root = ScriptedModel(["```repl\nllm_query_batched(['a', 'b', 'c'])\n```", "FINAL(x)"])
     sub = ScriptedModel(responder=lambda m: "ok")
     result = make_rlm(root, sub, max_sub_calls=2).run("q", "ctx")
-    assert "BudgetExceeded" in cell_feedback(root)
+    assert "BudgetExceeded" in cell_feedback(root) and "for 3 calls" in cell_feedback(root)
     assert result.status == "budget_exhausted" and sub.call_count == 0
+    assert result.sub_calls == 0  # a refused batch counts none of its calls
 
 
 def test_max_total_tokens_ends_the_run_with_the_last_partial_answer(make_rlm):

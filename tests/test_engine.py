@@ -142,7 +142,7 @@ def test_permanent_error_ends_the_run_with_status_error(make_rlm):
     root = ScriptedModel([denied])
     result = make_rlm(root).run("q", "ctx")
     assert result.status == "error" and root.call_count == 1
-    assert "API_KEY" in result.error or "key" in result.error.lower()
+    assert "authentication failed" in result.error and "API_KEY" in result.error
 
 
 def test_content_none_and_prose_only_replies_are_nudged(make_rlm):

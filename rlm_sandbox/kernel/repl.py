@@ -166,11 +166,12 @@ class Repl:
         if not isinstance(name, str):
             raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
         name = name.strip().strip("'\"")
-        if not name.isidentifier() or name not in self.namespace:
+        try:
+            value = self.lookup(name)
+        except NameError:
             hint = "" if name.isidentifier() else " (that looks like a value, not a name)"
             raise NameError(f"FINAL_VAR takes the NAME of a variable, e.g. FINAL_VAR('answer'); there is no "
-                            f"variable {name[:80]!r}{hint}. To finish with a value, use FINAL(value).")
-        value = self.lookup(name)
+                            f"variable {name[:80]!r}{hint}. To finish with a value, use FINAL(value).") from None
         self.final = self._final_payload(render_value(value), source="FINAL_VAR", name=name)
 
     def _final_payload(self, text: str, **fields: Any) -> dict[str, Any]:

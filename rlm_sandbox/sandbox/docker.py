@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.types import LogConfig
 
 from ..errors import SandboxStartError
@@ -49,7 +49,6 @@ class DockerSandbox(KernelSandbox):
         self._client = client
         self._container_id: str | None = None
         self._image_tag: str | None = None
-        self._image_retried = False
         self._attached: AttachedStream | None = None
 
     @property
@@ -108,7 +107,6 @@ class DockerSandbox(KernelSandbox):
         if self.resolved_transport() == "socket":
             return super()._open_kernel(token)
         self._attached = self._create_and_start(token, socket_dir=None)
-        self._check_not_closed()
         return self._attached
 
     def _launch(self, socket_dir: Path, token: str) -> None:
@@ -142,15 +140,6 @@ class DockerSandbox(KernelSandbox):
                     self._container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}))
             api.start(self._container_id)
             return attached
-        except ImageNotFound:
-            if self._image_tag is None or self._image_retried:
-                raise SandboxStartError(f"the image {image!r} is gone from the daemon; run "
-                                        "`rlm-sandbox image build` or set image=") from None
-            from .image import forget_verified
-
-            forget_verified()  # deleted since this process checked it: check (or build) again
-            self._image_tag, self._image_retried = None, True
-            return self._create_and_start(token, socket_dir=socket_dir)
         except DockerException as exc:
             hint = ""
             if self.runtime and "runtime" in str(exc).lower():

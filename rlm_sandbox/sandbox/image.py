@@ -36,8 +36,6 @@ KERNEL_HASH_LABEL = "org.rlm-sandbox.kernel-hash"
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _LOCK_WAIT_S = 30 * 60  # a Debian base build on a slow mirror takes minutes, not this long
 _BASE_BUILD_TIMEOUT_S = 30 * 60
-#: (daemon, image) pairs this process has seen present, so each sandbox does not ask again.
-_verified: set[tuple[str, str]] = set()
 _SETUP_HINT = "In a checkout of rlm-sandbox, `bash scripts/setup.sh` (as root) sets all of this up."
 
 
@@ -130,12 +128,8 @@ def ensure_image(
     client = client or docker_client()
     khash = kernel_hash()
     tag = _tag_for(khash, base)
-    wanted = image if image is not None else tag
-    if (client.api.base_url, wanted) in _verified:  # checked already by this process
-        return wanted
     if image is not None and image != tag:
         if _exists(client, image):
-            _verified.add((client.api.base_url, image))
             return image
         raise ImageError(
             f"Image {image!r} is not present on the Docker daemon. Pull or build it first "
@@ -149,13 +143,7 @@ def ensure_image(
                     _ensure_explicit_base(client, base, progress)
                 chosen = base or ensure_base(client, progress=progress)
                 build_image(tag, chosen, client=client, progress=progress, expect_hash=khash)
-    _verified.add((client.api.base_url, tag))
     return tag
-
-
-def forget_verified() -> None:
-    """Make the next ensure_image() ask the daemon again (e.g. the image was deleted)."""
-    _verified.clear()
 
 
 def prune_stale_images(client: docker.DockerClient | None = None) -> list[str]:
@@ -176,7 +164,6 @@ def prune_stale_images(client: docker.DockerClient | None = None) -> list[str]:
             except APIError:
                 continue  # in use, or already gone
             removed.append(tag)
-    forget_verified()
     return removed
 
 

@@ -33,7 +33,6 @@ from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
 from .base import (
     Callbacks,
     Context,
-    ExecError,
     ExecResult,
     Sandbox,
     SandboxLimits,
@@ -108,7 +107,7 @@ class KernelSandbox(Sandbox):
 
     def load(self, context: Context = None, *, callbacks: Callbacks | None = None,
              exceptions: tuple[str, ...] = ()) -> "KernelSandbox":
-        """Give a started sandbox that has run nothing its context and callbacks.
+        """Give a sandbox that has run nothing its context and callbacks (starting it if needed).
 
         This is what a warm pool does when a sandbox is taken: the container is already
         up, so only the context travels. A sandbox that has run code is refused: its
@@ -118,9 +117,10 @@ class KernelSandbox(Sandbox):
             if self._used:
                 raise SandboxError("this sandbox has already run code; load() only prepares fresh ones")
             self._set_work(context, callbacks, exceptions)
-            conn = self._connection()
-            conn.set_callbacks(self._callbacks, self._exceptions)
-            self._configure_and_upload(conn)
+            if self._conn is None:
+                return self.start()  # starting uploads the work just set
+            self._conn.set_callbacks(self._callbacks, self._exceptions)
+            self._configure_and_upload(self._conn)
             return self
 
     # -- provider hooks -------------------------------------------------------------
@@ -183,6 +183,10 @@ class KernelSandbox(Sandbox):
     def _start_kernel(self) -> None:
         token = secrets.token_hex(16)
         stream = self._open_kernel(token)
+        if self._closed:  # closed from another thread while the kernel was starting
+            stream.close()
+            self._kill()
+            raise SandboxClosed("the sandbox was closed while it was starting")
         conn = KernelConnection(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
                                 exceptions=self._exceptions)
         try:
@@ -200,16 +204,10 @@ class KernelSandbox(Sandbox):
         listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
         try:
             self._launch(self._socket_dir, token)
-            self._check_not_closed()
             return self._accept(listener)
         finally:
             listener.close()
             (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
-
-    def _check_not_closed(self) -> None:
-        if self._closed:  # closed from another thread while we were launching
-            self._kill()
-            raise SandboxClosed("the sandbox was closed while it was starting")
 
     def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + self.limits.start_timeout_s
@@ -306,10 +304,6 @@ class KernelSandbox(Sandbox):
                     "KernelDied",
                     f"{reason}; the sandbox was restarted: all variables were lost (context was reloaded)",
                     time.monotonic() - started)
-            if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
-                error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-                return ExecResult(error=ExecError(type="ProtocolError", message=str(error.get("message", reply))[:2000]),
-                                  duration_s=time.monotonic() - started)
             return exec_result(reply, interrupted, timeout, self.limits)
 
     def get(self, name: str, *, max_bytes: int | None = None) -> Any:

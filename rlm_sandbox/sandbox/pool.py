@@ -56,7 +56,7 @@ class SandboxPool:
             sandbox = self._idle.get_nowait()
         except queue.Empty:
             self.cold_takes += 1
-            sandbox = self._make().start()
+            sandbox = self._make()  # load() starts it, uploading the context once
         else:
             self._refill()
         try:

@@ -39,6 +39,10 @@ def _clipped(reply: dict[str, Any], key: str, limit: int) -> bool:
 
 def exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits: SandboxLimits) -> ExecResult:
     cap = limits.max_output_chars
+    if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
+        raw = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        return ExecResult(error=ExecError(type="ProtocolError", message=_text(raw, "message", 2000)
+                                          or "the kernel refused the request"))
     error = None
     raw_error = reply.get("error")
     if isinstance(raw_error, dict):
