@@ -48,9 +48,9 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
 from bench_sandbox import machine, run_benches, say, summary  # noqa: E402
 
 import rlm_sandbox  # noqa: E402
-from rlm_sandbox.broker import process_slots  # noqa: E402
-from rlm_sandbox.engine import default_sandbox_factory  # noqa: E402
-from rlm_sandbox.llm import LLMClient  # noqa: E402
+from rlm_sandbox.core.broker import process_slots  # noqa: E402
+from rlm_sandbox.api import default_sandbox_factory  # noqa: E402
+from rlm_sandbox.models import LLMClient  # noqa: E402
 from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
 from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
 from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402

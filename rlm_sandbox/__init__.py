@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 
 # Lazy exports: `import rlm_sandbox` stays fast (litellm loads on first model call).
 _EXPORTS = {
-    "run": "engine", "arun": "engine", "RLM": "engine", "Session": "session",
-    "RLMResult": "result", "ModelUsage": "result",
-    "Settings": "config", "Budget": "budget",
+    "run": "api", "arun": "api", "RLM": "api", "Session": "api",
+    "RLMResult": "core.result", "ModelUsage": "core.result",
+    "Settings": "config", "Budget": "core.budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",
     "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "ExecResult": "sandbox", "reap_orphans": "sandbox",
     "RLMSandboxError": "errors", "BudgetExceeded": "errors", "LLMError": "errors",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .budget import Budget
+from .core.budget import Budget
 from .sandbox.base import SandboxLimits
 
 

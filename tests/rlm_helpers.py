@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlm_sandbox import RLM
-from rlm_sandbox.llm import LLMClient
+from rlm_sandbox.models import LLMClient
 
 
 def make_rlm(sandbox_factory: Any, root: Any, sub: Any = None, **options: Any) -> RLM:

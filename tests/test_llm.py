@@ -26,7 +26,7 @@ from rlm_sandbox.errors import (  # noqa: E402
     LLMUnavailable,
     RLMSandboxError,
 )
-from rlm_sandbox.llm import Completion, LLMClient, is_transient  # noqa: E402
+from rlm_sandbox.models import Completion, LLMClient, is_transient  # noqa: E402
 from rlm_sandbox.testing import (  # noqa: E402
     OpenAICompatibleServer,
     Reply,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlm_sandbox.parsing import FinalInText, parse_reply
+from rlm_sandbox.core.parsing import FinalInText, parse_reply
 
 
 def test_repl_python_and_py_fences_run_in_order_others_do_not():

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rlm_sandbox.session import DIGEST_TURNS
+from rlm_sandbox.core.session import DIGEST_TURNS
 from rlm_sandbox.testing import ScriptedModel
 from tests.rlm_helpers import make_rlm
 

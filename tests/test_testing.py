@@ -17,7 +17,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm  # noqa: E402
 
-from rlm_sandbox.llm import LLMClient  # noqa: E402
+from rlm_sandbox.models import LLMClient  # noqa: E402
 from rlm_sandbox.testing import (  # noqa: E402
     OpenAICompatibleServer,
     Reply,

@@ -18,10 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Coroutine, Sequence
 
+from ..errors import BudgetExceeded, LLMError
+from ..events.trace import Trace
+from ..models.litellm_client import LLMClient
 from .budget import Ledger
-from .errors import BudgetExceeded, LLMError
-from .llm import LLMClient
-from .trace import Trace
 
 #: Exception names a cell can catch by name (``except BudgetExceeded:``).
 CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
@@ -248,3 +248,22 @@ def _as_text(context: Any) -> str:
     if isinstance(context, (bytes, bytearray)):
         return bytes(context).decode("utf-8", "replace")
     return json.dumps(context, ensure_ascii=False, default=str)
+
+
+class BrokerSwitch:
+    """Callbacks that forward to whichever run currently uses a shared sandbox (sessions)."""
+
+    def __init__(self) -> None:
+        self.current: Broker | None = None
+
+    def callbacks(self, names: dict[str, str]) -> dict[str, Callable[..., Any]]:
+        def forwarder(name: str, doc: str) -> Callable[..., Any]:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                if self.current is None:
+                    raise RuntimeError(f"{name}() is only available while a question is being answered")
+                return self.current.callbacks()[name](*args, **kwargs)
+
+            forward.__doc__ = doc
+            return forward
+
+        return {name: forwarder(name, doc) for name, doc in names.items()}

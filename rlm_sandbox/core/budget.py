@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import BudgetExceeded
+from ..errors import BudgetExceeded
 from .result import ModelUsage
 
 

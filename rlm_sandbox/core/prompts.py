@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .kernel.capture import clip_middle
-from .sandbox.base import ExecResult
+from ..kernel.capture import clip_middle
+from ..sandbox.base import ExecResult
 
 PREVIEW_CHARS = 300
 

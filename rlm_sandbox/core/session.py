@@ -9,46 +9,24 @@ answers, so the prompt stays bounded however long the session lasts.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
 
-from .broker import CELL_EXCEPTIONS, Broker, callback_docs
-from .kernel.capture import clip_middle
-from .portal import run_sync
+from ..kernel.capture import clip_middle
+from ..sandbox.base import Context, Sandbox
+from .answer_schema import AnswerSchema
+from .broker import CELL_EXCEPTIONS, BrokerSwitch, callback_docs
+from .loop import RunOwner, _check_query, _Run
 from .result import RLMResult
-from .sandbox.base import Context, Sandbox
-from .schema import AnswerSchema
-
-if TYPE_CHECKING:
-    from .engine import RLM
+from .sync_bridge import run_sync
 
 #: Earlier turns shown to the model, and how much of each answer.
 DIGEST_TURNS = 8
 DIGEST_ANSWER_CHARS = 600
 
 
-class BrokerSwitch:
-    """Callbacks that forward to whichever run currently uses a shared sandbox (sessions)."""
-
-    def __init__(self) -> None:
-        self.current: Broker | None = None
-
-    def callbacks(self, names: dict[str, str]) -> dict[str, Callable[..., Any]]:
-        def forwarder(name: str, doc: str) -> Callable[..., Any]:
-            def forward(*args: Any, **kwargs: Any) -> Any:
-                if self.current is None:
-                    raise RuntimeError(f"{name}() is only available while a question is being answered")
-                return self.current.callbacks()[name](*args, **kwargs)
-
-            forward.__doc__ = doc
-            return forward
-
-        return {name: forwarder(name, doc) for name, doc in names.items()}
-
-
 class Session:
     """``with rlm.session(context) as s: s.ask(q1); s.ask(q2)`` (or ``async with`` and ``aask``)."""
 
-    def __init__(self, rlm: "RLM", context: Context = None) -> None:
+    def __init__(self, rlm: RunOwner, context: Context = None) -> None:
         self.rlm = rlm
         self.context = context
         self.turns: list[tuple[str, str]] = []
@@ -89,8 +67,6 @@ class Session:
         return run_sync(self.aask(query, answer_schema=answer_schema))
 
     async def aask(self, query: str, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
-        from .engine import _check_query, _Run
-
         _check_query(query)
         if self._sandbox is None:
             raise RuntimeError("the session is not open; use `with rlm.session(context) as s:`")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .errors import (
+from ..errors import (
     LLMAuthenticationError,
     LLMContextWindowExceeded,
     LLMError,

@@ -1,0 +1,98 @@
+"""The public API: ``RLM`` (settings for many runs), ``run``/``arun`` (one-shot), ``Session``.
+
+A run itself lives in :mod:`rlm_sandbox.core.loop`; this module only gathers what a run
+needs (settings, model client, tools, sandbox factory) from the caller's arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .config import Settings
+from .core.answer_schema import AnswerSchema
+from .core.broker import check_tools
+from .core.budget import Budget
+from .core.loop import SandboxFactory, _check_query, _Run
+from .core.result import RLMResult
+from .core.session import Session
+from .core.sync_bridge import run_sync
+from .events.trace import Listener
+from .models.litellm_client import LLMClient
+from .sandbox.base import Callbacks, Context, Sandbox
+
+__all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
+
+
+def default_sandbox_factory(context: Context, callbacks: Callbacks, exceptions: tuple[str, ...],
+                            settings: Settings) -> Sandbox:
+    from .sandbox import DockerSandbox, LocalSandbox
+
+    if settings.sandbox == "local":
+        return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
+    return DockerSandbox(context, image=settings.image, runtime=settings.runtime, transport=settings.transport,
+                         limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
+
+
+class RLM:
+    """A recursive language model whose code runs in a sandbox.
+
+    ``RLM(model, sub_model, max_iterations, max_output_chars, verbose, **options)``:
+    options are any field of :class:`Settings` (sandbox, image, runtime, memory,
+    offload_threshold, budgets, api_base, ...); left as None they come from
+    ``RLM_SANDBOX_*`` variables, ``.env`` or the defaults. ``budget`` may give the limits as
+    one :class:`Budget` instead. ``tools`` are host functions
+    the code may call; ``answer_schema`` a pydantic model the answer must match.
+    """
+
+    def __init__(self, model: str | None = None, sub_model: str | None = None,
+                 max_iterations: int | None = None, max_output_chars: int | None = None,
+                 verbose: bool | None = None, *, budget: Budget | None = None,
+                 tools: dict[str, Callable[..., Any]] | None = None,
+                 answer_schema: AnswerSchema | None = None, on_event: Listener | None = None,
+                 sandbox_factory: SandboxFactory | None = None, llm: LLMClient | None = None,
+                 **options: Any) -> None:
+        options = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations,
+                   "max_output_chars": max_output_chars, "verbose": verbose, **options}
+        if budget is not None:  # a Budget object is the same limits as keyword options
+            given = {name for name, value in options.items() if value is not None}
+            clashing = sorted(budget.model_fields_set & given)
+            if clashing:
+                raise TypeError(f"{', '.join(clashing)} given both in budget= and as options; give each once")
+            options.update(budget.model_dump(exclude_unset=True))
+        self.settings = Settings.from_options(**options)
+        self.tools = dict(tools or {})
+        check_tools(self.tools)
+        self.answer_schema = answer_schema
+        self.on_event = on_event
+        self.sandbox_factory = sandbox_factory or default_sandbox_factory
+        self.llm = llm or LLMClient(max_retries=self.settings.max_retries, timeout_s=self.settings.request_timeout_s,
+                                    completion_kwargs=self.settings.completion_kwargs())
+
+    def run(self, query: str, context: Context = None, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
+        """Answer ``query`` about ``context``. Model and budget trouble never raise: the
+        result's ``status`` and ``error`` say what happened."""
+        return run_sync(self.arun(query, context, answer_schema=answer_schema))
+
+    async def arun(self, query: str, context: Context = None, *,
+                   answer_schema: AnswerSchema | None = None) -> RLMResult:
+        """The async twin of :meth:`run`; many may run at once in one event loop."""
+        _check_query(query)
+        return await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+
+    def session(self, context: Context = None) -> Session:
+        """One sandbox kept across several questions: ``with rlm.session(ctx) as s: s.ask(q)``."""
+        return Session(self, context)
+
+
+def run(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
+        max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
+    """One-shot: ``RLM(model, ...).run(query, context)``."""
+    return RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
+               verbose=verbose, **options).run(query, context)
+
+
+async def arun(query: str, context: Context = None, model: str | None = None, max_iterations: int | None = None,
+               max_output_chars: int | None = None, verbose: bool | None = None, **options: Any) -> RLMResult:
+    """One-shot async: ``await RLM(model, ...).arun(query, context)``."""
+    return await RLM(model=model, max_iterations=max_iterations, max_output_chars=max_output_chars,
+                     verbose=verbose, **options).arun(query, context)

@@ -1,0 +1,43 @@
+"""``rlm-sandbox doctor``: check the machine and say what to fix."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from ..errors import RLMSandboxError
+from .common import KEY_DEFAULT_MODELS
+
+
+def doctor() -> None:
+    """Check Docker, the sandbox image, gVisor and model keys; say what to fix."""
+    failures = 0
+
+    def report(ok: bool, what: str, fix: str = "", *, required: bool = True) -> None:
+        nonlocal failures
+        failures += required and not ok
+        label, colour = ("ok  ", "green") if ok else (("FAIL", "red") if required else ("warn", "yellow"))
+        typer.echo(typer.style(label, fg=colour) + f" {what}" + (f"\n     -> {fix}" if fix and not ok else ""))
+
+    from ..sandbox.client import docker_client
+
+    try:
+        client = docker_client()
+        info = client.info()
+        report(True, f"Docker {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '?')})")
+        from ..sandbox.image import default_image_tag
+
+        tag = default_image_tag()
+        report(bool(client.api.images(name=tag)), f"sandbox image {tag}",
+               "run `rlm-sandbox image build` (or let the first sandbox build it)")
+        report("runsc" in (info.get("Runtimes") or {}), "gVisor runtime (runsc) for runtime='runsc'",
+               "apt-get install runsc and register it in /etc/docker/daemon.json (scripts/setup.sh does both)",
+               required=False)
+    except RLMSandboxError as exc:
+        report(False, "Docker daemon", str(exc))
+    keys = [key for key in KEY_DEFAULT_MODELS if os.environ.get(key)]
+    report(bool(keys), f"provider keys: {', '.join(keys) or 'none'}",
+           "export OPENAI_API_KEY=... (or another provider's key) to use real models; the demo runs without",
+           required=False)
+    raise typer.Exit(1 if failures else 0)

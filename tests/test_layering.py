@@ -1,0 +1,45 @@
+"""The package's layering is a contract: import-linter checks it on every test run, and a
+forbidden import added to a copy of the package breaks it (so the contracts can fail)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_layering_contracts_hold():
+    done = lint_imports(REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def copy_of_the_package(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "rlm_sandbox", tmp_path / "rlm_sandbox",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_a_forbidden_import_breaks_a_contract(tmp_path):
+    root = copy_of_the_package(tmp_path)
+    assert lint_imports(root).returncode == 0  # the copy itself is clean
+    repl = root / "rlm_sandbox" / "kernel" / "repl.py"
+    repl.write_text(repl.read_text() + "\nfrom ..errors import RLMSandboxError  # forbidden: kernel -> ours\n")
+    sandbox_base = root / "rlm_sandbox" / "sandbox" / "base.py"
+    sandbox_base.write_text(sandbox_base.read_text() + "\nfrom ..core import budget  # forbidden: sandbox -> core\n")
+    done = lint_imports(root)
+    assert done.returncode != 0
+    assert "2 broken" in done.stdout, done.stdout
+    assert "rlm_sandbox.kernel.repl -> rlm_sandbox.errors" in done.stdout
