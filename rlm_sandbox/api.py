@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .config import Settings
+from .config import Settings, load_provider_env
 from .core.answer_schema import AnswerSchema
 from .core.broker import check_tools
 from .core.budget import Budget
@@ -18,6 +18,7 @@ from .core.session import Session
 from .core.sync_bridge import run_sync
 from .events.trace import Listener
 from .models.litellm_client import LLMClient
+from .redaction import redact
 from .sandbox.base import Callbacks, Context, Sandbox
 
 __all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
@@ -60,6 +61,7 @@ class RLM:
                 raise TypeError(f"{', '.join(clashing)} given both in budget= and as options; give each once")
             options.update(budget.model_dump(exclude_unset=True))
         self.settings = Settings.from_options(**options)
+        load_provider_env()  # a key in .env works as if exported (host only; never in a container)
         self.tools = dict(tools or {})
         check_tools(self.tools)
         self.answer_schema = answer_schema
@@ -77,7 +79,10 @@ class RLM:
                    answer_schema: AnswerSchema | None = None) -> RLMResult:
         """The async twin of :meth:`run`; many may run at once in one event loop."""
         _check_query(query)
-        return await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+        result = await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+        if result.error:
+            result.error = redact(result.error)
+        return result
 
     def session(self, context: Context = None) -> Session:
         """One sandbox kept across several questions: ``with rlm.session(ctx) as s: s.ask(q)``."""

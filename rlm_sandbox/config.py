@@ -2,22 +2,137 @@
 
 Explicit arguments win over the environment, which wins over ``.env``, which wins over
 the defaults here. Provider keys are not settings of ours: litellm reads them from the
-usual variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), on the host only.
+usual variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), on the host only. Other entries
+of ``.env`` are not settings either: ``Settings`` ignores them (it warns, names only, about
+``RLM_SANDBOX_*`` names that are not settings), and :func:`load_provider_env` copies the
+provider variables among them into this process's environment, never over an exported one.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
+from .errors import SettingsError
+from .redaction import dotenv_entries, is_secret_name, remember_secret
 from .sandbox.base import SandboxLimits
+
+PREFIX = "RLM_SANDBOX_"
+#: Where settings and provider keys are read from, relative to the working directory.
+ENV_FILE = ".env"
+#: ``RLM_SANDBOX_*`` variables that are read elsewhere and are not settings.
+OTHER_VARIABLES = frozenset({"RLM_SANDBOX_MAX_PROCESS_CONCURRENCY", "RLM_SANDBOX_QUIET",
+                             "RLM_SANDBOX_ALLOW_SKIP_DOCKER"})
+#: Provider variables: entries of ``.env`` that are loaded into the environment for litellm.
+PROVIDER_VARIABLE = re.compile(r"_(?:KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS|ACCESS_KEY_ID|API_BASE|BASE_URL|"
+                               r"API_VERSION|REGION_NAME)$", re.IGNORECASE)
+#: Provider keys, as ``doctor`` lists them.
+PROVIDER_KEY = re.compile(r"_API_(?:KEY|TOKEN)$|^AWS_ACCESS_KEY_ID$|^AZURE_AD_TOKEN$|^HF_TOKEN$", re.IGNORECASE)
+
+_log = logging.getLogger("rlm_sandbox")
+_warned: set[str] = set()
+
+
+def _is_provider_variable(name: str) -> bool:
+    return not name.upper().startswith(PREFIX) and bool(PROVIDER_VARIABLE.search(name))
+
+
+def load_provider_env(env_file: str | Path = ENV_FILE) -> list[str]:
+    """Copy the provider variables of ``env_file`` into ``os.environ`` where not set; return their names.
+
+    So a key in ``.env`` works exactly as if it were exported: litellm reads it from the
+    environment of this (host) process. An exported value always wins. Containers never
+    see it: their environment is built from scratch by the sandbox.
+    """
+    loaded = []
+    for name, value in dotenv_entries(env_file).items():
+        if _is_provider_variable(name) and name not in os.environ:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
+
+
+def provider_keys(env_file: str | Path = ENV_FILE) -> list[tuple[str, str]]:
+    """``(name, where)`` of each provider key set, ``where`` being ``environment`` or ``.env``."""
+    found = [(name, "environment") for name, value in os.environ.items() if value and PROVIDER_KEY.search(name)]
+    seen = {name for name, _ in found}
+    found += [(name, ".env") for name, value in dotenv_entries(env_file).items()
+              if value and PROVIDER_KEY.search(name) and name not in seen]
+    return sorted(found)
+
+
+def setting_variables(env_file: str | Path = ENV_FILE) -> dict[str, tuple[str, str]]:
+    """``{setting: (variable, where)}`` for settings given by an ``RLM_SANDBOX_*`` variable.
+
+    ``where`` is ``environment`` or ``.env``; the environment wins, as in ``Settings``.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for source, where in ((os.environ, "environment"), (dotenv_entries(env_file), ".env")):
+        for variable in source:
+            name = variable.lower().removeprefix(PREFIX.lower())
+            if variable.upper().startswith(PREFIX) and name in Settings.model_fields:
+                found.setdefault(name, (variable, where))
+    return found
+
+
+def unknown_setting_variables(env_file: str | Path = ENV_FILE) -> list[tuple[str, str]]:
+    """``(variable, where)`` for ``RLM_SANDBOX_*`` names that are no setting (most likely typos)."""
+    unknown = []
+    for source, where in ((os.environ, "environment"), (dotenv_entries(env_file), ".env")):
+        for variable in source:
+            upper = variable.upper()
+            if (upper.startswith(PREFIX) and upper not in OTHER_VARIABLES
+                    and upper[len(PREFIX):].lower() not in Settings.model_fields):
+                unknown.append((variable, where))
+    return unknown
+
+
+def suggest(name: str, choices: Any) -> str:
+    """`` (did you mean X?)`` when ``name`` looks like a typo of one of ``choices``."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _warn_about_unknown_variables() -> None:
+    """One log line per unknown ``RLM_SANDBOX_*`` name, once per process; never its value."""
+    for variable, where in unknown_setting_variables():
+        if variable not in _warned:
+            _warned.add(variable)
+            hint = suggest(variable.upper(), [PREFIX + field.upper() for field in Settings.model_fields])
+            _log.warning("ignoring %s (in the %s): it is not a setting%s; `rlm-sandbox settings` lists them",
+                         variable, "environment" if where == "environment" else ".env file", hint)
+
+
+def _reason(error: Any) -> str:
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def _shown(name: str, value: Any) -> str | None:
+    if is_secret_name(name):
+        return None
+    text = str(value)
+    return text if len(text) <= 80 else text[:60] + f"... [{len(text)} chars]"
+
+
+def unknown_options_message(unknown: list[str]) -> str:
+    return (f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(Settings.model_fields))}")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RLM_SANDBOX_", env_file=".env", extra="forbid",
+    """Every option of a run. Bad values raise :class:`SettingsError` (a ``ValueError``) naming
+    each setting, the value given (never a secret's) and what is accepted; unknown
+    keyword arguments raise ``TypeError``."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, extra="ignore",
                                       env_file_encoding="utf-8", validate_default=True)
 
     # models
@@ -59,13 +174,34 @@ class Settings(BaseSettings):
     tmpfs_size: str = "64m"
     cell_timeout_s: float = Field(60.0, gt=0)
 
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(key for key in values if not key.startswith("_") and key not in type(self).model_fields)
+        if unknown:  # .env and the environment may hold other names; arguments may not
+            raise TypeError(unknown_options_message(unknown))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # from None: pydantic's text would show every input, secrets too
+            raise SettingsError([(".".join(map(str, error["loc"])), _shown(str(error["loc"][0]), error.get("input")),
+                                  _reason(error)) for error in exc.errors()]) from None
+        remember_secret(self.api_key.get_secret_value() if self.api_key else None, "api_key")
+        _warn_about_unknown_variables()
+
+    @field_validator("memory", "tmpfs_size")
+    @classmethod
+    def _docker_size(cls, value: str, info: ValidationInfo) -> str:
+        """Checked now, by the sandbox's own rule, not when the first container starts."""
+        try:
+            SandboxLimits(**{str(info.field_name): value})
+        except ValidationError as exc:
+            raise ValueError(_reason(exc.errors()[0])) from None
+        return value
+
     @classmethod
     def from_options(cls, **options: Any) -> "Settings":
         """Settings from explicit options (None means "not given") over the environment."""
         unknown = sorted(set(options) - set(cls.model_fields))
         if unknown:
-            raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options: "
-                            f"{', '.join(sorted(cls.model_fields))}")
+            raise TypeError(unknown_options_message(unknown))
         return cls(**{key: value for key, value in options.items() if value is not None})
 
     def budget(self) -> Budget:

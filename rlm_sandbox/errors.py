@@ -7,6 +7,21 @@ class RLMSandboxError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+# --- settings ----------------------------------------------------------------------
+
+class SettingsError(RLMSandboxError, ValueError):
+    """One or more settings have values they cannot take.
+
+    ``problems`` holds ``(name, value, reason)`` per bad setting: the setting's name, the
+    value given as text (None for a secret, which is never shown) and what is accepted.
+    """
+
+    def __init__(self, problems: list[tuple[str, str | None, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}={value}: {reason}" if value is not None else f"{name}: {reason}"
+                                   for name, value, reason in problems))
+
+
 # --- environment -----------------------------------------------------------------
 
 class DockerUnavailable(RLMSandboxError):

@@ -63,7 +63,7 @@ def test_run_with_an_unreachable_model_reports_an_error_status(tmp_path, sandbox
     done = cli("run", "-q", "x", "-f", str(context), "-m", "openai/x",
                env={"RLM_SANDBOX_API_BASE": "http://127.0.0.1:9/v1", "RLM_SANDBOX_API_KEY": "sk-test",
                     "RLM_SANDBOX_MAX_RETRIES": "0"})
-    assert done.returncode == 1
+    assert done.returncode == 4  # a model or provider error (issue 7, item 14)
     assert "status=error" in done.stderr
 
 

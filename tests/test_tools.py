@@ -62,6 +62,9 @@ def test_tool_calls_count_against_the_sub_call_budget(sandbox_factory):
     ({"llm_query": search}, "taken by a built-in helper"),
     ({"not valid": search}, "identifier"),
     ({"x": 42}, "callable"),
+    ({"print": search}, "would replace Python's built-in print"),
+    ({"len": search}, "would replace Python's built-in len"),
+    ({"class": search}, "keyword"),
 ])
 def test_bad_tools_are_refused_up_front(tools, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -1,23 +1,65 @@
 """The ``rlm-sandbox`` command: a thin layer over the library, one module per command group.
 
-Exit codes: 0 the run completed; 1 error; 3 the run ended without completing
-(max_iterations, budget_exhausted, timeout) but printed its best answer; 2 bad usage.
+Exit codes (also in ``--help``): 0 completed; 2 bad usage; 3 ended without completing
+(the best answer is printed and stderr says where it came from); 4 model or provider
+error; 5 sandbox error; 130 interrupted. Nothing printed ever holds a secret's value.
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
+from typing import Any
+
 import typer
 
+from .common import EXIT_CODES_HELP, show_logs
 from .demo import demo
 from .doctor import doctor
 from .gc import gc
 from .image import image_app
 from .run import run
+from .settings import settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Run Recursive Language Models whose code runs in a locked-down Docker container.")
+
+class _App(typer.Typer):
+    """Typer, with our log lines shown and an unexpected error's traceback masked for secrets."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        show_logs()
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a bug: show it, but never a secret in it
+            from ..redaction import redact
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            sys.exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"rlm-sandbox {__version__}")
+        raise typer.Exit()
+
+
+# rich_markup_mode=None: typer's rich help panel labels every flag with a value type
+# (`--help <bool>`, `--json <bool>`) although flags take no value; its plain help does not.
+app = _App(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+           help="Run Recursive Language Models whose code runs in a locked-down Docker container.\n\n"
+                + EXIT_CODES_HELP)
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Run Recursive Language Models whose code runs in a locked-down Docker container."""
+
+
 app.command()(run)
 app.command()(demo)
+app.command()(settings)
 app.add_typer(image_app, name="image")
 app.command()(gc)
 app.command()(doctor)

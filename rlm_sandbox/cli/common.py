@@ -1,36 +1,154 @@
-"""What every command shares: failing with a message and an exit code, printing a result."""
+"""What every command shares: exit codes, one-line failures, building an RLM from the
+command line's options, and printing a result. Everything printed has its secrets masked.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Any
 
 import typer
+
+from ..errors import ContextTypeError, DockerUnavailable, LLMError, RLMSandboxError, SettingsError
+from ..redaction import redact
 
 #: Provider key variables litellm reads, and a model to use when only that key is set.
 KEY_DEFAULT_MODELS = {"OPENAI_API_KEY": "gpt-4o-mini", "ANTHROPIC_API_KEY": "anthropic/claude-3-5-haiku-latest",
                       "GEMINI_API_KEY": "gemini/gemini-1.5-flash", "MISTRAL_API_KEY": "mistral/mistral-small-latest"}
 
+EXIT_COMPLETED, EXIT_WRONG, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_MODEL, EXIT_SANDBOX = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    the run completed (FINAL)
+  2    bad usage: an option, a setting or an input file is wrong
+  3    the run ended without completing (max_iterations, budget, timeout);
+       its best answer is printed and stderr says where it came from
+  4    model or provider error (authentication, unknown model, unreachable)
+  5    sandbox error (Docker unreachable, image missing, ...)
+  130  interrupted (Ctrl-C); the trajectory so far is kept"""
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"rlm-sandbox: {message}", fg=typer.colors.RED, err=True)
+LOCAL_WARNING = ("WARNING: --sandbox local is NOT a security boundary: the model's code runs as you, on this "
+                 "machine, with your files, network and environment. Use it only with inputs and models you trust.")
+DOCKER_HINT = ("start Docker (`rlm-sandbox doctor` checks it), or run without it with --sandbox local, which is "
+               "NOT a security boundary (the model's code runs as you, with your files and network)")
+
+
+def say(message: str, colour: str | None = None, *, dim: bool = False) -> None:
+    """One message on stderr, secrets masked."""
+    typer.secho(redact(f"rlm-sandbox: {message}"), fg=colour, dim=dim, err=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    say(message, typer.colors.RED)
     return typer.Exit(code)
 
 
-def print_result(result: Any, as_json: bool) -> None:
-    if as_json:
-        data = result.to_dict()
-        data.pop("trajectory", None)
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-    else:
-        typer.echo(result.answer)
-    summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
-               f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
-               f"cost=${result.cost_usd:.4f} time={result.duration_s:.1f}s")
-    typer.secho(summary, err=True, dim=True)
-    if result.error:
-        typer.secho(f"rlm-sandbox: {result.error}", fg=typer.colors.YELLOW, err=True)
+def show_logs() -> None:
+    """Our log lines (e.g. unknown RLM_SANDBOX_* names) on stderr, one line each, secrets masked."""
+    logger = logging.getLogger("rlm_sandbox")
+    if not any(getattr(handler, "_rlm_cli", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rlm-sandbox: warning: %(message)s"))
+        handler.addFilter(_Redacting())
+        handler._rlm_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class _Redacting(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+def parse_set(pairs: list[str]) -> dict[str, str]:
+    """``--set NAME=VALUE`` pairs; unknown names fail here, with a suggestion."""
+    from ..config import Settings, suggest
+
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise fail(f"--set takes NAME=VALUE, not {pair!r}")
+        if name not in Settings.model_fields:
+            raise fail(f"--set {pair}: unknown option {name!r}{suggest(name, Settings.model_fields)}; "
+                       "`rlm-sandbox settings` lists every setting")
+        options[name] = value
+    return options
+
+
+def make_rlm(flags: dict[str, tuple[str, Any]], set_options: dict[str, str]) -> Any:
+    """An RLM from ``--set`` options and flags (``{setting: (flag, value)}``; flags win, None is
+    "not given"); a bad value fails with one line per setting naming where it came from."""
+    from ..api import RLM
+    from ..config import setting_variables
+
+    given = {name: value for name, (_, value) in flags.items() if value is not None}
+    try:
+        rlm = RLM(**{**set_options, **given})
+    except SettingsError as exc:
+        variables = setting_variables()
+        lines = []
+        for name, value, reason in exc.problems:
+            shown = "***" if value is None else value
+            if name in given:
+                where = f"{flags[name][0]} {shown}"
+            elif name in set_options:
+                where = f"--set {name}={shown}"
+            elif name in variables:
+                variable, source = variables[name]
+                where = f"{variable}={shown} (from the {'environment' if source == 'environment' else '.env file'})"
+            else:
+                where = f"{name}={shown}"
+            lines.append(f"{where}: {reason}")
+        raise fail("\n".join(lines)) from None
+    if rlm.settings.sandbox == "local":
+        say(LOCAL_WARNING, typer.colors.YELLOW)
+    return rlm
+
+
+def error_exit(exc: RLMSandboxError) -> typer.Exit:
+    """The message and exit code for an error that ended a command."""
+    if isinstance(exc, LLMError):
+        return fail(str(exc), EXIT_MODEL)
+    if isinstance(exc, (SettingsError, ContextTypeError)):
+        return fail(str(exc), EXIT_USAGE)
+    if isinstance(exc, DockerUnavailable):
+        return fail(f"{exc}\n  -> {DOCKER_HINT}", EXIT_SANDBOX)
+    return fail(str(exc), EXIT_SANDBOX)
 
 
 def exit_code(status: str) -> int:
-    return {"completed": 0, "error": 1}.get(status, 3)
+    return {"completed": EXIT_COMPLETED, "error": EXIT_MODEL}.get(status, EXIT_INCOMPLETE)
+
+
+_SOURCES = {"final": "a FINAL answer", "fallback": "the answer-now fallback", "answer_now": "the answer-now fallback",
+            "last_reply": "the model's last reply"}
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    """The answer (or the whole result) on stdout; the summary, and how the run ended, on stderr."""
+    if as_json:
+        data = result.to_dict()
+        data.pop("trajectory", None)
+        typer.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+    else:
+        typer.echo(redact(result.answer))
+    summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
+               f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
+               f"cost=${result.cost_usd:.4f} time={result.duration_s:.1f}s")
+    typer.secho(redact(summary), err=True, dim=True)
+    if result.error:
+        say(result.error, typer.colors.YELLOW)
+    if result.status != "completed" and not result.answer.strip():
+        say(f"the run did not complete (status={result.status}) and has no answer", typer.colors.YELLOW)
+    elif result.status != "completed":
+        source = getattr(result, "answer_source", None)
+        said = _SOURCES.get(str(source), str(source)) if source else \
+            "the best available (an answer-now fallback or the model's last reply)"
+        say(f"the run did not complete (status={result.status}); the answer printed is {said}, "
+            "not a FINAL answer", typer.colors.YELLOW)

@@ -8,47 +8,59 @@ from typing import Any, Optional
 import typer
 
 from ..errors import RLMSandboxError
-from .common import KEY_DEFAULT_MODELS, exit_code, fail, print_result
+from .common import EXIT_INTERRUPTED, EXIT_WRONG, KEY_DEFAULT_MODELS, error_exit, exit_code, fail, make_rlm, print_result
 
 
 def demo(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Use this real model instead of the scripted one."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker (default) or local."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Use this real model instead of the scripted one."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local", help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr."),
 ) -> None:
     """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).
 
     With --model, RLM_SANDBOX_MODEL or a provider key (OPENAI_API_KEY, ...) it uses that
     real model; otherwise a scripted demo model that writes real code, labelled as such.
+    Exit codes are those of `run`, and 1 when the run completed with a wrong answer.
     """
-    from ..api import RLM
+    from ..config import load_provider_env, setting_variables
     from .demo_task import QUERY, demo_report, scripted_root, scripted_sub
 
     report, truth = demo_report()
-    model = model or os.environ.get("RLM_SANDBOX_MODEL") or next(
-        (default for key, default in KEY_DEFAULT_MODELS.items() if os.environ.get(key)), None)
+    load_provider_env()  # a key in .env counts as set
+    if model is None and "model" not in setting_variables():  # else RLM_SANDBOX_MODEL (environment or .env)
+        model = next((default for key, default in KEY_DEFAULT_MODELS.items() if os.environ.get(key)), None)
+        real = model is not None
+    else:
+        real = True
     scripted = []
-    if model is None:
+    options: dict[str, Any] = {"model": model}
+    if not real:
         from ..testing import ScriptedModel
 
         scripted = [ScriptedModel(responder=scripted_root, name="demo-root"),
                     ScriptedModel(responder=scripted_sub, name="demo-sub")]
         typer.secho("model: SCRIPTED demo model (offline; pass --model or set OPENAI_API_KEY for a real one)",
                     fg=typer.colors.CYAN, err=True)
-        options: dict[str, Any] = {"model": scripted[0].model, "sub_model": scripted[1].model}
-    else:
-        typer.secho(f"model: {model}", fg=typer.colors.CYAN, err=True)
-        options = {"model": model}
-    typer.secho(f"query: {QUERY}\ncontext: a generated report of {len(report):,} characters "
-                "(only its description reaches the model)", err=True)
+        options = {"model": scripted[0].model, "sub_model": scripted[1].model}
     try:
-        result = RLM(verbose=verbose, sandbox=sandbox, **options).run(QUERY, report)
+        rlm = make_rlm({"model": ("--model", options["model"]), "sub_model": ("--sub-model", options.get("sub_model")),
+                        "sandbox": ("--sandbox", sandbox), "verbose": ("--verbose", verbose)}, {})
+        if real:
+            typer.secho(f"model: {rlm.settings.model}", fg=typer.colors.CYAN, err=True)
+        typer.secho(f"query: {QUERY}\ncontext: a generated report of {len(report):,} characters "
+                    "(only its description reaches the model)", err=True)
+        result = rlm.run(QUERY, report)
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
     except RLMSandboxError as exc:
-        raise fail(str(exc)) from None
+        raise error_exit(exc) from None
     finally:
         for scripted_model in scripted:
             scripted_model.close()
     print_result(result, as_json=False)
-    verdict = "correct" if result.answer.replace("$", "").replace(",", "").strip() == str(truth) else "WRONG"
-    typer.secho(f"expected ${truth:,}: {verdict}", err=True)
-    raise typer.Exit(exit_code(result.status) or (0 if verdict == "correct" else 1))
+    if result.status != "completed":
+        typer.secho(f"expected ${truth:,}: no verdict, the run did not complete (status={result.status})", err=True)
+        raise typer.Exit(exit_code(result.status))
+    correct = result.answer.replace("$", "").replace(",", "").strip() == str(truth)
+    typer.secho(f"expected ${truth:,}: {'correct' if correct else 'WRONG'}", err=True)
+    raise typer.Exit(0 if correct else EXIT_WRONG)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from ..errors import RLMSandboxError
-from .common import KEY_DEFAULT_MODELS
+from ..redaction import redact
 
 
 def doctor() -> None:
-    """Check Docker, the sandbox image, gVisor and model keys; say what to fix."""
+    """Check Docker, the sandbox image, gVisor and provider keys (names only); say what to fix."""
     failures = 0
 
     def report(ok: bool, what: str, fix: str = "", *, required: bool = True) -> None:
         nonlocal failures
         failures += required and not ok
         label, colour = ("ok  ", "green") if ok else (("FAIL", "red") if required else ("warn", "yellow"))
-        typer.echo(typer.style(label, fg=colour) + f" {what}" + (f"\n     -> {fix}" if fix and not ok else ""))
+        typer.echo(typer.style(label, fg=colour) + redact(f" {what}" + (f"\n     -> {fix}" if fix and not ok else "")))
 
     from ..sandbox.client import docker_client
 
@@ -36,8 +34,10 @@ def doctor() -> None:
                required=False)
     except RLMSandboxError as exc:
         report(False, "Docker daemon", str(exc))
-    keys = [key for key in KEY_DEFAULT_MODELS if os.environ.get(key)]
-    report(bool(keys), f"provider keys: {', '.join(keys) or 'none'}",
-           "export OPENAI_API_KEY=... (or another provider's key) to use real models; the demo runs without",
-           required=False)
+    from ..config import provider_keys
+
+    keys = provider_keys()  # names only, never values
+    report(bool(keys), "provider keys: " + (", ".join(f"{name} ({where})" for name, where in keys) or "none"),
+           "export OPENAI_API_KEY=... or put it in ./.env (or another provider's key) to use real models; "
+           "the demo runs without", required=False)
     raise typer.Exit(1 if failures else 0)

@@ -1,7 +1,12 @@
-"""``rlm-sandbox run``: answer a query about the context in a file."""
+"""``rlm-sandbox run``: answer a question about the context in a file.
+
+Everything the user gave is checked before a container starts or a model is called;
+the trajectory is written as the run goes, so an interrupted run keeps what it did.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -10,18 +15,53 @@ from typing import Any, Optional
 import typer
 
 from ..errors import RLMSandboxError
-from ..events.trace import write_jsonl
-from .common import exit_code, fail, print_result
+from .common import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    error_exit,
+    exit_code,
+    fail,
+    make_rlm,
+    parse_set,
+    print_result,
+    say,
+)
+
+_FORMATS = ("auto", "text", "json", "lines", "bytes")
+
+
+def _read(path: str, option: str) -> bytes:
+    """The bytes of ``path`` (``-``: stdin), or a one-line failure naming ``option``."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    file = Path(path)
+    if file.is_dir():
+        raise fail(f"{option} {path}: is a directory; give a file (or - for stdin)")
+    if not file.exists():
+        raise fail(f"{option} {path}: does not exist (give a path, or - for stdin)")
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise fail(f"{option} {path}: cannot be read ({exc.strerror})") from None
+
+
+def _load_query(query: str | None, query_file: str | None) -> str:
+    if (query is None) == (query_file is None):
+        raise fail("give the question with --query TEXT or --query-file PATH (one of them)")
+    if query_file is not None:
+        try:
+            query = _read(query_file, "--query-file").decode("utf-8")
+        except UnicodeDecodeError:
+            raise fail(f"--query-file {query_file}: is not UTF-8 text") from None
+    assert query is not None
+    if not query.strip():
+        raise fail(f"{'--query-file ' + str(query_file) if query_file else '--query'}: the question is empty; "
+                   "give the question to answer")
+    return query
 
 
 def _load_context(path: str, fmt: str) -> Any:
-    if path == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        file = Path(path)
-        if not file.is_file():
-            raise fail(f"context file {path!r} does not exist (give a path, or - for stdin)", 2)
-        data = file.read_bytes()
+    data = _read(path, "--context-file")
     if fmt == "auto":
         fmt = "json" if path.endswith(".json") else "text"
     if fmt == "bytes":
@@ -29,63 +69,82 @@ def _load_context(path: str, fmt: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise fail(f"{path} is not UTF-8 text; use --context-format bytes", 2) from None
+        raise fail(f"--context-file {path}: is not UTF-8 text; use --context-format bytes") from None
     if fmt == "json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise fail(f"{path} is not valid JSON ({exc}); use --context-format text", 2) from None
+            raise fail(f"--context-file {path}: is not valid JSON ({exc}); use --context-format text") from None
     if fmt == "lines":
         return text.splitlines()
     return text
 
 
-def _parse_settings(pairs: list[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise fail(f"--set takes NAME=VALUE, not {pair!r}", 2)
-        options[name.strip()] = value
-    return options
+def _open_trace(path: str) -> Any:
+    """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
+    from ..events.trace import JsonlWriter
+
+    try:
+        return JsonlWriter(path)
+    except IsADirectoryError:
+        raise fail(f"--trace {path}: is a directory; give a file name") from None
+    except FileNotFoundError:
+        raise fail(f"--trace {path}: the directory {str(Path(path).parent)!r} does not exist") from None
+    except OSError as exc:
+        raise fail(f"--trace {path}: cannot be written ({exc.strerror})") from None
 
 
 def run(
-    query: str = typer.Option(..., "--query", "-q", help="The question to answer."),
-    context_file: str = typer.Option(..., "--context-file", "-f", help="File holding the context, or - for stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Root model as litellm names it (default gpt-4o-mini)."),
-    sub_model: Optional[str] = typer.Option(None, "--sub-model", help="Model for llm_query (default: --model)."),
-    context_format: str = typer.Option("auto", "--context-format",
+    query: Optional[str] = typer.Option(None, "--query", "-q", metavar="TEXT", help="The question to answer."),
+    query_file: Optional[str] = typer.Option(None, "--query-file", metavar="PATH", help="Read the question from this file "
+                                                                        "(- for stdin), e.g. a long one."),
+    context_file: str = typer.Option(..., "--context-file", "-f", metavar="PATH", help="File holding the context, or - for stdin."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Root model as litellm names it (default gpt-4o-mini)."),
+    sub_model: Optional[str] = typer.Option(None, "--sub-model", metavar="MODEL", help="Model for llm_query (default: --model)."),
+    context_format: str = typer.Option("auto", "--context-format", metavar="FORMAT",
                                        help="auto (json for .json files, else text), text, json, lines or bytes."),
-    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", min=1,
+    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", metavar="N",
                                                  help="Root-model turns before a forced answer (default 20)."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="docker (default) or local (NOT a security boundary)."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local", help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="Write the trajectory as JSONL to this file."),
+    trace: Optional[str] = typer.Option(None, "--trace", metavar="PATH", help="Write the trajectory as JSONL to this file, as the run goes."),
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
                                        help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
-                                            "(repeatable; see `Settings`)."),
+                                            "(repeatable; `rlm-sandbox settings` lists them)."),
 ) -> None:
-    """Answer QUERY about the context in a file."""
-    if context_format not in ("auto", "text", "json", "lines", "bytes"):
-        raise fail(f"--context-format must be auto, text, json, lines or bytes, not {context_format!r}", 2)
-    if sandbox not in (None, "docker", "local"):
-        raise fail(f"--sandbox must be docker or local, not {sandbox!r}", 2)
-    context = _load_context(context_file, context_format)
-    from ..api import RLM
+    """Answer a question (--query) about the context in a file (--context-file).
 
-    flags = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations, "sandbox": sandbox}
+    The answer goes to stdout, progress and the summary to stderr.
+    """
+    if context_format not in _FORMATS:
+        raise fail(f"--context-format {context_format}: not a format; use one of {', '.join(_FORMATS)}")
+    if query_file == "-" and context_file == "-":
+        raise fail("--query-file - and --context-file - cannot both read stdin; give one of them a file")
+    text = _load_query(query, query_file)
+    flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
+             "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
+             "verbose": ("--verbose", True if verbose else None)}
+    rlm = make_rlm(flags, parse_set(settings))
+    context = _load_context(context_file, context_format)
+    writer = _open_trace(trace) if trace else None
+    rlm.on_event = writer
     try:
-        options = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}  # flags win
-        rlm = RLM(verbose=verbose, **options)
-    except (TypeError, ValueError) as exc:  # an unknown or invalid --set
-        raise fail(str(exc), 2) from None
-    try:
-        result = rlm.run(query, context)
+        result = rlm.run(text, context)
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer({"event": "interrupted", "depth": 0})
+        raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else ""),
+                   EXIT_INTERRUPTED) from None
     except RLMSandboxError as exc:
-        raise fail(str(exc)) from None
-    if trace:
-        write_jsonl(trace, result.trajectory)
+        raise error_exit(exc) from None
+    finally:
+        if writer is not None:
+            writer.close()
     print_result(result, as_json)
+    if writer is not None and writer.error is not None:
+        say(f"the trajectory in {trace} is incomplete: writing it failed ({writer.error})", typer.colors.YELLOW)
     raise typer.Exit(exit_code(result.status))
+
+
+run.__doc__ = f"{inspect.cleandoc(run.__doc__ or '')}\n\n{EXIT_CODES_HELP}"

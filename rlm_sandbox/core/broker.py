@@ -10,7 +10,9 @@ run's event loop, so they use litellm's async API.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect
+import keyword
 import json
 import os
 import threading
@@ -72,11 +74,15 @@ def callback_docs(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
 
 
 def check_tools(tools: dict[str, Callable[..., Any]]) -> None:
+    """Refuse tools the sandbox could not call by their name, or that would replace one it needs."""
     for name, function in tools.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"tool name {name!r} must be a Python identifier")
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"tool name {name!r} must be a Python identifier (and not a keyword)")
         if name in RESERVED_NAMES:
             raise ValueError(f"tool name {name!r} is taken by a built-in helper; rename the tool")
+        if hasattr(builtins, name):  # print, len, open...: the model's code relies on them
+            raise ValueError(f"tool name {name!r} would replace Python's built-in {name}() in the sandbox; "
+                             f"rename the tool (e.g. {name + '_tool'!r})")
         if not callable(function):
             raise TypeError(f"tool {name!r} must be callable, not {type(function).__name__}")
 

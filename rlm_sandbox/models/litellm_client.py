@@ -33,6 +33,7 @@ from ..errors import (
     LLMModelNotFound,
     LLMUnavailable,
 )
+from ..redaction import redact
 
 __all__ = ["Completion", "LLMClient", "is_transient"]
 
@@ -167,7 +168,7 @@ def _wrap(exc: BaseException, model: str, attempts: int) -> LLMError:
     """Turn whatever litellm raised into an LLMError whose message says what to do."""
     litellm = _litellm()
     status = _status_code(exc)
-    detail = _first_line(exc)
+    detail = redact(_first_line(exc))  # a provider may echo the key it was sent
     if is_transient(exc):
         return LLMUnavailable(
             f"model {model!r}: the provider kept failing after {attempts} attempt(s): {detail}. "
