@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
 from .errors import SettingsError
-from .redaction import dotenv_entries, is_secret_name, remember_secret
+from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import SandboxLimits
 
 PREFIX = "RLM_SANDBOX_"
@@ -119,7 +119,7 @@ def _reason(error: Any) -> str:
 def _shown(name: str, value: Any) -> str | None:
     if is_secret_name(name):
         return None
-    text = str(value)
+    text = redact(str(value))  # a key typed in the wrong place is still a key
     return text if len(text) <= 80 else text[:60] + f"... [{len(text)} chars]"
 
 
