@@ -1,9 +1,11 @@
 """What the examples share: which model answers, the command-line flags, the summary.
 
-A real model is used when ``LITELLM_MODEL`` names one (any litellm model string, e.g.
-``gpt-4o-mini`` or ``ollama/llama3.1``; keys come from the provider's usual variables,
-an endpoint from ``RLM_SANDBOX_API_BASE``), with ``LITELLM_SUB_MODEL`` for ``llm_query``
-if set. Otherwise each example runs offline against its own scripted model: a
+A real model is used when ``RLM_SANDBOX_MODEL`` names one, as for the ``rlm-sandbox``
+command (any litellm model string, e.g. ``gpt-4o-mini`` or ``ollama/llama3.1``; keys come
+from the provider's usual variables, an endpoint from ``RLM_SANDBOX_API_BASE``), with
+``RLM_SANDBOX_SUB_MODEL`` for ``llm_query`` if set. ``LITELLM_MODEL`` and
+``LITELLM_SUB_MODEL``, which older versions read, still work. Otherwise each example runs
+offline against its own scripted model: a
 `ScriptedModel` reached through litellm like any provider, whose replies are real code
 that runs in the sandbox.
 """
@@ -40,11 +42,13 @@ Responder = Callable[[list[dict]], str]
 
 def choose_models(root_replies: list[str] | None = None, *, root_responder: Responder | None = None,
                   sub_responder: Responder | None = None) -> Models:
-    """``LITELLM_MODEL`` if set; else scripted models built from the example's script."""
-    real = os.environ.get("LITELLM_MODEL", "").strip()
-    if real:
-        sub = os.environ.get("LITELLM_SUB_MODEL", "").strip() or None
-        return Models(real, sub, f"{real} (sub-model: {sub or real}; from LITELLM_MODEL)")
+    """``RLM_SANDBOX_MODEL`` (or ``LITELLM_MODEL``) if set; else scripted models built from
+    the example's script."""
+    for variable, sub_variable in (("RLM_SANDBOX_MODEL", "RLM_SANDBOX_SUB_MODEL"), ("LITELLM_MODEL", "LITELLM_SUB_MODEL")):
+        real = os.environ.get(variable, "").strip()
+        if real:
+            sub = os.environ.get(sub_variable, "").strip() or None
+            return Models(real, sub, f"{real} (sub-model: {sub or real}; from {variable})")
 
     from rlm_sandbox.testing import ScriptedModel
 
@@ -55,7 +59,7 @@ def choose_models(root_replies: list[str] | None = None, *, root_responder: Resp
         sub = ScriptedModel(responder=sub_responder)
         keep.append(sub)
         sub_model = sub.model
-    return Models(root.model, sub_model, "scripted demo model (offline; set LITELLM_MODEL to use a real one)",
+    return Models(root.model, sub_model, "scripted demo model (offline; set RLM_SANDBOX_MODEL to use a real one)",
                   _keep=keep)
 
 

@@ -8,7 +8,7 @@ discussion."). The query asks for the combined budget. No model reads 1.5 MB at 
 the root model splits `context` into ~100,000-character chunks inside the sandbox, asks
 a sub-model one focused question per chunk with `llm_query_batched`, and adds up the
 answers in code. Offline, the root is a script of real code and the sub-model a function
-that reads its chunk with a regex; set LITELLM_MODEL (and LITELLM_SUB_MODEL) for real ones.
+that reads its chunk with a regex; set RLM_SANDBOX_MODEL (and RLM_SANDBOX_SUB_MODEL) for real ones.
 Exit code 0 when the answer matches the ground truth, 1 otherwise.
 """
 

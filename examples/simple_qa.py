@@ -6,7 +6,7 @@
 RLM is asked for the total salary of the Engineering department. The records are never
 put in the prompt: they are the variable `context` in the sandbox, and the model gets
 the answer by writing code. Offline, the "model" is a three-step script of real code
-(peek, compute, verify and finish); set LITELLM_MODEL to let a real model write its own.
+(peek, compute, verify and finish); set RLM_SANDBOX_MODEL to let a real model write its own.
 Exit code 0 when the answer matches the ground truth, 1 otherwise.
 """
 

@@ -187,7 +187,8 @@ def build_image(
     """
     client = client or docker_client()
     root = Path(kernel_root) if kernel_root is not None else kernel_dir()
-    _say(progress, f"building sandbox image {tag} on {base} ... (one-time, ~1 min)")
+    _say(progress, f"building sandbox image {tag} on {base} (once per kernel version; about a minute "
+                   "unless Docker has the layers cached) ...")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rlm-sandbox-build-") as context:
         khash = _assemble_context(Path(context), root)
@@ -197,7 +198,7 @@ def build_image(
                 "run again to build the image for the new sources."
             )
         try:
-            client.images.build(
+            _, log = client.images.build(
                 path=context,
                 tag=tag,
                 buildargs={"BASE": base, "KERNEL_HASH": khash},
@@ -214,7 +215,10 @@ def build_image(
             ) from exc
         except APIError as exc:
             raise ImageError(f"Docker refused to build {tag} on {base}: {exc}") from exc
-    _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s")
+    if any("Running in " in str(chunk.get("stream", "")) for chunk in log):
+        _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s")
+    else:  # no step ran: every layer came from Docker's build cache
+        _say(progress, f"tagged {tag}: every layer was already in Docker's build cache")
     return tag
 
 
@@ -275,7 +279,10 @@ def build_debian_base(
         ) from None
     if proc.returncode != 0:
         raise ImageError(f"Building {tag} failed (`bash {script}`):\n{output[-3000:]}")
-    _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s")
+    if any("Running in " in str(chunk.get("stream", "")) for chunk in log):
+        _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s")
+    else:  # no step ran: every layer came from Docker's build cache
+        _say(progress, f"tagged {tag}: every layer was already in Docker's build cache")
     return tag
 
 
