@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rlm_sandbox.sandbox.reaper import LABEL_HOST, LABEL_PID
+from rlm_sandbox.testing import OpenAICompatibleServer
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.docker
@@ -31,9 +32,10 @@ class Ran:
     pid: int
 
 
-def run_example(name: str, *args: str) -> Ran:
+def run_example(name: str, *args: str, env_extra: dict[str, str] | None = None) -> Ran:
     env = {key: value for key, value in os.environ.items()
            if key not in ("LITELLM_MODEL", "LITELLM_SUB_MODEL") and not key.startswith("RLM_SANDBOX_")}
+    env.update(env_extra or {})
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     command = [sys.executable, str(REPO / "examples" / f"{name}.py"), "--sandbox", "docker", *args]
@@ -88,3 +90,15 @@ def test_offload_benchmark(sandbox_image: str, docker_client: Any) -> None:
     assert on[0] < off[0], f"input tokens with offloading {on[0]} should be below {off[0]} without"
     assert on[1] < off[1] and on[2] < off[2], ran.stdout  # history chars, output shown
     assert on[4] == off[4] == "yes"
+
+
+@pytest.mark.parametrize("variable", ["RLM_SANDBOX_MODEL", "LITELLM_MODEL"])
+def test_a_real_model_is_named_like_for_the_cli(variable: str, sandbox_image: str) -> None:
+    """RLM_SANDBOX_MODEL is the variable (as for `rlm-sandbox`); LITELLM_MODEL still works."""
+    with OpenAICompatibleServer(lambda messages: "FINAL(0)") as server:
+        ran = run_example("simple_qa", "--quiet", env_extra={
+            variable: "openai/served-here", "RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": "sk-test"})
+        models = {request.body.get("model") for request in server.requests}
+    assert ran.stdout.startswith(f"model: openai/served-here (sub-model: openai/served-here; from {variable})"), \
+        ran.stdout + ran.stderr
+    assert models == {"served-here"}
