@@ -206,3 +206,16 @@ def test_a_provider_key_in_dotenv_works_as_if_exported_and_an_exported_one_wins(
             used.append(_authorization(server))
     assert used == [f"Bearer {dotenv_key}", f"Bearer {exported_key}"]
     workdir.assert_nothing_leaked({"dotenv": dotenv_key, "exported": exported_key})
+
+
+def test_an_unexpected_crash_prints_its_traceback_with_the_key_masked(workdir):
+    """A bug (injected here: the context loader raises with a key in its message) still
+    shows a traceback, for the bug report, but never the key."""
+    script = ("import os, sys\nimport rlm_sandbox.cli\nrun = sys.modules['rlm_sandbox.cli.run']\n"
+              "def broken(path, fmt):\n    raise RuntimeError('boom ' + os.environ['OPENAI_API_KEY'])\n"
+              "run._load_context = broken\n"
+              "rlm_sandbox.cli.app(['run', '-q', 'x', '-f', 'context.txt'], prog_name='rlm-sandbox')\n")
+    done = workdir.python(script)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "RuntimeError: boom [secret OPENAI_API_KEY]" in done.stderr
+    workdir.assert_nothing_leaked()

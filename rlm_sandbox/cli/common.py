@@ -105,7 +105,9 @@ def make_rlm(flags: dict[str, tuple[str, Any]], set_options: dict[str, str]) -> 
             else:
                 where = f"{name}={shown}"
             lines.append(f"{where}: {reason}")
-        raise fail("\n".join(lines)) from None
+        for line in lines[:-1]:
+            say(line, typer.colors.RED)
+        raise fail(lines[-1]) from None
     if rlm.settings.sandbox == "local":
         say(LOCAL_WARNING, typer.colors.YELLOW)
     return rlm
