@@ -219,3 +219,12 @@ def test_an_unexpected_crash_prints_its_traceback_with_the_key_masked(workdir):
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "RuntimeError: boom [secret OPENAI_API_KEY]" in done.stderr
     workdir.assert_nothing_leaked()
+
+
+def test_the_redactor_masks_whole_values_and_their_json_form_but_not_short_ones():
+    from rlm_sandbox.redaction import Redactor
+
+    redact = Redactor({"abcdefgh12": "A", "abcdefgh1234": "B", "short": "C", 'quo"te-secret': "D"})
+    assert redact("x abcdefgh1234 y abcdefgh12 short") == "x [secret B] y [secret A] short"
+    assert redact(json.dumps({"k": 'quo"te-secret'})) == '{"k": "[secret D]"}'
+    assert not Redactor({}) and Redactor({})("abcdefgh1234") == "abcdefgh1234"
