@@ -44,7 +44,8 @@ def choose_models(root_replies: list[str] | None = None, *, root_responder: Resp
                   sub_responder: Responder | None = None) -> Models:
     """``RLM_SANDBOX_MODEL`` (or ``LITELLM_MODEL``) if set; else scripted models built from
     the example's script."""
-    for variable, sub_variable in (("RLM_SANDBOX_MODEL", "RLM_SANDBOX_SUB_MODEL"), ("LITELLM_MODEL", "LITELLM_SUB_MODEL")):
+    for variable, sub_variable in (("RLM_SANDBOX_MODEL", "RLM_SANDBOX_SUB_MODEL"),
+                                   ("LITELLM_MODEL", "LITELLM_SUB_MODEL")):
         real = os.environ.get(variable, "").strip()
         if real:
             sub = os.environ.get(sub_variable, "").strip() or None

@@ -8,12 +8,23 @@ from typing import Any, Optional
 import typer
 
 from ..errors import RLMSandboxError
-from .common import EXIT_INTERRUPTED, EXIT_WRONG, KEY_DEFAULT_MODELS, error_exit, exit_code, fail, make_rlm, print_result
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_WRONG,
+    KEY_DEFAULT_MODELS,
+    error_exit,
+    exit_code,
+    fail,
+    make_rlm,
+    print_result,
+)
 
 
 def demo(
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Use this real model instead of the scripted one."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local", help="docker (default) or local (NOT a security boundary)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL",
+                                        help="Use this real model instead of the scripted one."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
+                                          help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr."),
 ) -> None:
     """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).

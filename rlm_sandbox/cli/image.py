@@ -14,8 +14,9 @@ image_app = typer.Typer(no_args_is_help=True, help="Build or inspect the sandbox
 
 @image_app.command("build")
 def image_build(
-    base: Optional[str] = typer.Option(None, "--base", metavar="IMAGE", help="Base image with python3 >= 3.11 (default: official slim, "
-                                                            "else one built from Debian packages)."),
+    base: Optional[str] = typer.Option(None, "--base", metavar="IMAGE",
+                                       help="Base image with python3 >= 3.11 (default: official slim, "
+                                            "else one built from Debian packages)."),
 ) -> None:
     """Build the sandbox image for this kernel version (no registry needed)."""
     from ..sandbox.image import ensure_image
