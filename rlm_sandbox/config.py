@@ -31,9 +31,9 @@ ENV_FILE = ".env"
 #: ``RLM_SANDBOX_*`` variables that are read elsewhere and are not settings.
 OTHER_VARIABLES = frozenset({"RLM_SANDBOX_MAX_PROCESS_CONCURRENCY", "RLM_SANDBOX_QUIET",
                              "RLM_SANDBOX_ALLOW_SKIP_DOCKER"})
-#: Provider variables: entries of ``.env`` that are loaded into the environment for litellm.
-PROVIDER_VARIABLE = re.compile(r"_(?:KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS|ACCESS_KEY_ID|API_BASE|BASE_URL|"
-                               r"API_VERSION|REGION_NAME)$", re.IGNORECASE)
+#: Provider endpoints and options; with secret names (redaction.SECRET_NAME), the entries of
+#: ``.env`` that are loaded into the environment for litellm.
+PROVIDER_OPTION = re.compile(r"_(?:API_BASE|BASE_URL|API_VERSION|REGION_NAME)$", re.IGNORECASE)
 #: Provider keys, as ``doctor`` lists them.
 PROVIDER_KEY = re.compile(r"_API_(?:KEY|TOKEN)$|^AWS_ACCESS_KEY_ID$|^AZURE_AD_TOKEN$|^HF_TOKEN$", re.IGNORECASE)
 
@@ -42,7 +42,7 @@ _warned: set[str] = set()
 
 
 def _is_provider_variable(name: str) -> bool:
-    return not name.upper().startswith(PREFIX) and bool(PROVIDER_VARIABLE.search(name))
+    return not name.upper().startswith(PREFIX) and (is_secret_name(name) or bool(PROVIDER_OPTION.search(name)))
 
 
 def load_provider_env(env_file: str | Path = ENV_FILE) -> list[str]:
@@ -54,7 +54,7 @@ def load_provider_env(env_file: str | Path = ENV_FILE) -> list[str]:
     """
     loaded = []
     for name, value in dotenv_entries(env_file).items():
-        if _is_provider_variable(name) and name not in os.environ:
+        if value and _is_provider_variable(name) and name not in os.environ:
             os.environ[name] = value
             loaded.append(name)
     return loaded
@@ -114,6 +114,12 @@ def _warn_about_unknown_variables() -> None:
 def _reason(error: Any) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return message[:1].lower() + message[1:]
+
+
+def _problem(error: Any) -> tuple[str, str | None, str]:
+    """(setting, value shown, reason) from one pydantic error."""
+    name = ".".join(map(str, error["loc"])) or "settings"
+    return name, None if not error["loc"] else _shown(str(error["loc"][0]), error.get("input")), _reason(error)
 
 
 def _shown(name: str, value: Any) -> str | None:
@@ -181,8 +187,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:  # from None: pydantic's text would show every input, secrets too
-            raise SettingsError([(".".join(map(str, error["loc"])), _shown(str(error["loc"][0]), error.get("input")),
-                                  _reason(error)) for error in exc.errors()]) from None
+            raise SettingsError([_problem(error) for error in exc.errors()]) from None
         remember_secret(self.api_key.get_secret_value() if self.api_key else None, "api_key")
         _warn_about_unknown_variables()
 
