@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import inspect
-import keyword
 import json
+import keyword
 import os
 import threading
 import time
