@@ -42,6 +42,7 @@ def context_file(tmp_path: Path) -> Path:
     (["--set", "sandbox=podman"], {}, "--set sandbox=podman: input should be 'docker' or 'local'"),
     (["--sandbox", "podman"], {}, "--sandbox podman: input should be 'docker' or 'local'"),
     (["--max-iterations", "0"], {}, "--max-iterations 0: input should be greater than or equal to 1"),
+    (["--max-iterations", "abc"], {}, "--max-iterations abc: input should be a valid integer"),
     (["--set", "max_iteratons=3"], {}, "--set max_iteratons=3: unknown option 'max_iteratons' (did you mean "
                                       "max_iterations?)"),
     (["--set", "noequals"], {}, "--set takes NAME=VALUE"),

@@ -106,7 +106,7 @@ def run(
                                             help="Model for llm_query (default: --model)."),
     context_format: str = typer.Option("auto", "--context-format", metavar="FORMAT",
                                        help="auto (json for .json files, else text), text, json, lines or bytes."),
-    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", metavar="N",
+    max_iterations: Optional[str] = typer.Option(None, "--max-iterations", metavar="N",  # checked by Settings
                                                  help="Root-model turns before a forced answer (default 20)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
                                           help="docker (default) or local (NOT a security boundary)."),
