@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
+from .models.litellm_client import Price
 from .sandbox.base import SandboxLimits
 
 
@@ -28,6 +29,13 @@ class Settings(BaseSettings):
     temperature: float | None = Field(None, ge=0, le=2)
     max_retries: int = Field(4, ge=0, description="retries of transient provider errors")
     request_timeout_s: float = Field(600.0, gt=0)
+    max_tokens: int = Field(4096, ge=1, description="longest reply of the root model (and of child RLMs' roots)")
+    sub_max_tokens: int = Field(4096, ge=1, description="longest reply of an llm_query sub-call")
+    # custom pricing (litellm's), for models its price map does not know: USD per token
+    input_cost_per_token: float | None = Field(None, ge=0, description="price of model's input tokens")
+    output_cost_per_token: float | None = Field(None, ge=0, description="price of model's output tokens")
+    sub_input_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's input tokens")
+    sub_output_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's output tokens")
 
     # the loop
     max_iterations: int = Field(20, ge=1)
@@ -58,6 +66,33 @@ class Settings(BaseSettings):
     pids: int = Field(256, ge=8)
     tmpfs_size: str = "64m"
     cell_timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _prices_come_in_pairs(self) -> "Settings":
+        for prefix in ("", "sub_"):
+            given = [getattr(self, f"{prefix}{kind}_cost_per_token") is not None for kind in ("input", "output")]
+            if any(given) and not all(given):
+                raise ValueError(f"give both {prefix}input_cost_per_token and {prefix}output_cost_per_token "
+                                 "(USD per token; 0 for a free local model)")
+        if self.sub_model in (None, self.model) and self.price("sub") != self.price("root") and \
+                None not in (self.price("sub"), self.price("root")):
+            raise ValueError("sub_model is the same model as model: give its price once "
+                             "(input_cost_per_token, output_cost_per_token)")
+        return self
+
+    def price(self, role: Literal["root", "sub"]) -> Price | None:
+        """The custom price given for the root model or the sub-model, if any."""
+        prefix = "" if role == "root" else "sub_"
+        values = getattr(self, f"{prefix}input_cost_per_token"), getattr(self, f"{prefix}output_cost_per_token")
+        return None if None in values else Price(*values)  # type: ignore[arg-type]
+
+    def custom_price(self, model: str) -> Price | None:
+        """The custom price that applies to `model` (by name), if any was given."""
+        if model == self.model and self.price("root") is not None:
+            return self.price("root")
+        if model == (self.sub_model or self.model):
+            return self.price("sub") or (self.price("root") if model == self.model else None)
+        return None
 
     @classmethod
     def from_options(cls, **options: Any) -> "Settings":

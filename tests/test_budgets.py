@@ -64,11 +64,14 @@ def test_batched_sub_calls_over_budget_are_refused_as_a_whole(make_rlm):
 
 
 def test_max_total_tokens_ends_the_run_with_the_last_partial_answer(make_rlm):
-    root = ScriptedModel([Reply("```repl\nprint(1)\n```", input_tokens=900, output_tokens=200),
+    """The second root call may use its prompt (over 500 tokens: the system prompt) plus
+    max_tokens=1000, which no longer fits in 5000 - 3500: it is never sent."""
+    root = ScriptedModel([Reply("```repl\nprint(1)\n```", input_tokens=2500, output_tokens=1000),
                           Reply("never asked")])
-    result = make_rlm(root, max_total_tokens=1000).run("q", "ctx")
+    result = make_rlm(root, max_total_tokens=5000, max_tokens=1000).run("q", "ctx")
     assert result.status == "budget_exhausted" and root.call_count == 1
     assert result.answer == "```repl\nprint(1)\n```" and "max_total_tokens" in result.error
+    assert result.answer_from == "last_reply"
 
 
 def test_max_cost_usd_counts_sub_calls_too(make_rlm):
@@ -76,9 +79,11 @@ def test_max_cost_usd_counts_sub_calls_too(make_rlm):
     sub = ScriptedModel(responder=lambda m: Reply("y", input_tokens=1000, output_tokens=0))
     scripted_cost(root.model, 1e-6, 1e-6)
     scripted_cost(sub.model, 1e-6, 1e-6)  # $0.001 per sub-call
-    result = make_rlm(root, sub, max_cost_usd=0.0035).run("q", "ctx")
+    result = make_rlm(root, sub, max_cost_usd=0.0035, max_tokens=100, sub_max_tokens=100).run("q", "ctx")
     assert result.status == "budget_exhausted" and "max_cost_usd" in result.error
-    assert sub.call_count == 4  # the 4th pushes spend past $0.0035; the 5th is refused
+    # The 4th is sent (its reservation, a 1-token prompt + 100 output tokens, fits); the provider
+    # then reports 1000 prompt tokens, the only overshoot README "Budgets" allows. The 5th is refused.
+    assert sub.call_count == 4
     assert result.cost_usd == pytest.approx(0.00011 + 0.004)
 
 

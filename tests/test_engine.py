@@ -145,13 +145,31 @@ def test_permanent_error_ends_the_run_with_status_error(make_rlm):
     assert "authentication failed" in result.error and "API_KEY" in result.error
 
 
-def test_content_none_and_prose_only_replies_are_nudged(make_rlm):
-    root = ScriptedModel([Reply(content=None, input_tokens=None, output_tokens=None),
-                          "Let me think about it.", "FINAL(fine)"])
+def test_prose_only_replies_are_nudged(make_rlm):
+    root = ScriptedModel(["Let me think about it.", "Still thinking.", "FINAL(fine)"])
     result = make_rlm(root).run("q", "ctx")
     assert result.answer == "fine" and result.iterations == 3
     assert sum(1 for e in result.trajectory if e["event"] == "nudge") == 2
     assert "no ```repl block" in last_user_message(root.calls[1])
+
+
+def test_an_empty_reply_is_retried_not_taken_as_a_reply(make_rlm):
+    """issue 7 (5): content null and no tool calls is a provider error, retried as transient."""
+    root = ScriptedModel([Reply(content=None, input_tokens=None, output_tokens=None), "FINAL(fine)"])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer, result.iterations, root.call_count) == ("completed", "fine", 1, 2)
+    assert not any(e["event"] == "nudge" for e in result.trajectory)
+
+
+def test_a_model_that_only_sends_empty_replies_ends_the_run_with_an_error(make_rlm):
+    """Not max_iterations of paid nudges: max_retries + 1 calls, then status="error"."""
+    root = ScriptedModel(responder=lambda messages: Reply(content=None, input_tokens=30, output_tokens=0))
+    result = make_rlm(root, max_iterations=10).run("q", "ctx")
+    assert result.status == "error" and result.iterations == 1
+    assert root.call_count == 5  # the default client's max_retries=4: retried as transient, then given up
+    assert "empty reply" in result.error and "content was null, with no tool calls" in result.error
+    assert result.total_input_tokens == 5 * 30  # every empty answer was paid for, and is counted
+    assert result.answer_from == "none" and result.answer == ""
 
 
 # -- sub-calls and accounting ----------------------------------------------------------------
