@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
@@ -67,18 +67,21 @@ class Settings(BaseSettings):
     tmpfs_size: str = "64m"
     cell_timeout_s: float = Field(60.0, gt=0)
 
-    @model_validator(mode="after")
-    def _prices_come_in_pairs(self) -> "Settings":
-        for prefix in ("", "sub_"):
-            given = [getattr(self, f"{prefix}{kind}_cost_per_token") is not None for kind in ("input", "output")]
-            if any(given) and not all(given):
-                raise ValueError(f"give both {prefix}input_cost_per_token and {prefix}output_cost_per_token "
-                                 "(USD per token; 0 for a free local model)")
-        if self.sub_model in (None, self.model) and self.price("sub") != self.price("root") and \
-                None not in (self.price("sub"), self.price("root")):
+    @field_validator("output_cost_per_token", "sub_output_cost_per_token")
+    @classmethod
+    def _prices_come_in_pairs(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A field validator, not a model one: its error shows this value, never the other
+        settings (an api_key among them)."""
+        prefix = "sub_" if info.field_name.startswith("sub_") else ""
+        if (value is None) != (info.data.get(f"{prefix}input_cost_per_token") is None):
+            raise ValueError(f"give both {prefix}input_cost_per_token and {prefix}output_cost_per_token "
+                             "(USD per token; 0 for a free local model)")
+        root = info.data.get("input_cost_per_token"), info.data.get("output_cost_per_token")
+        if prefix and value is not None and None not in root and info.data.get("sub_model") in (
+                None, info.data.get("model")) and (info.data.get("sub_input_cost_per_token"), value) != root:
             raise ValueError("sub_model is the same model as model: give its price once "
                              "(input_cost_per_token, output_cost_per_token)")
-        return self
+        return value
 
     def price(self, role: Literal["root", "sub"]) -> Price | None:
         """The custom price given for the root model or the sub-model, if any."""

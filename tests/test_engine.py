@@ -287,3 +287,69 @@ def test_a_sandbox_that_cannot_start_is_reported_after_the_first_reply(sandbox_f
     with pytest.raises(ImageError, match="no-such-image.*is not present"):
         build_rlm(broken_factory, root).run("q", "ctx")
     assert root.call_count == 1  # the sandbox started alongside the first model call
+
+
+# -- batches keep what they paid for (issue 7, item 8) ------------------------------------------
+
+def test_a_failed_prompt_in_a_batch_no_longer_loses_the_other_answers(make_rlm):
+    bad_request = litellm.BadRequestError("prompt 3 is malformed", model="m", llm_provider="scripted")
+
+    def sub_answers(messages):
+        prompt = messages[-1]["content"]
+        return Reply(error=bad_request) if prompt == "q3" else f"answer to {prompt}"
+
+    root = ScriptedModel([
+        "```repl\nanswers = llm_query_batched([f'q{i}' for i in range(8)], return_exceptions=True)\n"
+        "for a in answers:\n    print(a if isinstance(a, str) else (a['error'], a['message']))\n```",
+        "```repl\ntry:\n    llm_query_batched([f'q{i}' for i in range(8)])\nexcept LLMError as e:\n"
+        "    print('raised:', e)\n```",
+        "FINAL(done)"])
+    sub = ScriptedModel(responder=sub_answers)
+    result = make_rlm(root, sub).run("q", "ctx")
+    first = last_user_message(root.calls[1]).splitlines()
+    assert first[1:4] == ["answer to q0", "answer to q1", "answer to q2"]
+    assert first[4].startswith("('LLMError', ") and "prompt 3 is malformed" in first[4]
+    assert first[5:9] == ["answer to q4", "answer to q5", "answer to q6", "answer to q7"]
+    second = last_user_message(root.calls[2])
+    assert "raised: 1 of 8 sub-calls failed; the first (item 3)" in second
+    assert "The 7 that succeeded are lost: pass return_exceptions=True" in second
+    assert result.status == "completed" and sub.call_count == 16
+
+
+def test_the_system_prompt_tells_the_model_how_to_keep_a_batch(make_rlm):
+    root = ScriptedModel(["FINAL(x)"])
+    make_rlm(root).run("q", "ctx")
+    system = root.calls[0][0]["content"]
+    assert "return_exceptions=True" in system and "isinstance(answer, str)" in system
+
+
+# -- where the answer came from (issue 7, item 9) ------------------------------------------------
+
+@pytest.mark.parametrize("script", [["FINAL(in text)"], ["```repl\nFINAL('in code')\n```"],
+                                    ["```repl\nx = 'a variable'\n```\nFINAL_VAR(x)"]])
+def test_a_final_answer_says_it_is_one(make_rlm, script):
+    root = ScriptedModel(script)
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer_from) == ("completed", "final")
+    assert result.trajectory[-1]["answer_from"] == "final"
+
+
+def test_an_answer_now_reply_never_looks_like_a_final_one(make_rlm):
+    """Even when the answer-now reply itself says FINAL(...)."""
+    root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(best guess)"])
+    result = make_rlm(root, max_iterations=1).run("q", "ctx")
+    assert (result.status, result.answer, result.answer_from) == ("max_iterations", "best guess", "answer_now")
+    root = ScriptedModel(["```repl\nprint(1)\n```", "```repl\nprint(2)\n```"])
+    result = make_rlm(root, max_iterations=1).run("q", "ctx")
+    assert (result.answer, result.answer_from) == ("```repl\nprint(2)\n```", "answer_now")
+
+
+def test_a_run_cut_short_answers_with_the_last_reply_and_says_so(make_rlm):
+    denied = litellm.AuthenticationError("bad key", llm_provider="scripted", model="m")
+    root = ScriptedModel(["```repl\nprint(1)\n```", denied])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer_from) == ("error", "last_reply")
+    assert result.answer == "```repl\nprint(1)\n```"
+    root = ScriptedModel([denied])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer, result.answer_from) == ("error", "", "none")

@@ -24,10 +24,16 @@ def print_result(result: Any, as_json: bool) -> None:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     else:
         typer.echo(result.answer)
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
                f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
-               f"cost=${result.cost_usd:.4f} time={result.duration_s:.1f}s")
+               f"cost={cost} time={result.duration_s:.1f}s answer_from={result.answer_from}")
     typer.secho(summary, err=True, dim=True)
+    if result.answer_from != "final":  # a fallback answer never passes for a FINAL one
+        source = {"answer_now": "the model's reply to one last answer-now request",
+                  "last_reply": "the model's last reply", "none": "nothing: there is no answer"}
+        typer.secho(f"rlm-sandbox: NOT A FINAL ANSWER: the run ended without FINAL; the answer is "
+                    f"{source.get(result.answer_from, result.answer_from)}", fg=typer.colors.YELLOW, err=True)
     if result.error:
         typer.secho(f"rlm-sandbox: {result.error}", fg=typer.colors.YELLOW, err=True)
 
