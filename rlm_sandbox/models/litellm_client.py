@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -85,8 +84,8 @@ _MISSING_KEY_MARKERS = ("missing credentials", "api_key client option must be se
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
 #: Exceptions (by class name, anywhere in the cause chain) that mean "never connected".
 _CONNECT_FAILURES = {"ConnectionRefusedError": "connection refused", "gaierror": "host name not found",
-                     "ClientConnectorDNSError": "host name not found", "ConnectError": "",
-                     "ClientConnectorError": ""}
+                     "ClientConnectorDNSError": "host name not found", "ConnectError": "could not connect",
+                     "ClientConnectorError": "could not connect"}
 
 
 class _EmptyReply(Exception):
@@ -127,19 +126,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _connect_failure(exc: BaseException) -> str | None:
     """Why no connection could be made ("connection refused", ...), or None if one was."""
-    if _status_code(exc) is not None and _status_code(exc) not in (500, 502, 503):
+    status = _status_code(exc)
+    if status is not None and status not in (500, 502, 503):  # litellm reports these as a 500
         return None
-    reason: str | None = None
-    for link in _chain(exc):
-        for cls in type(link).__mro__:
-            found = _CONNECT_FAILURES.get(cls.__name__)
-            if found:
-                return found
-            if found == "" and reason is None:
-                reason = "could not connect"
-        if isinstance(link, socket.gaierror):
-            return "host name not found"
-    return reason
+    found = [_CONNECT_FAILURES[cls.__name__] for link in _chain(exc) for cls in type(link).__mro__
+             if cls.__name__ in _CONNECT_FAILURES]
+    specific = [reason for reason in found if reason != "could not connect"]
+    return (specific or found or [None])[0]
 
 
 def is_transient(exc: BaseException) -> bool:
