@@ -31,9 +31,10 @@ def print_result(result: Any, as_json: bool) -> None:
     typer.secho(summary, err=True, dim=True)
     if result.answer_from != "final":  # a fallback answer never passes for a FINAL one
         source = {"answer_now": "the model's reply to one last answer-now request",
-                  "last_reply": "the model's last reply", "none": "nothing: there is no answer"}
-        typer.secho(f"rlm-sandbox: NOT A FINAL ANSWER: the run ended without FINAL; the answer is "
-                    f"{source.get(result.answer_from, result.answer_from)}", fg=typer.colors.YELLOW, err=True)
+                  "last_reply": "the model's last reply"}.get(result.answer_from)
+        typer.secho(f"rlm-sandbox: NOT A FINAL ANSWER: the run ended without FINAL; the answer is {source}"
+                    if source else "rlm-sandbox: NO ANSWER: the run ended without one", fg=typer.colors.YELLOW,
+                    err=True)
     if result.error:
         typer.secho(f"rlm-sandbox: {result.error}", fg=typer.colors.YELLOW, err=True)
 

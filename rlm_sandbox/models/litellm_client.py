@@ -220,7 +220,7 @@ def _auth_hint(model: str, call: dict[str, Any], detail: str, status: int | None
             names = []
         wanted = " and ".join(names) or variable
         return (f"authentication failed: no API key for provider {provider!r}. Set {wanted} in the "
-                f"environment (or .env), or give a key with {_KEY_OPTIONS}.")
+                f"environment, or give a key with {_KEY_OPTIONS}.")
     code = f"HTTP {status}: " if status else ""
     where = f" and that api_base ({call['api_base']}) is the server the key belongs to" if call.get("api_base") else ""
     if call.get("api_key"):
