@@ -90,7 +90,7 @@ def numbers_in(text: str) -> list[int]:
 
 
 def print_stats(result: Any) -> None:
-    cost = f"${result.cost_usd:.6f}"
+    cost = "unknown (no price for a model)" if result.cost_usd is None else f"${result.cost_usd:.6f}"
     print(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
     print(f"iterations: {result.iterations}, code cells: {result.code_executions}, "
           f"sub-calls: {result.sub_calls}")

@@ -18,7 +18,7 @@ _EXPORTS = {
     "Settings": "config", "Budget": "core.budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",
     "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "ExecResult": "sandbox", "reap_orphans": "sandbox",
-    "RLMSandboxError": "errors", "BudgetExceeded": "errors", "LLMError": "errors",
+    "RLMSandboxError": "errors", "BudgetExceeded": "errors", "LLMError": "errors", "BudgetNotEnforceable": "errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

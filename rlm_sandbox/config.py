@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
 from .errors import SettingsError
+from .models.litellm_client import Price
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import SandboxLimits
 
@@ -149,6 +150,13 @@ class Settings(BaseSettings):
     temperature: float | None = Field(None, ge=0, le=2)
     max_retries: int = Field(4, ge=0, description="retries of transient provider errors")
     request_timeout_s: float = Field(600.0, gt=0)
+    max_tokens: int = Field(4096, ge=1, description="longest reply of the root model (and of child RLMs' roots)")
+    sub_max_tokens: int = Field(4096, ge=1, description="longest reply of an llm_query sub-call")
+    # custom pricing (litellm's), for models its price map does not know: USD per token
+    input_cost_per_token: float | None = Field(None, ge=0, description="price of model's input tokens")
+    output_cost_per_token: float | None = Field(None, ge=0, description="price of model's output tokens")
+    sub_input_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's input tokens")
+    sub_output_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's output tokens")
 
     # the loop
     max_iterations: int = Field(20, ge=1)
@@ -200,6 +208,36 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ValueError(_reason(exc.errors()[0])) from None
         return value
+
+    @field_validator("output_cost_per_token", "sub_output_cost_per_token")
+    @classmethod
+    def _prices_come_in_pairs(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A field validator, not a model one: its error shows this value, never the other
+        settings (an api_key among them)."""
+        prefix = "sub_" if info.field_name.startswith("sub_") else ""
+        if (value is None) != (info.data.get(f"{prefix}input_cost_per_token") is None):
+            raise ValueError(f"give both {prefix}input_cost_per_token and {prefix}output_cost_per_token "
+                             "(USD per token; 0 for a free local model)")
+        root = info.data.get("input_cost_per_token"), info.data.get("output_cost_per_token")
+        if prefix and value is not None and None not in root and info.data.get("sub_model") in (
+                None, info.data.get("model")) and (info.data.get("sub_input_cost_per_token"), value) != root:
+            raise ValueError("sub_model is the same model as model: give its price once "
+                             "(input_cost_per_token, output_cost_per_token)")
+        return value
+
+    def price(self, role: Literal["root", "sub"]) -> Price | None:
+        """The custom price given for the root model or the sub-model, if any."""
+        prefix = "" if role == "root" else "sub_"
+        values = getattr(self, f"{prefix}input_cost_per_token"), getattr(self, f"{prefix}output_cost_per_token")
+        return None if None in values else Price(*values)  # type: ignore[arg-type]
+
+    def custom_price(self, model: str) -> Price | None:
+        """The custom price that applies to `model` (by name), if any was given."""
+        if model == self.model and self.price("root") is not None:
+            return self.price("root")
+        if model == (self.sub_model or self.model):
+            return self.price("sub") or (self.price("root") if model == self.model else None)
+        return None
 
     @classmethod
     def from_options(cls, **options: Any) -> "Settings":

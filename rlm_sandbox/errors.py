@@ -81,6 +81,11 @@ class BudgetExceeded(RLMSandboxError):
         self.limit, self.allowed, self.used = limit, allowed, used
 
 
+class BudgetNotEnforceable(RLMSandboxError, ValueError):
+    """A limit was set that the host cannot enforce, e.g. ``max_cost_usd`` with a model that
+    has no known price. Raised before anything starts: a limit is kept or refused, never ignored."""
+
+
 # --- models ------------------------------------------------------------------------
 
 class LLMError(RLMSandboxError):
@@ -89,7 +94,9 @@ class LLMError(RLMSandboxError):
     `transient` is True when the failure was the kind that goes away on its own (rate
     limits, timeouts, 5xx, dropped connections) and the client gave up after retrying;
     False when retrying cannot help (bad key, unknown model, rejected request). The
-    original exception is kept as `__cause__`.
+    original exception is kept as `__cause__`. `input_tokens`, `output_tokens` and
+    `cost_usd` are what the failed call was still charged for (attempts that were answered
+    with an empty reply); `cost_usd` is None when the model has no known price.
     """
 
     def __init__(self, message: str, *, model: str, transient: bool, attempts: int = 1,
@@ -99,6 +106,9 @@ class LLMError(RLMSandboxError):
         self.transient = transient
         self.attempts = attempts
         self.status_code = status_code
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd: float | None = 0.0
 
 
 class LLMAuthenticationError(LLMError):
@@ -115,3 +125,7 @@ class LLMContextWindowExceeded(LLMError):
 
 class LLMUnavailable(LLMError):
     """The provider kept failing with transient errors until the retries ran out."""
+
+
+class LLMEmptyReply(LLMUnavailable):
+    """The provider kept answering with no reply: no choices, or null content and no tool calls."""

@@ -7,14 +7,10 @@ provider named ``scripted``, so code under test calls it exactly as it calls a r
 must cross a real socket.
 
 Nothing here touches litellm or the network at import time: the provider is registered
-when the first ScriptedModel is created.
+when the first ScriptedModel is created (litellm is imported the package's way, offline).
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
 import enum
@@ -28,6 +24,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .models.runtime import load_litellm
 
 __all__ = ["AUTO", "OpenAICompatibleServer", "RecordedRequest", "Reply", "ScriptedModel",
            "estimate_tokens", "scripted_cost"]
@@ -55,6 +53,7 @@ class Reply:
     `error` is raised instead of answering — pass a litellm exception instance such as
     ``litellm.RateLimitError("slow down", llm_provider="scripted", model="m")`` to test
     retries. `delay_s` sleeps first (time.sleep in sync calls, asyncio.sleep in async).
+    `no_choices` answers with an empty `choices` list, as a misbehaving provider may.
     """
 
     content: str | None = ""
@@ -62,6 +61,7 @@ class Reply:
     output_tokens: int | None | _Auto = AUTO
     delay_s: float = 0.0
     error: BaseException | None = None
+    no_choices: bool = False
 
 
 ReplyLike = str | Reply | BaseException | Callable[[list[dict]], str | Reply]
@@ -117,7 +117,7 @@ def _ensure_provider() -> None:
     """Put one ``scripted`` entry in litellm.custom_provider_map (again, if someone
     replaced the map)."""
     global _handler
-    import litellm
+    litellm = load_litellm()
 
     with _registry_lock:
         if _handler is None:
@@ -138,7 +138,7 @@ def _lookup(model: str) -> ScriptedModel:
 
 
 def _bad_request(model: str, message: str) -> Exception:
-    import litellm
+    litellm = load_litellm()
 
     # A litellm BadRequestError passes through litellm's exception mapping unchanged
     # and is permanent, so LLMClient does not retry it.
@@ -147,7 +147,7 @@ def _bad_request(model: str, message: str) -> Exception:
 
 def _make_handler_class() -> type:
     """Built lazily because its base class lives in litellm (slow to import)."""
-    import litellm
+    litellm = load_litellm()
     from litellm import CustomLLM
 
     def fill(model_response: Any, scripted: ScriptedModel, reply: Reply,
@@ -155,6 +155,8 @@ def _make_handler_class() -> type:
         response: Any = model_response if model_response is not None else litellm.ModelResponse()
         response.choices[0].message.content = reply.content
         response.choices[0].finish_reason = "stop"
+        if reply.no_choices:
+            response.choices = []
         response.model = scripted.model
         usage = _usage_of(reply, messages)
         if usage is None:
@@ -286,7 +288,7 @@ class ScriptedModel:
 def scripted_cost(model: str, input_per_token: float, output_per_token: float) -> None:
     """Give a model (e.g. ``scripted.model``) a price in litellm's cost map, so cost
     accounting can be tested; `LLMClient` then reports `cost_usd` for it."""
-    import litellm
+    litellm = load_litellm()
 
     litellm.register_model({model: {
         "input_cost_per_token": float(input_per_token),
@@ -441,8 +443,8 @@ class OpenAICompatibleServer:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": str(body.get("model", "test-model")),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply.content}}],
+                    "choices": [] if reply.no_choices else [{"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": reply.content}}],
                     "usage": None if usage is None else {
                         "prompt_tokens": usage[0], "completion_tokens": usage[1],
                         "total_tokens": usage[0] + usage[1]},

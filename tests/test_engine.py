@@ -145,13 +145,31 @@ def test_permanent_error_ends_the_run_with_status_error(make_rlm):
     assert "authentication failed" in result.error and "API_KEY" in result.error
 
 
-def test_content_none_and_prose_only_replies_are_nudged(make_rlm):
-    root = ScriptedModel([Reply(content=None, input_tokens=None, output_tokens=None),
-                          "Let me think about it.", "FINAL(fine)"])
+def test_prose_only_replies_are_nudged(make_rlm):
+    root = ScriptedModel(["Let me think about it.", "Still thinking.", "FINAL(fine)"])
     result = make_rlm(root).run("q", "ctx")
     assert result.answer == "fine" and result.iterations == 3
     assert sum(1 for e in result.trajectory if e["event"] == "nudge") == 2
     assert "no ```repl block" in last_user_message(root.calls[1])
+
+
+def test_an_empty_reply_is_retried_not_taken_as_a_reply(make_rlm):
+    """issue 7 (5): content null and no tool calls is a provider error, retried as transient."""
+    root = ScriptedModel([Reply(content=None, input_tokens=None, output_tokens=None), "FINAL(fine)"])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer, result.iterations, root.call_count) == ("completed", "fine", 1, 2)
+    assert not any(e["event"] == "nudge" for e in result.trajectory)
+
+
+def test_a_model_that_only_sends_empty_replies_ends_the_run_with_an_error(make_rlm):
+    """Not max_iterations of paid nudges: max_retries + 1 calls, then status="error"."""
+    root = ScriptedModel(responder=lambda messages: Reply(content=None, input_tokens=30, output_tokens=0))
+    result = make_rlm(root, max_iterations=10).run("q", "ctx")
+    assert result.status == "error" and result.iterations == 1
+    assert root.call_count == 5  # the default client's max_retries=4: retried as transient, then given up
+    assert "empty reply" in result.error and "content was null, with no tool calls" in result.error
+    assert result.total_input_tokens == 5 * 30  # every empty answer was paid for, and is counted
+    assert result.answer_from == "none" and result.answer == ""
 
 
 # -- sub-calls and accounting ----------------------------------------------------------------
@@ -269,3 +287,69 @@ def test_a_sandbox_that_cannot_start_is_reported_after_the_first_reply(sandbox_f
     with pytest.raises(ImageError, match="no-such-image.*is not present"):
         build_rlm(broken_factory, root).run("q", "ctx")
     assert root.call_count == 1  # the sandbox started alongside the first model call
+
+
+# -- batches keep what they paid for (issue 7, item 8) ------------------------------------------
+
+def test_a_failed_prompt_in_a_batch_no_longer_loses_the_other_answers(make_rlm):
+    bad_request = litellm.BadRequestError("prompt 3 is malformed", model="m", llm_provider="scripted")
+
+    def sub_answers(messages):
+        prompt = messages[-1]["content"]
+        return Reply(error=bad_request) if prompt == "q3" else f"answer to {prompt}"
+
+    root = ScriptedModel([
+        "```repl\nanswers = llm_query_batched([f'q{i}' for i in range(8)], return_exceptions=True)\n"
+        "for a in answers:\n    print(a if isinstance(a, str) else (a['error'], a['message']))\n```",
+        "```repl\ntry:\n    llm_query_batched([f'q{i}' for i in range(8)])\nexcept LLMError as e:\n"
+        "    print('raised:', e)\n```",
+        "FINAL(done)"])
+    sub = ScriptedModel(responder=sub_answers)
+    result = make_rlm(root, sub).run("q", "ctx")
+    first = last_user_message(root.calls[1]).splitlines()
+    assert first[1:4] == ["answer to q0", "answer to q1", "answer to q2"]
+    assert first[4].startswith("('LLMError', ") and "prompt 3 is malformed" in first[4]
+    assert first[5:9] == ["answer to q4", "answer to q5", "answer to q6", "answer to q7"]
+    second = last_user_message(root.calls[2])
+    assert "raised: 1 of 8 sub-calls failed; the first (item 3)" in second
+    assert "The 7 that succeeded are lost: pass return_exceptions=True" in second
+    assert result.status == "completed" and sub.call_count == 16
+
+
+def test_the_system_prompt_tells_the_model_how_to_keep_a_batch(make_rlm):
+    root = ScriptedModel(["FINAL(x)"])
+    make_rlm(root).run("q", "ctx")
+    system = root.calls[0][0]["content"]
+    assert "return_exceptions=True" in system and "isinstance(answer, str)" in system
+
+
+# -- where the answer came from (issue 7, item 9) ------------------------------------------------
+
+@pytest.mark.parametrize("script", [["FINAL(in text)"], ["```repl\nFINAL('in code')\n```"],
+                                    ["```repl\nx = 'a variable'\n```\nFINAL_VAR(x)"]])
+def test_a_final_answer_says_it_is_one(make_rlm, script):
+    root = ScriptedModel(script)
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer_from) == ("completed", "final")
+    assert result.trajectory[-1]["answer_from"] == "final"
+
+
+def test_an_answer_now_reply_never_looks_like_a_final_one(make_rlm):
+    """Even when the answer-now reply itself says FINAL(...)."""
+    root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(best guess)"])
+    result = make_rlm(root, max_iterations=1).run("q", "ctx")
+    assert (result.status, result.answer, result.answer_from) == ("max_iterations", "best guess", "answer_now")
+    root = ScriptedModel(["```repl\nprint(1)\n```", "```repl\nprint(2)\n```"])
+    result = make_rlm(root, max_iterations=1).run("q", "ctx")
+    assert (result.answer, result.answer_from) == ("```repl\nprint(2)\n```", "answer_now")
+
+
+def test_a_run_cut_short_answers_with_the_last_reply_and_says_so(make_rlm):
+    denied = litellm.AuthenticationError("bad key", llm_provider="scripted", model="m")
+    root = ScriptedModel(["```repl\nprint(1)\n```", denied])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer_from) == ("error", "last_reply")
+    assert result.answer == "```repl\nprint(1)\n```"
+    root = ScriptedModel([denied])
+    result = make_rlm(root).run("q", "ctx")
+    assert (result.status, result.answer, result.answer_from) == ("error", "", "none")

@@ -21,12 +21,13 @@ import litellm  # noqa: E402
 from rlm_sandbox.errors import (  # noqa: E402
     LLMAuthenticationError,
     LLMContextWindowExceeded,
+    LLMEmptyReply,
     LLMError,
     LLMModelNotFound,
     LLMUnavailable,
     RLMSandboxError,
 )
-from rlm_sandbox.models import Completion, LLMClient, is_transient  # noqa: E402
+from rlm_sandbox.models import Completion, LLMClient, Price, is_transient  # noqa: E402
 from rlm_sandbox.testing import (  # noqa: E402
     OpenAICompatibleServer,
     Reply,
@@ -99,24 +100,61 @@ def test_completion_returns_text_tokens_and_cost() -> None:
     assert result.duration_s >= 0
 
 
-def test_unpriced_model_costs_zero_and_estimates_tokens() -> None:
+def test_unpriced_model_has_an_unknown_cost_not_zero() -> None:
+    """issue 7 (6): a model litellm has no price for costs "unknown" (None), never $0."""
     with ScriptedModel(["forty-two"]) as model:
         result = fast_client().complete(model.model, USER)
-    assert result.cost_usd == 0.0
+    assert result.cost_usd is None
     assert result.input_tokens == estimate_tokens(USER[0]["content"])
     assert result.output_tokens == estimate_tokens("forty-two")
 
 
-def test_content_none_becomes_empty_text() -> None:
-    with ScriptedModel([Reply(None)]) as model:
-        assert fast_client().complete(model.model, USER).text == ""
+def test_a_custom_price_prices_an_unknown_model() -> None:
+    """litellm's custom pricing (input/output cost per token) is passed with the call."""
+    with ScriptedModel([Reply("42", input_tokens=1000, output_tokens=10)]) as model:
+        assert LLMClient.price_of(model.model) is None
+        result = fast_client().complete(model.model, USER, price=Price(1e-6, 3e-6))
+    assert result.cost_usd == pytest.approx(1000 * 1e-6 + 10 * 3e-6)
 
 
-def test_usage_none_gives_zero_tokens_and_cost() -> None:
-    with ScriptedModel([Reply("hi", input_tokens=None, output_tokens=None)]) as model:
+def test_usage_none_counts_tokens_locally_and_prices_them() -> None:
+    """A provider that reports no usage is not free: litellm's token counter counts both sides."""
+    with ScriptedModel([Reply("hi there", input_tokens=None, output_tokens=None)]) as model:
         scripted_cost(model.model, 0.5, 0.5)
         result = fast_client().complete(model.model, USER)
-    assert (result.text, result.input_tokens, result.output_tokens, result.cost_usd) == ("hi", 0, 0, 0.0)
+    assert result.text == "hi there"
+    assert result.input_tokens == litellm.token_counter(messages=USER) > 0
+    assert result.output_tokens == litellm.token_counter(text="hi there") > 0
+    assert result.cost_usd == pytest.approx(0.5 * (result.input_tokens + result.output_tokens))
+
+
+# --- empty replies (issue 7, item 5) ------------------------------------------------------
+
+def test_content_none_is_an_empty_reply_retried_then_an_error() -> None:
+    with ScriptedModel([Reply(None, input_tokens=50, output_tokens=0)] * 3 + ["never asked"]) as model:
+        with pytest.raises(LLMEmptyReply) as caught:
+            fast_client(max_retries=2).complete(model.model, USER)
+        assert model.call_count == 3  # retried as transient
+    error = caught.value
+    assert isinstance(error, LLMError) and error.transient is True and error.attempts == 3
+    assert "empty reply" in str(error) and "content was null, with no tool calls" in str(error)
+    assert "finish_reason='stop'" in str(error)
+    assert error.input_tokens == 150  # the empty answers were paid for, and say so
+
+
+def test_an_empty_reply_then_an_answer_recovers_and_counts_both() -> None:
+    with ScriptedModel([Reply(None, input_tokens=40, output_tokens=0), Reply("fine", 40, 2)]) as model:
+        result = asyncio.run(fast_client().acomplete(model.model, USER))
+    assert (result.text, result.retries, result.input_tokens, result.output_tokens) == ("fine", 1, 80, 2)
+
+
+def test_empty_choices_over_http_is_an_error_naming_what_came_back() -> None:
+    with OpenAICompatibleServer(lambda messages: Reply(no_choices=True)) as server:
+        client = fast_client(max_retries=1, completion_kwargs={"api_base": server.url, "api_key": "sk-test"})
+        with pytest.raises(LLMEmptyReply) as caught:
+            client.complete("openai/test-model", USER)
+        assert len(server.requests) == 2
+    assert "the response had no choices" in str(caught.value)
 
 
 def test_responder_sees_the_prompt() -> None:
@@ -350,3 +388,79 @@ def test_missing_api_key_is_an_authentication_error(monkeypatch: pytest.MonkeyPa
         assert server.requests == []
     assert "OPENAI_API_KEY" in str(caught.value)
     assert caught.value.transient is False
+
+
+# --- hints that point the right way (issue 7, item 15) -------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_key_given_as_api_key_says_so_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    key = "sk-given-abcdef1234567890"
+    auth = litellm.AuthenticationError(message=f"Incorrect API key provided: {key}", llm_provider="openai",
+                                       model="m")
+    with OpenAICompatibleServer(lambda messages: Reply(error=auth)) as server:
+        client = fast_client(completion_kwargs={"api_base": server.url, "api_key": key})
+        with pytest.raises(LLMAuthenticationError) as caught:
+            client.complete("openai/test-model", USER)
+    message = str(caught.value)
+    assert "refused the key given as api_key" in message and "HTTP 401" in message
+    assert server.url in message  # check the key belongs to this api_base
+    assert "OPENAI_API_KEY" not in message and "completion_kwargs" not in message
+    assert key not in message and "abcdef1234567890" not in message
+
+
+def test_a_refused_key_from_the_environment_names_the_variable_not_the_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-from-env-0987654321fedcba"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    auth = litellm.AuthenticationError(message=f"bad key {key}", llm_provider="openai", model="m")
+    with OpenAICompatibleServer(lambda messages: Reply(error=auth)) as server:
+        with pytest.raises(LLMAuthenticationError) as caught:
+            fast_client(completion_kwargs={"api_base": server.url}).complete("openai/test-model", USER)
+    message = str(caught.value)
+    assert "refused the key in OPENAI_API_KEY" in message and "--set api_key=" in message
+    assert key not in message
+
+
+def test_a_missing_key_names_every_way_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with OpenAICompatibleServer(lambda messages: "unreachable") as server:
+        with pytest.raises(LLMAuthenticationError) as caught:
+            fast_client(completion_kwargs={"api_base": server.url}).complete("openai/test-model", USER)
+    message = str(caught.value)
+    assert "no API key" in message and "OPENAI_API_KEY" in message
+    assert "--set api_key=" in message and "RLM_SANDBOX_API_KEY" in message
+    assert "completion_kwargs" not in message
+
+
+def test_connection_refused_is_retried_once_and_names_the_api_base() -> None:
+    base = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    client = fast_client(max_retries=4, completion_kwargs={"api_base": base, "api_key": "sk-test"})
+    with pytest.raises(LLMUnavailable) as caught:
+        client.complete("openai/test-model", USER)
+    error = caught.value
+    assert error.attempts == 2  # CONNECT_RETRIES = 1, not max_retries = 4
+    assert f"could not connect to {base} (connection refused)" in str(error)
+    assert "api_base" in str(error) and "lower the concurrency" not in str(error)
+
+
+def test_an_unknown_host_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resolver is told to fail for one made-up name, so nothing leaves the machine."""
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "llm.nowhere.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    client = fast_client(completion_kwargs={"api_base": "http://llm.nowhere.invalid/v1", "api_key": "sk-test"})
+    with pytest.raises(LLMUnavailable) as caught:
+        asyncio.run(client.acomplete("openai/test-model", USER))
+    assert "could not connect to http://llm.nowhere.invalid/v1 (host name not found)" in str(caught.value)
+    assert caught.value.attempts == 2

@@ -128,29 +128,35 @@ def exit_code(status: str) -> int:
     return {"completed": EXIT_COMPLETED, "error": EXIT_MODEL}.get(status, EXIT_INCOMPLETE)
 
 
-_SOURCES = {"final": "a FINAL answer", "fallback": "the answer-now fallback", "answer_now": "the answer-now fallback",
+#: Where a non-FINAL answer came from (``RLMResult.answer_from``), as the CLI says it.
+_SOURCES = {"answer_now": "the model's reply to one last answer-now request",
             "last_reply": "the model's last reply"}
 
 
 def print_result(result: Any, as_json: bool) -> None:
-    """The answer (or the whole result) on stdout; the summary, and how the run ended, on stderr."""
+    """The answer (or the whole result) on stdout; the summary, and how the run ended, on stderr.
+
+    A fallback answer never passes for a FINAL one: stderr says where it came from.
+    """
     if as_json:
         data = result.to_dict()
         data.pop("trajectory", None)
         typer.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
     else:
         typer.echo(redact(result.answer))
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
                f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
-               f"cost=${result.cost_usd:.4f} time={result.duration_s:.1f}s")
+               f"cost={cost} time={result.duration_s:.1f}s answer_from={result.answer_from}")
     typer.secho(redact(summary), err=True, dim=True)
     if result.error:
         say(result.error, typer.colors.YELLOW)
-    if result.status != "completed" and not result.answer.strip():
-        say(f"the run did not complete (status={result.status}) and has no answer", typer.colors.YELLOW)
-    elif result.status != "completed":
-        source = getattr(result, "answer_source", None)
-        said = _SOURCES.get(str(source), str(source)) if source else \
-            "the best available (an answer-now fallback or the model's last reply)"
-        say(f"the run did not complete (status={result.status}); the answer printed is {said}, "
-            "not a FINAL answer", typer.colors.YELLOW)
+    if result.answer_from == "final":
+        return
+    ended = "the run did not complete" if result.status != "completed" else "the run ended"
+    source = _SOURCES.get(result.answer_from)
+    if source is None or not result.answer.strip():
+        say(f"NO ANSWER: {ended} (status={result.status}) without one", typer.colors.YELLOW)
+    else:
+        say(f"NOT A FINAL ANSWER: {ended} (status={result.status}) without FINAL; the answer printed is "
+            f"{source}, not a FINAL answer", typer.colors.YELLOW)

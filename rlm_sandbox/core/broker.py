@@ -22,8 +22,7 @@ from typing import Any, Callable, Coroutine, Sequence
 
 from ..errors import BudgetExceeded, LLMError
 from ..events.trace import Trace
-from ..models.litellm_client import LLMClient
-from .budget import Ledger
+from .metering import Meter
 
 #: Exception names a cell can catch by name (``except BudgetExceeded:``).
 CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
@@ -88,12 +87,13 @@ def check_tools(tools: dict[str, Callable[..., Any]]) -> None:
 
 
 class Broker:
-    def __init__(self, *, llm: LLMClient, ledger: Ledger, trace: Trace, sub_model: str,
+    def __init__(self, *, meter: Meter, trace: Trace, sub_model: str,
                  loop: asyncio.AbstractEventLoop, depth: int = 0,
                  tools: dict[str, Callable[..., Any]] | None = None,
                  child_runner: ChildRunner | None = None) -> None:
-        self._llm = llm
-        self._ledger = ledger
+        self._meter = meter
+        self._llm = meter.llm
+        self._ledger = ledger = meter.ledger
         self._trace = trace
         self._sub_model = sub_model
         self._loop = loop
@@ -117,14 +117,19 @@ class Broker:
         self._ledger.reserve_sub_call("llm_query")
         return self._complete(prompt, model)
 
-    def llm_query_batched(self, prompts: list[str], model: str | None = None) -> list[str]:
-        """llm_query_batched(prompts, model=None) -> list[str]: many prompts concurrently, answers in order."""
+    def llm_query_batched(self, prompts: list[str], model: str | None = None,
+                          return_exceptions: bool = False) -> list[Any]:
+        """llm_query_batched(prompts, model=None, return_exceptions=False) -> list[str]: many prompts
+        concurrently, answers in order. If a prompt fails, it raises and the other answers are lost;
+        with return_exceptions=True you get them all, a failed prompt's place holding
+        {"error": "LLMError", "message": "..."} (or "BudgetExceeded") instead of a str."""
         if not isinstance(prompts, list):
             raise TypeError("llm_query_batched(prompts) takes a list of strings")
         for prompt in prompts:
             self._check_prompt(prompt, "llm_query_batched")
         self._ledger.reserve_sub_call("llm_query_batched", count=len(prompts))  # all or none
-        return self._fan_out([(self._complete, (prompt, model)) for prompt in prompts], "sub-calls", model)
+        return self._fan_out([(self._complete, (prompt, model)) for prompt in prompts], "sub-calls", model,
+                             return_exceptions)
 
     def rlm_query(self, query: str, context: Any = None) -> str:
         """rlm_query(query, context=None) -> str: a child RLM with its own sandbox holding
@@ -138,15 +143,16 @@ class Broker:
         self._ledger.reserve_sub_call("rlm_query")
         return self._child(query, context)
 
-    def rlm_query_batched(self, queries: Sequence[Any]) -> list[str]:
-        """rlm_query_batched(queries) -> list[str]: several rlm_query at once; each item is a
-        query str or a (query, context) pair."""
+    def rlm_query_batched(self, queries: Sequence[Any], return_exceptions: bool = False) -> list[Any]:
+        """rlm_query_batched(queries, return_exceptions=False) -> list[str]: several rlm_query at
+        once; each item is a query str or a (query, context) pair. return_exceptions as in
+        llm_query_batched."""
         if not isinstance(queries, list):
             raise TypeError("rlm_query_batched(queries) takes a list of queries or (query, context) pairs")
         pairs = [(item, None) if isinstance(item, str) else tuple(item) for item in queries]
         if any(len(pair) != 2 for pair in pairs):
             raise TypeError("each rlm_query_batched item is a query str or a [query, context] pair")
-        return self._fan_out([(self.rlm_query, pair) for pair in pairs], "child runs", None)
+        return self._fan_out([(self.rlm_query, pair) for pair in pairs], "child runs", None, return_exceptions)
 
     def budget_status(self) -> dict[str, Any]:
         """budget_status() -> dict: the run's limits and what is used so far (read-only)."""
@@ -193,15 +199,22 @@ class Broker:
 
     def _complete(self, prompt: str, model: str | None) -> str:
         model = model or self._sub_model
+        messages = [{"role": "user", "content": prompt}]
+        max_tokens = self._meter.settings.sub_max_tokens
         started = time.monotonic()
-        with self._run_slots, process_slots():
-            try:
-                completion = self._on_loop(self._llm.acomplete(model, [{"role": "user", "content": prompt}]))
-            except LLMError as exc:
+        # Reserved before a slot is taken: a call waiting for budget holds no slot.
+        reservation = self._meter.reserve("llm_query", model, messages, max_tokens)
+        try:
+            with self._run_slots, process_slots():
+                completion = self._on_loop(self._llm.acomplete(model, messages, max_tokens=max_tokens,
+                                                               price=self._meter.custom_price(model)))
+        except BaseException as exc:
+            self._meter.settle_failure(reservation, "sub", exc)
+            if isinstance(exc, LLMError):
                 self._trace.emit("sub_call", model=model, prompt=prompt, error=str(exc),
                                  duration_s=round(time.monotonic() - started, 4))
-                raise
-        self._ledger.record("sub", model, completion.input_tokens, completion.output_tokens, completion.cost_usd)
+            raise
+        self._meter.settle(reservation, "sub", completion)
         self._trace.emit("sub_call", model=model, prompt=prompt, response=completion.text,
                          input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
                          duration_s=round(time.monotonic() - started, 4))
@@ -218,17 +231,23 @@ class Broker:
         return result.answer
 
     def _fan_out(self, jobs: list[tuple[Callable[..., str], tuple[Any, ...]]], what: str,
-                 model: str | None) -> list[str]:
+                 model: str | None, return_exceptions: bool = False) -> list[Any]:
         futures = [self._executor().submit(_capture, function, args) for function, args in jobs]
         results = [future.result() for future in futures]
+        if return_exceptions:  # every paid answer reaches the cell; failures are marked in place
+            return [{"error": _cell_name(r), "message": str(r)} if isinstance(r, Exception) else r for r in results]
         failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
         if failures:
             index, first = failures[0]
-            if isinstance(first, (BudgetExceeded, TypeError)):
+            if isinstance(first, TypeError):
                 raise first
-            raise LLMError(f"{len(failures)} of {len(jobs)} {what} failed; the first (item {index}): {first}",
-                           model=model or self._sub_model, transient=getattr(first, "transient", False))
-        return results  # type: ignore[return-value]
+            kept = (f" The {len(jobs) - len(failures)} that succeeded are lost: pass return_exceptions=True to "
+                    "get every answer, with each failure marked in its place." if len(failures) < len(jobs) else "")
+            message = f"{len(failures)} of {len(jobs)} {what} failed; the first (item {index}): {first}.{kept}"
+            if isinstance(first, BudgetExceeded):
+                raise BudgetExceeded(first.limit, first.allowed, first.used, message)
+            raise LLMError(message, model=model or self._sub_model, transient=getattr(first, "transient", False))
+        return results
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -246,6 +265,14 @@ def _capture(function: Callable[..., str], args: tuple[Any, ...]) -> str | Excep
         return function(*args)
     except Exception as exc:  # noqa: BLE001 - collected, then reported for the whole batch
         return exc
+
+
+def _cell_name(exc: BaseException) -> str:
+    """The exception's name as a cell can catch it (LLMAuthenticationError is an LLMError there)."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in CELL_EXCEPTIONS:
+            return cls.__name__
+    return type(exc).__name__
 
 
 def _as_text(context: Any) -> str:

@@ -2,12 +2,21 @@
 
 The ledger is shared by a run, its sub-calls and its child runs, so every call at
 every depth is counted in one place that code in a sandbox cannot reach.
+
+Tokens and dollars are reserved before a model call is sent: the prompt's tokens as
+litellm counts them plus the call's ``max_tokens``, priced at the model's per-token price.
+A call whose reservation does not fit beside what is spent and what other calls in flight
+hold waits for them to settle, and is refused when it still does not fit. On reply the
+reservation is replaced by what the provider reports, so concurrent calls cannot jointly
+spend past a limit; the only overshoot left is a provider counting more prompt tokens than
+litellm's counter (or ignoring max_tokens) — see README "Budgets".
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +43,15 @@ class Budget(BaseModel):
     max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once")
 
 
+@dataclass
+class Reservation:
+    """What one model call may spend at most, set aside until it settles."""
+
+    tokens: int
+    cost_usd: float
+    open: bool = True
+
+
 class Ledger:
     """Counts everything a run spends and says no, with numbers, past a limit."""
 
@@ -41,6 +59,10 @@ class Ledger:
         self.budget = budget
         self.started = time.monotonic()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._reserved_tokens = 0
+        self._reserved_cost = 0.0
+        self._open_reservations = 0
         self.iterations = 0
         self.sub_calls = 0
         self.code_executions = 0
@@ -54,6 +76,10 @@ class Ledger:
         if self.exhausted is None:
             self.exhausted = exc
         return exc
+
+    def restart_clock(self) -> None:
+        """Start the wall-time budget now: the run starts after its setup (importing litellm)."""
+        self.started = time.monotonic()
 
     # -- spending -------------------------------------------------------------------
 
@@ -76,20 +102,82 @@ class Ledger:
             self.sub_calls += count
         self.check_spend()
 
-    def record(self, role: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+    def reserve(self, what: str, prompt_tokens: int, max_tokens: int, cost_usd: float | None) -> Reservation:
+        """Set aside what a call may spend at most (`prompt_tokens` + `max_tokens`, costing at
+        most `cost_usd`, None when the model has no price), or raise BudgetExceeded.
+
+        A call that does not fit while other calls hold reservations waits for them to
+        settle (their real usage is usually far below what they hold); it is refused when it
+        still does not fit with none outstanding, or when the wall-time budget runs out.
+        """
+        tokens = prompt_tokens + max_tokens
+        if cost_usd is None and self.budget.max_cost_usd is not None:  # refuses this call, not the run
+            raise BudgetExceeded("max_cost_usd", self.budget.max_cost_usd, 0.0,
+                                 f"no {what}: its model has no known price, so max_cost_usd cannot be enforced "
+                                 "for it; use the run's model or sub-model, or one litellm has a price for")
         with self._lock:
-            usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]
-            usage.calls += 1
-            usage.input_tokens += input_tokens
-            usage.output_tokens += output_tokens
-            usage.cost_usd += cost_usd
+            while True:
+                refusal = self._refusal(what, prompt_tokens, max_tokens, cost_usd)
+                if refusal is None:
+                    self._reserved_tokens += tokens
+                    self._reserved_cost += cost_usd or 0.0
+                    self._open_reservations += 1
+                    return Reservation(tokens, cost_usd or 0.0)
+                remaining = self.remaining_time_s()
+                if self._open_reservations == 0 or remaining == 0:
+                    raise self._exceeded(*refusal)
+                self._settled.wait(remaining)
+
+    def _refusal(self, what: str, prompt_tokens: int, max_tokens: int,
+                 cost_usd: float | None) -> tuple[str, float, float, str] | None:
+        budget = self.budget
+        tokens = prompt_tokens + max_tokens
+        if budget.max_total_tokens is not None:
+            used = self._sum("input_tokens") + self._sum("output_tokens")
+            if used + self._reserved_tokens + tokens > budget.max_total_tokens:
+                return ("max_total_tokens", budget.max_total_tokens, used,
+                        f"no {what}: it may use {tokens:,} tokens ({prompt_tokens:,} prompt + max_tokens "
+                        f"{max_tokens:,}), and {used:,} are used and {self._reserved_tokens:,} held by calls in "
+                        f"flight of max_total_tokens={budget.max_total_tokens:,}")
+        if budget.max_cost_usd is not None and cost_usd is not None:
+            spent = self._known_cost()
+            if spent + self._reserved_cost + cost_usd > budget.max_cost_usd:
+                return ("max_cost_usd", budget.max_cost_usd, round(spent, 6),
+                        f"no {what}: it may cost ${cost_usd:.4f}, and ${spent:.4f} is spent and "
+                        f"${self._reserved_cost:.4f} held by calls in flight of max_cost_usd=${budget.max_cost_usd}")
+        return None
+
+    def settle(self, reservation: Reservation | None, role: str, model: str, input_tokens: int,
+               output_tokens: int, cost_usd: float | None, *, answered: bool = True) -> None:
+        """Replace a reservation by what the call really used (zero for a call that failed
+        unpaid); `answered=False` records the spend without counting a call."""
+        with self._lock:
+            self._release(reservation)
+            if answered or input_tokens or output_tokens or cost_usd:
+                usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]
+                usage.calls += 1 if answered else 0
+                usage.input_tokens += input_tokens
+                usage.output_tokens += output_tokens
+                usage.cost_usd = None if cost_usd is None or usage.cost_usd is None else usage.cost_usd + cost_usd
+            self._settled.notify_all()
+
+    def _release(self, reservation: Reservation | None) -> None:
+        if reservation is not None and reservation.open:
+            reservation.open = False
+            self._reserved_tokens -= reservation.tokens
+            self._reserved_cost -= reservation.cost_usd
+            self._open_reservations -= 1
+
+    def record(self, role: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
+        """Count a call that held no reservation."""
+        self.settle(None, role, model, input_tokens, output_tokens, cost_usd)
 
     # -- checks ---------------------------------------------------------------------
 
     def check_spend(self) -> None:
         """Raise BudgetExceeded if tokens, cost or wall time are used up."""
         budget = self.budget
-        tokens, cost = self.total_tokens, self.cost_usd
+        tokens, cost = self.total_tokens, self.known_cost_usd
         if budget.max_total_tokens is not None and tokens >= budget.max_total_tokens:
             raise self._exceeded("max_total_tokens", budget.max_total_tokens, tokens,
                                  f"token budget used up: {tokens} of max_total_tokens={budget.max_total_tokens}")
@@ -120,24 +208,39 @@ class Ledger:
         with self._lock:
             return [ModelUsage(**vars(u)) for u in self._usage.values()]
 
+    def _sum(self, field: str) -> int:
+        return sum(getattr(u, field) for u in self._usage.values())
+
+    def _known_cost(self) -> float:
+        return sum(u.cost_usd or 0.0 for u in self._usage.values())
+
     @property
     def input_tokens(self) -> int:
         with self._lock:
-            return sum(u.input_tokens for u in self._usage.values())
+            return self._sum("input_tokens")
 
     @property
     def output_tokens(self) -> int:
         with self._lock:
-            return sum(u.output_tokens for u in self._usage.values())
+            return self._sum("output_tokens")
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
     @property
-    def cost_usd(self) -> float:
+    def known_cost_usd(self) -> float:
+        """USD spent on models with a known price."""
         with self._lock:
-            return sum(u.cost_usd for u in self._usage.values())
+            return self._known_cost()
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD spent; None (unknown) when any model used has no known price."""
+        with self._lock:
+            if any(u.cost_usd is None for u in self._usage.values()):
+                return None
+            return self._known_cost()
 
     def status(self) -> dict[str, Any]:
         """What budget_status() shows inside the sandbox: limits and what is used."""
@@ -146,6 +249,8 @@ class Ledger:
             "iterations": {"used": self.iterations, "limit": budget.max_iterations, "note": "all depths"},
             "sub_calls": {"used": self.sub_calls, "limit": budget.max_sub_calls},
             "total_tokens": {"used": self.total_tokens, "limit": budget.max_total_tokens},
-            "cost_usd": {"used": round(self.cost_usd, 6), "limit": budget.max_cost_usd},
+            "cost_usd": {"used": None if (cost := self.cost_usd) is None else round(cost, 6),
+                         "limit": budget.max_cost_usd, **({"note": "unknown: a model has no price"}
+                                                          if cost is None else {})},
             "wall_time_s": {"used": round(self.elapsed_s, 2), "limit": budget.max_wall_time_s},
         }

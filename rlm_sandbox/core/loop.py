@@ -18,13 +18,15 @@ from ..config import Settings
 from ..errors import BudgetExceeded, LLMError
 from ..events.trace import Listener, Trace, VerbosePrinter
 from ..models.litellm_client import Completion, LLMClient
+from ..models.runtime import load_litellm
 from ..sandbox.base import Callbacks, Context, ExecResult, Sandbox
 from . import prompts
 from .answer_schema import AnswerSchema, schema_prompt, validate_answer
 from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
 from .budget import Ledger
+from .metering import Meter
 from .parsing import FinalInText, parse_reply
-from .result import RLMResult, Status
+from .result import AnswerSource, RLMResult, Status
 
 T = TypeVar("T")
 
@@ -48,6 +50,18 @@ def _check_query(query: Any) -> None:
         raise ValueError("query must be a non-empty string")
 
 
+def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
+    """What a run needs before its clock starts, done off the event loop: import litellm
+    (seconds, once per process), refuse a cost limit that cannot be enforced, and load the
+    tokenizers that reserving budget will use. Raises BudgetNotEnforceable."""
+    load_litellm()
+    settings = rlm.settings
+    meter = meter or Meter(Ledger(settings.budget()), rlm.llm, settings)
+    models = [settings.model, settings.sub_model or settings.model]
+    meter.check_prices(models)
+    meter.warm_up(models)
+
+
 class _Run:
     """One execution of the loop at one depth. Holds the state a run must not share."""
 
@@ -60,11 +74,14 @@ class _Run:
         self.query, self.context, self.depth = query, context, depth
         self.answer_schema = answer_schema
         self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
-        listeners = [rlm.on_event] if rlm.on_event else []
+        self._listeners: list[Listener] = [rlm.on_event] if rlm.on_event else []
         if settings.verbose:
-            listeners.append(VerbosePrinter())
-        self.trace = trace or Trace(listeners)
+            self._listeners.append(VerbosePrinter())
+        self._owns_clock = trace is None and ledger is None
+        self.trace = trace or Trace(self._listeners)
         self.ledger = ledger or Ledger(settings.budget())
+        self.meter = Meter(self.ledger, rlm.llm, settings)
+        self.answer_from: AnswerSource = "none"
         self.sandbox, self.switch, self.session_notes = sandbox, switch, session_notes
         self.messages: list[dict[str, Any]] = []
         self.iterations = 0
@@ -78,12 +95,15 @@ class _Run:
 
     async def execute(self) -> RLMResult:
         self._loop = asyncio.get_running_loop()
+        if self._owns_clock:  # the run starts after its setup: importing litellm is not run time
+            await self._loop.run_in_executor(None, prepare, self.rlm, self.meter)
+            self.ledger.restart_clock()
+            self.trace = Trace(self._listeners)
         started = self._loop.time()
         settings = self.settings
         self.trace.emit("start", query=self.query, model=self.model, sub_model=settings.sub_model or settings.model)
-        broker = Broker(llm=self.rlm.llm, ledger=self.ledger, trace=self.trace,
-                        sub_model=settings.sub_model or settings.model, loop=self._loop, depth=self.depth,
-                        tools=self.rlm.tools, child_runner=self._run_child)
+        broker = Broker(meter=self.meter, trace=self.trace, sub_model=settings.sub_model or settings.model,
+                        loop=self._loop, depth=self.depth, tools=self.rlm.tools, child_runner=self._run_child)
         owned = self.sandbox is None
         sandbox = self.sandbox or self.rlm.sandbox_factory(self.context, broker.callbacks(), CELL_EXCEPTIONS,
                                                            settings)
@@ -108,7 +128,13 @@ class _Run:
             if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
                 await asyncio.shield(self._loop.run_in_executor(None, sandbox.close))
             self._io.shutdown(wait=False)
-        self.trace.emit("final", status=status, answer=answer, error=error)
+        if status == "completed":
+            self.answer_from = "final"
+        elif not answer:
+            self.answer_from = "none"
+        elif self.answer_from == "none":
+            self.answer_from = "last_reply"
+        self.trace.emit("final", status=status, answer=answer, answer_from=self.answer_from, error=error)
         return self._result(answer, status, error, self._loop.time() - started)
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -217,15 +243,29 @@ class _Run:
         return text, None
 
     async def _ask_root(self, messages: list[dict[str, Any]]) -> Completion:
+        assert self._loop is not None
+        role = "root" if self.depth == 0 else "sub"
+        max_tokens = self.settings.max_tokens
+        reservation = await self._loop.run_in_executor(
+            None, self.meter.reserve, "root model call" if self.depth == 0 else "child root call",
+            self.model, messages, max_tokens)
         remaining = self.ledger.remaining_time_s()
+        call = self.rlm.llm.acomplete(self.model, messages, max_tokens=max_tokens,
+                                      price=self.meter.custom_price(self.model))
         try:
-            completion = await asyncio.wait_for(self.rlm.llm.acomplete(self.model, messages), timeout=remaining)
+            if remaining is not None and remaining <= 0:
+                call.close()  # never started: nothing to await, nothing to warn about
+                raise asyncio.TimeoutError
+            completion = await asyncio.wait_for(call, timeout=remaining)
         except asyncio.TimeoutError:
+            self.meter.settle_failure(reservation, role, asyncio.TimeoutError())
             self.ledger.check_time()  # raises: the wall-time budget ran out mid-call
             raise LLMError("the root model did not answer within the wall-time budget", model=self.model,
                            transient=True) from None
-        self.ledger.record("root" if self.depth == 0 else "sub", self.model, completion.input_tokens,
-                           completion.output_tokens, completion.cost_usd)
+        except BaseException as exc:
+            self.meter.settle_failure(reservation, role, exc)
+            raise
+        self.meter.settle(reservation, role, completion)
         self.trace.emit("model_reply", model=self.model, text=completion.text, input_tokens=completion.input_tokens,
                         output_tokens=completion.output_tokens, duration_s=round(completion.duration_s, 4))
         return completion
@@ -248,6 +288,7 @@ class _Run:
         except (LLMError, BudgetExceeded) as exc:  # _ask_root turns a timeout into one of these
             return self._partial_answer(), status, error or str(exc)
         self.messages = [*messages, {"role": "assistant", "content": reply}]
+        self.answer_from = "answer_now"  # never "final": the run did not finish by itself
         parsed = parse_reply(reply)
         if parsed.final is not None:
             answer, problem = await self._resolve_final(sandbox, parsed.final)
@@ -281,4 +322,4 @@ class _Run:
             total_output_tokens=ledger.output_tokens, code_executions=ledger.code_executions,
             sub_calls=ledger.sub_calls, history=list(self.messages), status=status, cost_usd=ledger.cost_usd,
             usage=ledger.usage, duration_s=duration_s, trajectory=self.trace.events, error=error,
-            parsed=self.parsed)
+            parsed=self.parsed, answer_from=self.answer_from)

@@ -95,12 +95,15 @@ Available in the REPL:
 - `llm_query(prompt: str, model: str | None = None) -> str`: ask a sub-model a question. It cannot see \
 `context`: put the text it needs into the prompt (chunks of up to ~100,000 characters work well).
 - `llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]`: many prompts at once, \
-run concurrently, answers in the same order. Far faster than calling llm_query in a loop.
+run concurrently, answers in the same order. Far faster than calling llm_query in a loop. If any prompt \
+fails it raises and every answer is lost; `llm_query_batched(prompts, return_exceptions=True)` returns \
+them all instead, a failed prompt's place holding a dict `{{'error': 'LLMError', 'message': ...}}` (or \
+'BudgetExceeded') rather than a str: check `isinstance(answer, str)` and retry or skip the others.
 - `memory_status()`: the variables you hold, with sizes. `forget(*names)`: delete ones you no longer need \
 (`context` and these helpers cannot be deleted).
 - `rlm_query(query, context=None) -> str`: a sub-RLM with its own REPL holding `context` answers `query` \
 (for big sub-problems; costs more than llm_query). `rlm_query_batched([query or (query, context), ...]) -> \
-list[str]` runs several at once.
+list[str]` runs several at once (`return_exceptions=True` works there too).
 - `budget_status()`: this run's limits and what is used so far (read-only).
 - `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with the value of variable `name`.
 {tool_lines}{schema_rule}

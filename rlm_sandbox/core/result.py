@@ -6,22 +6,31 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "error"]
+#: Where ``answer`` came from: the model's FINAL (in code or in text) during the run; the
+#: extra answer-now call made when the run ended without one; the model's last reply
+#: (no extra call was possible); or nowhere (no reply at all).
+AnswerSource = Literal["final", "answer_now", "last_reply", "none"]
 
 
 @dataclass
 class ModelUsage:
-    """Calls, tokens and cost of one model in one role (the root, or sub-calls)."""
+    """Calls, tokens and cost of one model in one role (the root, or sub-calls).
+    ``cost_usd`` is None when the model has no known price: unknown, never $0."""
 
     model: str
     role: Literal["root", "sub"]
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
 
 
 @dataclass
 class RLMResult:
+    """What a run returns. Only ``answer_from == "final"`` is an answer the model gave with
+    FINAL during the run (and only then is ``status`` "completed"); ``cost_usd`` is None when
+    a model used has no known price (``usage`` shows which)."""
+
     answer: str
     iterations: int
     total_input_tokens: int
@@ -30,12 +39,13 @@ class RLMResult:
     sub_calls: int
     history: list[dict[str, Any]]
     status: Status = "completed"
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
     usage: list[ModelUsage] = field(default_factory=list)
     duration_s: float = 0.0
     trajectory: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     parsed: Any = None
+    answer_from: AnswerSource = "none"
 
     @property
     def ok(self) -> bool:

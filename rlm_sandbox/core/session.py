@@ -14,7 +14,7 @@ from ..kernel.capture import clip_middle
 from ..sandbox.base import Context, Sandbox
 from .answer_schema import AnswerSchema
 from .broker import CELL_EXCEPTIONS, BrokerSwitch, callback_docs
-from .loop import RunOwner, _check_query, _Run
+from .loop import RunOwner, _check_query, _Run, prepare
 from .result import RLMResult
 from .sync_bridge import run_sync
 
@@ -37,6 +37,7 @@ class Session:
 
     def start(self) -> "Session":
         if self._sandbox is None:
+            prepare(self.rlm)  # an unenforceable budget is refused before the container starts
             callbacks = self._switch.callbacks(callback_docs(self.rlm.tools))
             sandbox = self.rlm.sandbox_factory(self.context, callbacks, CELL_EXCEPTIONS, self.rlm.settings)
             sandbox.start()

@@ -2,8 +2,8 @@
 
 The RLM loop is written once, as async code. ``RLM.run()`` hands it to this loop and
 waits, which works whether or not the caller already has an event loop of its own
-(a notebook, a web handler), and keeps litellm on one loop for the whole process
-instead of a new one per run.
+(a notebook, a web handler). The loop is litellm's one loop of the process
+(:func:`rlm_sandbox.models.model_loop`), so a sync run's model calls need no hop.
 """
 
 from __future__ import annotations
@@ -12,28 +12,17 @@ import asyncio
 import threading
 from typing import Any, Coroutine, TypeVar
 
+from ..models.runtime import model_loop
+
 T = TypeVar("T")
 
 #: How long an interrupted run gets to clean up (close its sandbox) before we return.
 CANCEL_GRACE_S = 10.0
 
-_loop: asyncio.AbstractEventLoop | None = None
-_lock = threading.Lock()
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="rlm-portal", daemon=True).start()
-            _loop = loop
-        return _loop
-
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` to completion on the background loop and return its result."""
-    loop = _background_loop()
+    loop = model_loop()
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:

@@ -2,57 +2,51 @@
 
 Why a wrapper at all: the engine and the broker need one answer per call — the text, the
 tokens and the dollars spent — and one kind of failure to handle (`LLMError`), whatever
-the provider. Transient failures (rate limits, timeouts, 5xx, dropped connections) are
-retried here with jittered exponential backoff; permanent ones (bad key, unknown model,
-rejected request) fail at once with a message that says what to fix. litellm's own
-retries and the OpenAI SDK's are turned off, so ours are the only ones and `retries`
-counts them all.
+the provider. Transient failures (rate limits, timeouts, 5xx, dropped connections, empty
+replies) are retried here with jittered exponential backoff; permanent ones (bad key,
+unknown model, rejected request) fail at once with a message that says what to fix.
+litellm's own retries and the OpenAI SDK's are turned off, so ours are the only ones and
+`retries` counts them all.
 
-litellm is imported lazily (it takes seconds to import), and always with its *local*
-model cost map, so pricing never triggers a download.
+litellm is imported lazily and offline, and called on one event loop per process: see
+`runtime.py`.
 """
 
 from __future__ import annotations
 
 import os
-
-# Before any import of litellm anywhere in this process: use the cost map bundled with
-# the package instead of fetching one over the network at import time.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 import random
 import time
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from ..errors import (
     LLMAuthenticationError,
     LLMContextWindowExceeded,
+    LLMEmptyReply,
     LLMError,
     LLMModelNotFound,
     LLMUnavailable,
 )
 from ..redaction import redact
+from .runtime import load_litellm, on_model_loop
 
-__all__ = ["Completion", "LLMClient", "is_transient"]
+__all__ = ["Completion", "LLMClient", "Price", "is_transient"]
 
-_litellm_module: ModuleType | None = None
+#: Retries after a failure to connect at all (refused, unknown host): almost always a wrong
+#: api_base or a server that is down, which waiting does not fix; one retry covers a blip.
+CONNECT_RETRIES = 1
 
 
-def _litellm() -> ModuleType:
-    """Import litellm on first use (slow: 1-4 s) and keep it quiet on stdout.
+@dataclass(frozen=True)
+class Price:
+    """USD per input token and per output token (litellm's custom pricing)."""
 
-    litellm prints banners ("Provider List: ...", "Give Feedback / Get Help") on stdout
-    for errors we catch and explain ourselves; they would corrupt the CLI's output.
-    """
-    global _litellm_module
-    if _litellm_module is None:
-        import litellm
+    input_per_token: float
+    output_per_token: float
 
-        litellm.suppress_debug_info = True
-        _litellm_module = litellm
-    return _litellm_module
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
 
 
 @dataclass(frozen=True)
@@ -60,14 +54,16 @@ class Completion:
     """One model answer and what it cost.
 
     `duration_s` is the wall time of the whole call, retries and backoff included;
-    `retries` is how many attempts failed transiently before this one succeeded.
+    `retries` is how many attempts failed transiently before this one succeeded. Tokens
+    and cost include attempts that were answered but retried (an empty reply is paid for).
+    `cost_usd` is None when the model has no known price: unknown, never $0.
     """
 
     text: str
     model: str
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float | None
     duration_s: float
     retries: int
 
@@ -87,10 +83,22 @@ _PERMANENT_NAMES = ("AuthenticationError", "PermissionDeniedError", "NotFoundErr
 _MISSING_KEY_MARKERS = ("missing credentials", "api_key client option must be set",
                         "missing api key", "no api key provided", "api key is missing")
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+#: Exceptions (by class name, anywhere in the cause chain) that mean "never connected".
+_CONNECT_FAILURES = {"ConnectionRefusedError": "connection refused", "gaierror": "host name not found",
+                     "ClientConnectorDNSError": "host name not found", "ConnectError": "could not connect",
+                     "ClientConnectorError": "could not connect"}
+
+
+class _EmptyReply(Exception):
+    """A response with no choices, or a message with neither content nor tool calls."""
+
+    def __init__(self, what: str, finish_reason: str | None) -> None:
+        super().__init__(what)
+        self.finish_reason = finish_reason
 
 
 def _classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
-    litellm = _litellm()
+    litellm = load_litellm()
     found = [getattr(litellm, name, None) for name in names]
     return tuple(cls for cls in found if isinstance(cls, type))
 
@@ -108,12 +116,34 @@ def _is_missing_key(exc: BaseException) -> bool:
     return any(marker in text for marker in _MISSING_KEY_MARKERS)
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 12:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """Why no connection could be made ("connection refused", ...), or None if one was."""
+    status = _status_code(exc)
+    if status is not None and status not in (500, 502, 503):  # litellm reports these as a 500
+        return None
+    found = [_CONNECT_FAILURES[cls.__name__] for link in _chain(exc) for cls in type(link).__mro__
+             if cls.__name__ in _CONNECT_FAILURES]
+    specific = [reason for reason in found if reason != "could not connect"]
+    return (specific or found or [None])[0]
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying the same call may succeed (rate limit, timeout, 5xx, network).
 
     Permanent classes are checked first because litellm's hierarchy nests some of them
     under generic ones; a missing API key is permanent even when litellm calls it a 500.
     """
+    if isinstance(exc, _EmptyReply):
+        return True
     if _is_missing_key(exc):
         return False
     if isinstance(exc, _classes(_PERMANENT_NAMES)):
@@ -146,44 +176,110 @@ def _retry_after_s(exc: BaseException) -> float | None:
         return None
 
 
-def _first_line(exc: BaseException, limit: int = 500) -> str:
+# --- what a failure says -----------------------------------------------------------------
+
+def _secrets(call: dict[str, Any]) -> list[str]:
+    """Key values that must never appear in a message: the call's and the environment's."""
+    values = [str(call.get("api_key") or "")]
+    values += [value for name, value in os.environ.items()
+               if any(word in name.upper() for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))]
+    return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
+
+
+def _first_line(exc: BaseException, call: dict[str, Any], limit: int = 300) -> str:
     text = str(exc).strip() or type(exc).__name__
     text = text.splitlines()[0] if text else text
-    return text[:limit]
+    for secret in _secrets(call):
+        text = text.replace(secret, "***")
+    return redact(text)[:limit]  # a provider may echo any key it was sent
 
 
-def _missing_keys_hint(model: str) -> str:
+def _provider(model: str) -> str:
     try:
-        env = _litellm().validate_environment(model=model)
-        missing = list(env.get("missing_keys") or [])
+        return str(load_litellm().get_llm_provider(model)[1])
     except Exception:  # noqa: BLE001 - a hint must never fail the error path
-        missing = []
-    if missing:
-        return f"set {' and '.join(missing)} in the environment (litellm reads keys from there)"
-    return ("set OPENAI_API_KEY (or the provider's key variable, e.g. ANTHROPIC_API_KEY); "
-            "litellm reads keys from the environment")
+        return model.split("/", 1)[0] if "/" in model else "openai"
 
 
-def _wrap(exc: BaseException, model: str, attempts: int) -> LLMError:
-    """Turn whatever litellm raised into an LLMError whose message says what to do."""
-    litellm = _litellm()
+_KEY_OPTIONS = "--set api_key=... (CLI), RLM_SANDBOX_API_KEY, or RLM(api_key=...)"
+
+
+def _auth_hint(model: str, call: dict[str, Any], detail: str, status: int | None, missing: bool) -> str:
+    """Which key was used (or missing) and the one thing to do about it. Names only."""
+    provider = _provider(model)
+    variable = f"{provider.upper()}_API_KEY"
+    if not missing:
+        try:
+            missing = bool(load_litellm().validate_environment(model=model, api_key=call.get("api_key"))
+                           .get("missing_keys"))
+        except Exception:  # noqa: BLE001 - a hint must never fail the error path
+            pass
+    if missing and not call.get("api_key"):
+        try:
+            names = list(load_litellm().validate_environment(model=model).get("missing_keys") or [])
+        except Exception:  # noqa: BLE001
+            names = []
+        wanted = " and ".join(names) or variable
+        return (f"authentication failed: no API key for provider {provider!r}. Set {wanted} in the "
+                f"environment, or give a key with {_KEY_OPTIONS}.")
+    code = f"HTTP {status}: " if status else ""
+    where = f" and that api_base ({call['api_base']}) is the server the key belongs to" if call.get("api_base") else ""
+    if call.get("api_key"):
+        return (f"authentication failed: the provider refused the key given as api_key ({code}{detail}). "
+                f"Check that key{where}.")
+    source = variable if os.environ.get(variable) else "the provider's key variable in the environment"
+    return (f"authentication failed: the provider refused the key in {source} ({code}{detail}). Check "
+            f"that key{where}, or give another with {_KEY_OPTIONS}.")
+
+
+def _transient_text(exc: BaseException, call: dict[str, Any], attempts: int, detail: str) -> str:
     status = _status_code(exc)
-    detail = redact(_first_line(exc))  # a provider may echo the key it was sent
+    tries = f"{attempts} attempt(s)"
+    if isinstance(exc, _EmptyReply):
+        what = f"{exc} (finish_reason={exc.finish_reason!r})" if exc.finish_reason else str(exc)
+        if exc.finish_reason == "length":
+            todo = "Raise max_tokens (root) or sub_max_tokens (sub-calls): a reasoning model can spend them all."
+        elif exc.finish_reason == "content_filter":
+            todo = "The provider filtered the output; change the query or the model."
+        else:
+            todo = "Check that the model (and api_base, if set) serves chat completions, or use another model."
+        return f"the provider sent an empty reply on each of {tries}: {what}. {todo}"
+    connect = _connect_failure(exc)
+    if connect is not None:
+        target = call.get("api_base") or f"the {_provider(call['model'])!r} provider"
+        todo = ("Check that the server is running and api_base is right (--set api_base=... or "
+                "RLM_SANDBOX_API_BASE)." if call.get("api_base") else "Check the network connection.")
+        return f"could not connect to {target} ({connect}) after {tries}. {todo}"
+    if isinstance(exc, _classes(("Timeout",))) or "timed out" in detail.lower():
+        return (f"the provider did not answer within request_timeout_s={call.get('timeout')} "
+                f"({tries}). Raise request_timeout_s, or check that the server is not stuck.")
+    if status == 429 or isinstance(exc, _classes(("RateLimitError",))):
+        return (f"the provider kept rate-limiting the calls ({tries}): {detail}. Lower max_concurrency "
+                "(or raise max_retries to wait longer).")
+    code = f" (HTTP {status})" if status else ""
+    return f"the provider kept failing after {tries}{code}: {detail}. Try again later."
+
+
+def _wrap(exc: BaseException, model: str, attempts: int, call: dict[str, Any]) -> LLMError:
+    """Turn whatever litellm raised into an LLMError that says what happened and the one
+    thing to do. `call` holds the call's options (api_base, api_key, timeout): the key's
+    value is never shown, only where it came from."""
+    litellm = load_litellm()
+    status = _status_code(exc)
+    detail = _first_line(exc, call)
     if is_transient(exc):
-        return LLMUnavailable(
-            f"model {model!r}: the provider kept failing after {attempts} attempt(s): {detail}. "
-            "Try again later, lower the concurrency, or raise max_retries.",
-            model=model, transient=True, attempts=attempts, status_code=status)
+        kind: type[LLMError] = LLMEmptyReply if isinstance(exc, _EmptyReply) else LLMUnavailable
+        return kind(f"model {model!r}: {_transient_text(exc, {**call, 'model': model}, attempts, detail)}",
+                    model=model, transient=True, attempts=attempts, status_code=status)
 
     def is_a(name: str) -> bool:
         cls = getattr(litellm, name, None)
         return isinstance(cls, type) and isinstance(exc, cls)
 
-    kind: type[LLMError] = LLMError
+    kind = LLMError
     if is_a("AuthenticationError") or _is_missing_key(exc):
         kind = LLMAuthenticationError
-        text = (f"authentication failed: {detail}. {_missing_keys_hint(model)}, "
-                "or pass api_key in completion_kwargs.")
+        text = _auth_hint(model, call, detail, status, missing=_is_missing_key(exc))
     elif is_a("PermissionDeniedError"):
         kind = LLMAuthenticationError
         text = (f"the key was refused access: {detail}. Check that the account behind the "
@@ -213,6 +309,59 @@ def _wrap(exc: BaseException, model: str, attempts: int) -> LLMError:
                 status_code=status)
 
 
+# --- reading a response ---------------------------------------------------------------------
+
+def _text_of(response: Any) -> str:
+    """The reply's text; raises _EmptyReply for an answer that is not one."""
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise _EmptyReply("the response had no choices", None)
+    message = getattr(choices[0], "message", None)
+    finish_reason = getattr(choices[0], "finish_reason", None)
+    text = getattr(message, "content", None) if message is not None else None
+    if isinstance(text, str):
+        return text
+    if getattr(message, "tool_calls", None):
+        return ""
+    raise _EmptyReply("the message's content was null, with no tool calls", finish_reason)
+
+
+class _Spent:
+    """Tokens and dollars of every answered attempt of one call."""
+
+    def __init__(self, client: "LLMClient", model: str, messages: list[dict], price: Price | None) -> None:
+        self.client, self.model, self.messages, self.price = client, model, messages, price
+        self.input_tokens = self.output_tokens = 0
+        self.cost_usd: float | None = 0.0
+
+    def add(self, response: Any) -> None:
+        usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None)
+        cost = hidden.get("response_cost") if isinstance(hidden, dict) and usage is not None else None
+        if usage is not None:
+            input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        else:  # the provider did not say: count locally rather than call it free
+            input_tokens = self.client.count_tokens(self.model, self.messages)
+            output_tokens = self.client.count_tokens(self.model, text=_content_or_empty(response))
+        if cost is None:
+            price = self.price or self.client.price_of(self.model)
+            cost = price.cost(input_tokens, output_tokens) if price is not None else None
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        try:
+            self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + max(0.0, float(cost))
+        except (TypeError, ValueError):
+            self.cost_usd = None
+
+
+def _content_or_empty(response: Any) -> str:
+    try:
+        return _text_of(response)
+    except _EmptyReply:
+        return ""
+
+
 # --- the client --------------------------------------------------------------------------
 
 class LLMClient:
@@ -220,10 +369,10 @@ class LLMClient:
 
     `completion_kwargs` go to every litellm call (api_base, api_key, temperature, ...);
     `timeout_s` bounds each attempt (a `timeout` in completion_kwargs wins).
-    Up to `max_retries` retries follow a transient failure, waiting
-    `backoff_initial_s * 2**n` (capped at `backoff_max_s`) plus random jitter, or the
-    provider's Retry-After when longer. Every failure comes out as an `LLMError`.
-    The client holds no connection state, so one instance may be shared by threads.
+    Up to `max_retries` retries follow a transient failure (only CONNECT_RETRIES after a
+    failure to connect), waiting `backoff_initial_s * 2**n` (capped at `backoff_max_s`)
+    plus random jitter, or the provider's Retry-After when longer. Every failure comes out
+    as an `LLMError`. The client holds no connection state, so one instance may be shared.
     """
 
     def __init__(self, *, max_retries: int = 4, backoff_initial_s: float = 0.5,
@@ -242,21 +391,59 @@ class LLMClient:
         return (f"LLMClient(max_retries={self.max_retries}, timeout_s={self.timeout_s}, "
                 f"completion_kwargs={shown})")
 
+    # -- prices and token counts (for budgets decided before a call is sent) --
+
+    @staticmethod
+    def price_of(model: str) -> Price | None:
+        """litellm's per-token price for `model`, or None when its price map has none."""
+        try:
+            info = load_litellm().get_model_info(model)
+        except Exception:  # noqa: BLE001 - "not mapped" is the common, expected answer
+            return None
+        prices = (info.get("input_cost_per_token"), info.get("output_cost_per_token"))
+        if not all(isinstance(p, (int, float)) for p in prices):
+            return None
+        return Price(float(prices[0]), float(prices[1]))  # type: ignore[arg-type]
+
+    @staticmethod
+    def count_tokens(model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
+        """Tokens in `messages` (or `text`) by litellm's token counter, never over the network.
+
+        litellm picks the model's tokenizer; for models whose tokenizer it would download from
+        Hugging Face (llama, command-r), its bundled default tokenizer counts instead.
+        """
+        litellm = load_litellm()
+        kind = getattr(litellm.utils, "huggingface_tokenizer_kind", None)
+        name = model if kind is not None and kind(model) not in ("llama2", "llama3", "cohere") else ""
+        try:
+            if text is not None:
+                return int(litellm.token_counter(model=name, text=text))
+            return int(litellm.token_counter(model=name, messages=messages or []))
+        except Exception:  # noqa: BLE001 - an odd message shape: count its characters instead
+            chars = len(text) if text is not None else sum(len(str(m.get("content") or "")) for m in messages or [])
+            return chars // 2 + 1
+
     # -- shared pieces --
 
-    def _kwargs(self, model: str, messages: list[dict]) -> dict[str, Any]:
+    def _kwargs(self, model: str, messages: list[dict], max_tokens: int | None,
+                price: Price | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {**self.completion_kwargs, "model": model, "messages": messages}
         kwargs.setdefault("timeout", self.timeout_s)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if price is not None:  # litellm's custom pricing: it then computes response_cost itself
+            kwargs["input_cost_per_token"] = price.input_per_token
+            kwargs["output_cost_per_token"] = price.output_per_token
         kwargs["num_retries"] = 0   # litellm's own retry loop
         kwargs["max_retries"] = 0   # the OpenAI SDK client's retry loop
         kwargs["stream"] = False
         return kwargs
 
     def _retrying_kwargs(self) -> dict[str, Any]:
-        from tenacity import retry_if_exception, stop_after_attempt, wait_exponential_jitter
+        from tenacity import retry_if_exception, stop_after_attempt, stop_any, wait_exponential, wait_random
 
-        backoff = wait_exponential_jitter(initial=self.backoff_initial_s, max=self.backoff_max_s,
-                                          jitter=self.backoff_initial_s)
+        backoff = wait_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s) + \
+            wait_random(0, self.backoff_initial_s)
 
         def wait(retry_state: Any) -> float:
             delay = backoff(retry_state)
@@ -266,34 +453,33 @@ class LLMClient:
                 delay = max(delay, min(hint, self.backoff_max_s) + random.uniform(0, 0.1))
             return delay
 
-        return {"stop": stop_after_attempt(self.max_retries + 1), "wait": wait,
+        def connect_failed(retry_state: Any) -> bool:
+            outcome = retry_state.outcome
+            return (outcome is not None and outcome.failed and retry_state.attempt_number > CONNECT_RETRIES
+                    and _connect_failure(outcome.exception()) is not None)
+
+        return {"stop": stop_any(stop_after_attempt(self.max_retries + 1), connect_failed), "wait": wait,
                 "retry": retry_if_exception(is_transient), "reraise": True}
 
-    def _result(self, response: Any, model: str, started: float, attempts: int) -> Completion:
-        choices = getattr(response, "choices", None) or []
-        message = getattr(choices[0], "message", None) if choices else None
-        text = getattr(message, "content", None) if message is not None else None
-        usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
-        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) if usage is not None else 0
-        return Completion(
-            text=text if isinstance(text, str) else "",
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=_cost(response, model) if usage is not None else 0.0,
-            duration_s=time.perf_counter() - started,
-            retries=attempts - 1,
-        )
+    def _done(self, text: str, spent: _Spent, started: float, attempts: int) -> Completion:
+        return Completion(text=text, model=spent.model, input_tokens=spent.input_tokens,
+                          output_tokens=spent.output_tokens, cost_usd=spent.cost_usd,
+                          duration_s=time.perf_counter() - started, retries=attempts - 1)
 
     # -- the twins --
 
-    def complete(self, model: str, messages: list[dict]) -> Completion:
-        """Call `model` with `messages`; retry transient failures; raise LLMError."""
+    def complete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
+                 price: Price | None = None) -> Completion:
+        """Call `model` with `messages`; retry transient failures; raise LLMError.
+
+        `max_tokens` bounds the reply; `price` is a custom price (litellm's custom pricing)
+        for a model litellm has no price for, or whose price you know better.
+        """
         from tenacity import Retrying
 
-        litellm = _litellm()
-        kwargs = self._kwargs(model, messages)
+        litellm = load_litellm()
+        kwargs = self._kwargs(model, messages, max_tokens, price)
+        spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
         attempts = 0
         try:
@@ -301,16 +487,24 @@ class LLMClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response = litellm.completion(**kwargs)
+                    spent.add(response)
+                    text = _text_of(response)
         except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
-            raise _wrap(exc, model, attempts) from exc
-        return self._result(response, model, started, attempts)
+            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent) from exc
+        return self._done(text, spent, started, attempts)
 
-    async def acomplete(self, model: str, messages: list[dict]) -> Completion:
-        """Async twin of `complete` (litellm.acompletion; backoff with asyncio.sleep)."""
+    async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
+                        price: Price | None = None) -> Completion:
+        """Async twin of `complete`; runs on the process's litellm loop, whatever loop awaits it."""
+        return await on_model_loop(self._acomplete(model, messages, max_tokens, price))
+
+    async def _acomplete(self, model: str, messages: list[dict], max_tokens: int | None,
+                         price: Price | None) -> Completion:
         from tenacity import AsyncRetrying
 
-        litellm = _litellm()
-        kwargs = self._kwargs(model, messages)
+        litellm = load_litellm()
+        kwargs = self._kwargs(model, messages, max_tokens, price)
+        spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
         attempts = 0
         try:
@@ -318,29 +512,15 @@ class LLMClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response = await litellm.acompletion(**kwargs)
+                    spent.add(response)
+                    text = _text_of(response)
         except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
-            raise _wrap(exc, model, attempts) from exc
-        return self._result(response, model, started, attempts)
+            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent) from exc
+        return self._done(text, spent, started, attempts)
 
 
-def _cost(response: Any, model: str) -> float:
-    """USD for one response from litellm's local price map; 0.0 when it has no price.
+def _spent_on(error: LLMError, spent: _Spent) -> LLMError:
+    """A failed call may still have been paid for (empty replies): say how much."""
+    error.input_tokens, error.output_tokens, error.cost_usd = spent.input_tokens, spent.output_tokens, spent.cost_usd
+    return error
 
-    litellm already prices each response during the call (`_hidden_params`, computed by
-    the same `completion_cost`); ask `completion_cost` again only when that is missing
-    and the price map knows the model (a failing lookup costs about a millisecond).
-    """
-    hidden = getattr(response, "_hidden_params", None)
-    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
-    if cost is None:
-        litellm = _litellm()
-        bare = model.split("/", 1)[1] if "/" in model else model
-        if model in litellm.model_cost or bare in litellm.model_cost:
-            try:
-                cost = litellm.completion_cost(completion_response=response, model=model)
-            except Exception:  # noqa: BLE001 - an unknown price is not an error
-                cost = None
-    try:
-        return max(0.0, float(cost)) if cost is not None else 0.0
-    except (TypeError, ValueError):
-        return 0.0

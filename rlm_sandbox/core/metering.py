@@ -1,0 +1,85 @@
+"""Around every model call: reserve its most expensive outcome first, settle it after.
+
+The root loop and the broker both call models; this is the one place that knows a model's
+price (a custom price from the settings, else litellm's price map), counts a prompt's
+tokens, and turns a call into a reservation on the shared ledger and back. Counting and
+waiting for room block, so callers run these on a thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..config import Settings
+from ..errors import BudgetNotEnforceable, LLMError
+from ..models.litellm_client import Completion, LLMClient, Price
+from .budget import Ledger, Reservation
+
+
+class Meter:
+    """Prices, token counts and reservations for one run (shared by its broker)."""
+
+    def __init__(self, ledger: Ledger, llm: LLMClient, settings: Settings) -> None:
+        self.ledger, self.llm, self.settings = ledger, llm, settings
+        self._prices: dict[str, Price | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def limits_spend(self) -> bool:
+        """True when a token or cost limit is set, so calls must reserve before they are sent."""
+        budget = self.ledger.budget
+        return budget.max_total_tokens is not None or budget.max_cost_usd is not None
+
+    def price(self, model: str) -> Price | None:
+        """The price a call to `model` is charged at: the settings' custom price, else litellm's."""
+        with self._lock:
+            if model not in self._prices:
+                self._prices[model] = self.settings.custom_price(model) or self.llm.price_of(model)
+            return self._prices[model]
+
+    def custom_price(self, model: str) -> Price | None:
+        """The price to hand litellm with the call (custom pricing), when one was given."""
+        return self.settings.custom_price(model)
+
+    def check_prices(self, models: list[str]) -> None:
+        """Refuse, before anything starts, a cost limit that cannot be enforced."""
+        limit = self.ledger.budget.max_cost_usd
+        if limit is None:
+            return
+        for role, model in zip(("root model", "sub-model"), models):
+            if self.price(model) is None:
+                prefix = "" if role == "root model" else "sub_"
+                raise BudgetNotEnforceable(
+                    f"max_cost_usd={limit} cannot be enforced: the {role} {model!r} has no known price "
+                    f"(litellm's price map does not list it). Give its price in USD per token with "
+                    f"{prefix}input_cost_per_token and {prefix}output_cost_per_token (e.g. --set "
+                    f"{prefix}input_cost_per_token=0.0000005 --set {prefix}output_cost_per_token=0.0000015; "
+                    "0 for a free local model), or drop max_cost_usd.")
+
+    def warm_up(self, models: list[str]) -> None:
+        """Load the tokenizers a run will count with (up to a second each, once per process)."""
+        if self.limits_spend:
+            for model in set(models):
+                self.llm.count_tokens(model, text="warm up")
+
+    def reserve(self, what: str, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Reservation | None:
+        """Reserve what the call may spend at most, or raise BudgetExceeded (may wait for room)."""
+        if not self.limits_spend:
+            return None
+        prompt_tokens = self.llm.count_tokens(model, messages)
+        price = self.price(model)
+        cost = price.cost(prompt_tokens, max_tokens) if price is not None else None
+        return self.ledger.reserve(what, prompt_tokens, max_tokens, cost)
+
+    def settle(self, reservation: Reservation | None, role: str, completion: Completion) -> None:
+        self.ledger.settle(reservation, role, completion.model, completion.input_tokens,
+                           completion.output_tokens, completion.cost_usd)
+
+    def settle_failure(self, reservation: Reservation | None, role: str, error: BaseException) -> None:
+        """A failed call: release its reservation, keeping what it was still charged (empty replies)."""
+        if isinstance(error, LLMError):
+            self.ledger.settle(reservation, role, error.model, error.input_tokens, error.output_tokens,
+                               error.cost_usd, answered=False)
+        else:
+            self.ledger.settle(reservation, role, "", 0, 0, 0.0, answered=False)
