@@ -28,7 +28,7 @@ from ..errors import (
     LLMModelNotFound,
     LLMUnavailable,
 )
-from ..redaction import redact
+from ..redaction import redact, remember_secret
 from .runtime import load_litellm, on_model_loop
 
 __all__ = ["Completion", "LLMClient", "Price", "is_transient"]
@@ -178,20 +178,12 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 # --- what a failure says -----------------------------------------------------------------
 
-def _secrets(call: dict[str, Any]) -> list[str]:
-    """Key values that must never appear in a message: the call's and the environment's."""
-    values = [str(call.get("api_key") or "")]
-    values += [value for name, value in os.environ.items()
-               if any(word in name.upper() for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))]
-    return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
-
-
 def _first_line(exc: BaseException, call: dict[str, Any], limit: int = 300) -> str:
     text = str(exc).strip() or type(exc).__name__
     text = text.splitlines()[0] if text else text
-    for secret in _secrets(call):
-        text = text.replace(secret, "***")
-    return redact(text)[:limit]  # a provider may echo any key it was sent
+    if call.get("api_key"):  # a provider may echo the key it was sent
+        remember_secret(str(call["api_key"]), "api_key")
+    return redact(text)[:limit]
 
 
 def _provider(model: str) -> str:
