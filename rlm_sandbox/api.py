@@ -19,6 +19,7 @@ from .core.sync_bridge import run_sync
 from .events.trace import Listener
 from .models.litellm_client import LLMClient
 from .sandbox.base import Callbacks, Context, Sandbox
+from .sandbox.cleanup import install_signal_handlers
 
 __all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
 
@@ -60,6 +61,7 @@ class RLM:
                 raise TypeError(f"{', '.join(clashing)} given both in budget= and as options; give each once")
             options.update(budget.model_dump(exclude_unset=True))
         self.settings = Settings.from_options(**options)
+        install_signal_handlers()  # here, on the caller's thread: runs start sandboxes on others
         self.tools = dict(tools or {})
         check_tools(self.tools)
         self.answer_schema = answer_schema

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -73,7 +74,10 @@ def test_restart_after_take_reloads_the_taken_context(pool):
 def test_an_empty_pool_starts_a_sandbox_on_demand(sandbox_image, docker_client):
     with SandboxPool(size=1, image=sandbox_image, client=docker_client,
                      labels={TEST_SESSION_LABEL: TEST_SESSION}) as pool:
-        taken = [pool.take(str(i)) for i in range(3)]  # faster than the pool refills
+        # Three takes at once and one sandbox starting: one take waits for it, the
+        # others find nothing idle or starting for them and start their own.
+        with ThreadPoolExecutor(3) as takers:
+            taken = list(takers.map(pool.take, ["0", "1", "2"]))
         try:
             assert [s.exec("print(context)").stdout for s in taken] == ["0\n", "1\n", "2\n"]
             assert pool.cold_takes >= 1
