@@ -102,3 +102,22 @@ def test_closing_the_pool_removes_idle_sandboxes(sandbox_image, docker_client):
     assert len(docker_client.api.containers(all=True, filters=mine)) == 2
     pool.close()
     assert pool.idle == 0 and docker_client.api.containers(all=True, filters=mine) == []
+
+
+def test_the_readme_form_is_warm_without_calling_start(sandbox_image, docker_client):
+    """README: ``pool = SandboxPool(size=2, ...)`` then ``pool.take(...)``. The pool warms
+    itself on construction and a take waits for a warm start in progress, so both takes
+    are warm: no take starts a sandbox of its own (counted, not timed). Before, the pool
+    started nothing until start() or ``with``, and every take was cold."""
+    pool = SandboxPool(size=2, image=sandbox_image, client=docker_client,
+                       labels={TEST_SESSION_LABEL: TEST_SESSION})
+    taken = []
+    try:
+        taken = [pool.take("one"), pool.take("two")]
+        assert pool.cold_takes == 0
+        assert [s.exec("print(context)").stdout for s in taken] == ["one\n", "two\n"]
+    finally:
+        for sandbox in taken:
+            sandbox.close()
+        pool.close()
+    assert pool.idle == 0

@@ -1199,6 +1199,7 @@ FLOODS_TO_HOST = {
     "unknown_types": ("send({'type': 'flood', 'id': i, 'data': 'x' * PAYLOAD})", 64),
     "stale_replies": ("send({'type': 'reply', 'id': 10**6 + i, 'ok': True, 'stdout': 'x' * PAYLOAD})", 64),
     "dense_values": ("send({'type': 'reply', 'id': None, 'v': [[]] * (PAYLOAD // 3)})", 8),
+    "non_ascii_text": ("send({'type': 'reply', 'id': None, 'v': '\\U0001F600' + 'x' * PAYLOAD})", 16),
 }
 
 
@@ -1213,8 +1214,8 @@ def test_kernel_flooding_the_host_cannot_grow_its_memory(make_docker_sandbox, fl
     """Attacks "host memory per sandbox is bounded whatever the kernel sends": a cell finds
     the kernel's frame writer (gc) and sends 64 id-less replies of 4 MB each (the host used
     to keep every one, whole, in ``notices``), 64 messages of an unknown type, 64 replies to
-    requests nobody made, or lines packed with tiny values ([[], [], ...]: 4 MB that parse
-    into 100+ MB). The host's resident memory grows by less than the documented bound
+    requests nobody made, lines packed with tiny values ([[], [], ...]: 4 MB that parse
+    into 100+ MB), or text that Python stores at 4 bytes a character (one emoji in it). The host's resident memory grows by less than the documented bound
     (host_memory_bound: 12 message caps + 1 MiB), and sandbox and host carry on."""
     sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
     with RssPeak() as peak:

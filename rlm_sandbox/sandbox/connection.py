@@ -216,6 +216,7 @@ class KernelConnection:
                 wait_for = interrupted_at + (interrupt_grace or 0) - now
                 if wait_for <= 0:
                     raise KernelUnresponsive(gave_up)
+            message = None  # the last message is not kept alive while the next one is parsed
             try:
                 message = self._reader.read(timeout=max(wait_for, 0.001))
             except TimeoutError:

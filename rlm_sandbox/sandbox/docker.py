@@ -183,7 +183,7 @@ class DockerSandbox(KernelSandbox):
         except Exception:  # noqa: BLE001 - still running, or gone: inspecting says which
             pass
         state = self._state()
-        if state is None:
+        if state is None or state.get("Status") in ("removing", "dead"):  # `rm -f` kills, then removes
             return ("the sandbox container was removed from outside rlm-sandbox (`docker rm -f` or a "
                     "cleanup job); if that was not you, find what removes containers on this host")
         if state.get("OOMKilled"):
