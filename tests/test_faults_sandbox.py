@@ -26,12 +26,21 @@ from rlm_sandbox.sandbox import DockerSandbox, reap_orphans
 from rlm_sandbox.sandbox.image import ensure_base
 from rlm_sandbox.sandbox.reaper import LABEL_SOCKET_DIR
 from tests.conftest import fast_limits
-from tests.test_security import _OnlyOurContainers, session_labels  # noqa: F401 - a fixture
+from tests.test_security import _OnlyOurContainers
 
 pytestmark = pytest.mark.docker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CTX = "the context survives"
+
+
+@pytest.fixture(scope="session")
+def session_labels(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The test-session label of the conftest pytest loaded, so the leak check sees ours."""
+    for plugin in request.config.pluginmanager.get_plugins():
+        if hasattr(plugin, "TEST_SESSION_LABEL") and hasattr(plugin, "TEST_SESSION"):
+            return {plugin.TEST_SESSION_LABEL: plugin.TEST_SESSION}
+    raise RuntimeError("tests/conftest.py was not loaded")
 
 
 def gone(docker_client: Any, container_id: str) -> bool:

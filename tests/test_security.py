@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from docker.errors import NotFound
 
-from rlm_sandbox.errors import SandboxError
+from rlm_sandbox.errors import SandboxError, ValueTooLarge
 from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
 from rlm_sandbox.sandbox import DockerSandbox, ExecResult, reap_orphans
 from rlm_sandbox.sandbox.attach import AttachedStream
@@ -1334,3 +1334,41 @@ def test_a_huge_stderr_chunk_on_the_stdio_transport_is_read_in_pieces():
     assert peak.growth < 32, f"host grew by {peak.growth:.0f} MiB for a 64 MiB chunk"
     ours.close()
     theirs.close()
+
+
+STOP_READING_THEN_CALL = KERNEL_WRITER + r'''
+import time
+server.calls.resolve = lambda reply: time.sleep(10**6)  # the kernel's reader stops at the first reply
+for i in range(200_000):  # each refused call makes the host write a reply nobody reads
+    send({"type": "call", "id": f"u{i}", "name": "no_such_function", "args": [], "kwargs": {}})
+'''
+
+
+def test_a_kernel_that_stops_reading_cannot_hang_the_host(make_docker_sandbox):
+    """Attacks "nothing hangs": a cell stops the kernel's reader thread (it replaces the
+    function the reader calls for each reply with a sleep) and then makes the host write:
+    200,000 calls of a function that does not exist, each answered with an error. The
+    host's socket fills and, before, its write blocked forever: no timeout could fire. A
+    write that makes no progress for WRITE_STALL_S now fails, the kernel is replaced, and
+    the cell ends in bounded time saying why."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=2, interrupt_grace_s=1))
+    started = time.monotonic()
+    result = sb.exec(STOP_READING_THEN_CALL)
+    assert time.monotonic() - started < 60
+    assert result.restarted and result.error is not None, result
+    assert "stopped reading from the host" in result.error.message, result.error
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+def test_a_reply_too_costly_to_parse_is_an_error_not_a_hang(make_docker_sandbox):
+    """The parse-cost check refuses a line before parsing it; when that line is the reply
+    the host waits for (here ``get`` of a million empty lists: 4 MB of JSON that would
+    take ~80 MiB as Python objects), the caller gets ValueTooLarge at once, saying why,
+    instead of waiting out the timeout; the sandbox keeps its state."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=30, **MEMORY_LIMITS))
+    assert sb.exec("dense = [[]] * 1_000_000\nkept = 1").ok
+    started = time.monotonic()
+    with pytest.raises(ValueTooLarge, match="too many values"):
+        sb.get("dense")
+    assert time.monotonic() - started < 10
+    assert sb.get("kept") == 1

@@ -224,8 +224,8 @@ class KernelConnection:
             except FrameTooLarge as exc:
                 refused = _REPLY_HEAD.match(exc.head)
                 if refused and int(refused.group(1)) == request_id:
-                    return error_reply(request_id, "ReplyTooLarge", f"the kernel's reply was refused: {exc}"), \
-                        interrupted
+                    return error_reply(request_id, "ReplyTooLarge", f"the kernel's reply was refused: {exc}; "
+                                       "ask for less at once (a slice, or the value as one string)"), interrupted
                 self._drop("refused a line from the kernel: %s", exc)
                 continue
             except FrameError as exc:
@@ -277,10 +277,13 @@ class KernelConnection:
             raise KernelUnresponsive(f"the kernel stopped reading from the host for {WRITE_STALL_S:g} s") from None
 
     def _send_quietly(self, message: dict[str, Any]) -> None:
+        """Send a reply to a call; a kernel that is gone is noticed by the reading side, one
+        that stopped reading raises KernelUnresponsive (on the reading thread, that ends
+        the wait)."""
         try:
-            self._writer.send(message)
+            self._write(message)
         except OSError:
-            pass  # the kernel is gone or stalled; the waiting side will notice
+            pass
 
     # -- callbacks ------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class KernelSandbox(Sandbox):
         self._conn: KernelConnection | None = None
         self._socket_dir: Path | None = None
         self._lock = threading.RLock()  # one request at a time
-        self._close_lock = threading.RLock()  # reentrant: a signal handler may close mid-close
+        self._close_lock = threading.Lock()
         self._closed = False
         self.context_info: dict[str, Any] = {}
         self.restarts = 0
