@@ -36,7 +36,8 @@ from rlm_sandbox.errors import SandboxError, ValueTooLarge
 from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
 from rlm_sandbox.sandbox import DockerSandbox, ExecResult, reap_orphans
 from rlm_sandbox.sandbox.attach import AttachedStream
-from rlm_sandbox.sandbox.connection import KernelConnection, host_memory_bound
+from rlm_sandbox.sandbox.bounds import host_memory_bound
+from rlm_sandbox.sandbox.connection import KernelConnection
 from rlm_sandbox.sandbox.reaper import LABEL, LABEL_PID
 from tests.conftest import fast_limits
 
@@ -1227,20 +1228,35 @@ def test_kernel_flooding_the_host_cannot_grow_its_memory(make_docker_sandbox, fl
     assert sb.exec("print(context)").stdout == CTX + "\n"
 
 
-@pytest.mark.parametrize("flood", ["idless_replies", "dense_values"])
-def test_control_without_the_defences_the_flood_grows_the_host(make_docker_sandbox, flood):
-    """Control: with the undefended connection, 32 id-less replies are all kept (128 MB
-    of notices) and one dense line costs the host 100+ MiB to parse: both past the bound.
-    (Unknown types and stale replies were never kept, so they have no control.)"""
+def test_control_without_the_defences_id_less_replies_pile_up(make_docker_sandbox):
+    """Control: with the undefended connection, 32 id-less replies of 4 MB are all kept:
+    the notices hold 128 MB, and the host grows past the bound."""
     sb = make_docker_sandbox(CTX, sandbox_class=UndefendedSandbox,
                              limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
     with RssPeak() as peak:
-        result = sb.exec(_flood_code(flood, 32 if flood == "idless_replies" else 1))
+        result = sb.exec(_flood_code("idless_replies", 32))
     assert result.stdout == "sent\n", result
-    if flood == "idless_replies":
-        held = sum(len(notice["error"]["message"]) for notice in sb._conn.notices) / 2**20
-        assert held > MEMORY_BOUND_MIB, f"the notices held {held:.0f} MiB"
+    held = sum(len(notice["error"]["message"]) for notice in sb._conn.notices) / 2**20
+    assert held > MEMORY_BOUND_MIB, f"the notices held {held:.0f} MiB"
     assert peak.growth > MEMORY_BOUND_MIB, f"host grew by only {peak.growth:.0f} MiB"
+
+
+def test_control_without_the_defences_one_dense_line_costs_the_host_100_mib(make_docker_sandbox):
+    """Control: with the undefended connection, parsing one 4 MB line of [[], [], ...]
+    allocates more than the bound on the host. (Measured with tracemalloc: RSS cannot show
+    it reliably once earlier tests left free room in Python's small-object arenas.)"""
+    import tracemalloc
+
+    sb = make_docker_sandbox(CTX, sandbox_class=UndefendedSandbox,
+                             limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
+    tracemalloc.start()
+    try:
+        result = sb.exec(_flood_code("dense_values", 1))
+        allocated = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert result.stdout == "sent\n", result
+    assert allocated > MEMORY_BOUND_MIB, f"parsing allocated only {allocated:.0f} MiB"
 
 
 CALL_FLOOD = KERNEL_WRITER + r'''

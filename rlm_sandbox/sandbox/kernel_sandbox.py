@@ -36,7 +36,8 @@ from .base import (
     SandboxLimits,
 )
 from . import cleanup
-from .connection import KernelConnection, KernelUnresponsive, message_cap
+from .bounds import message_cap
+from .connection import KernelConnection, KernelUnresponsive
 from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
