@@ -109,6 +109,43 @@ def test_an_out_of_memory_kill_is_reported_as_one(make_docker_sandbox):
     assert "raise the `memory` limit" in result.error.message
 
 
+class SlowToCreate(DockerSandbox):
+    """A sandbox whose container is created only when the test says so."""
+
+    def __init__(self, *args: Any, go: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.go = go
+        self.waiting = threading.Event()
+
+    def _create_and_start(self, token: str, *, socket_dir: Path | None) -> Any:
+        self.waiting.set()
+        self.go.wait(30)
+        return super()._create_and_start(token, socket_dir=socket_dir)
+
+
+def test_closing_a_sandbox_while_it_starts_leaves_nothing(sandbox_image, docker_client, session_labels):
+    """A run that ends before it needs its sandbox closes it while it is still starting
+    (the common case: a model that answers at once). Close waits for the start to finish
+    or fail, then removes everything; the container is never created, and the socket
+    directory is not left behind (Docker recreates a missing bind source as an empty
+    root-owned directory, which nothing would remove)."""
+    go = threading.Event()
+    labels = {**session_labels, "org.rlm-sandbox.test-host": uuid.uuid4().hex}
+    sb = SlowToCreate(CTX, go=go, image=sandbox_image, client=docker_client, labels=labels)
+    starter = threading.Thread(target=lambda: pytest.raises(Exception, sb.start), daemon=True)
+    starter.start()
+    assert sb.waiting.wait(30)
+    socket_dir = sb._socket_dir
+    closer = threading.Thread(target=sb.close)
+    closer.start()
+    time.sleep(0.3)  # close() is now waiting for the start
+    go.set()
+    starter.join(30)
+    closer.join(30)
+    assert socket_dir is not None and not socket_dir.exists()
+    assert sb.container_id is None and _ours(docker_client, labels) == []
+
+
 # -- the host process stopped by a signal, mid-cell ----------------------------------------
 
 def child_env() -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from docker.errors import DockerException, NotFound
 from docker.types import LogConfig
 
-from ..errors import SandboxStartError
+from ..errors import SandboxClosed, SandboxStartError
 from .attach import AttachedStream
 from .base import Callbacks, Context, SandboxLimits
 from .client import docker_client
@@ -119,6 +119,8 @@ class DockerSandbox(KernelSandbox):
         is missed) and return the attached stream."""
         api = self._docker().api
         image = self._resolve_image()
+        if self._closed:  # Docker would recreate a removed socket directory as a bind source
+            raise SandboxClosed("the sandbox was closed while it was starting")
         environment = {"RLM_KERNEL_TOKEN": token}
         if socket_dir is None:
             environment["RLM_KERNEL_TRANSPORT"] = "stdio"

@@ -160,15 +160,15 @@ class KernelSandbox(Sandbox):
         runs: killing the kernel cuts the cell short (it ends with SandboxClosed)."""
         if not self._mark_closed():
             return
-        self._remove()  # without waiting for the lock: a running cell may hold it for minutes
-        with self._lock:
-            self._drop_kernel()  # again, in case a restart raced with the removal above
+        self._kill()  # without waiting for the lock: a running cell may hold it for minutes
+        with self._lock:  # a start in progress finishes (or fails) first: then nothing is missed
+            self._drop_kernel()
             self._remove()
         cleanup.unregister(self)
 
     def remove_now(self) -> None:
-        """What close() does first, for a process about to die: kill the kernel and remove
-        the socket directory, taking no lock (the signal may have interrupted its holder)."""
+        """For a process about to die: kill the kernel and remove the socket directory at
+        once, taking no lock (the signal may have interrupted its holder)."""
         if self._mark_closed():
             self._remove()
 
