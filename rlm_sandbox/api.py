@@ -20,6 +20,7 @@ from .events.trace import Listener
 from .models.litellm_client import LLMClient
 from .redaction import redact
 from .sandbox.base import Callbacks, Context, Sandbox
+from .sandbox.cleanup import install_signal_handlers
 
 __all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
 
@@ -62,6 +63,7 @@ class RLM:
             options.update(budget.model_dump(exclude_unset=True))
         self.settings = Settings.from_options(**options)
         load_provider_env()  # a key in .env works as if exported (host only; never in a container)
+        install_signal_handlers()  # here, on the caller's thread: runs start sandboxes on others
         self.tools = dict(tools or {})
         check_tools(self.tools)
         self.answer_schema = answer_schema

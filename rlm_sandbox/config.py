@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     pids: int = Field(256, ge=8)
     tmpfs_size: str = "64m"
     cell_timeout_s: float = Field(60.0, gt=0)
+    cell_wall_timeout_s: float | None = Field(None, gt=0, description="wall-clock limit of one cell, "
+                                              "host calls included (default: 10 x cell_timeout_s)")
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(key for key in values if not key.startswith("_") and key not in type(self).model_fields)
@@ -256,7 +258,7 @@ class Settings(BaseSettings):
 
     def limits(self) -> SandboxLimits:
         return SandboxLimits(memory=self.memory, cpus=self.cpus, pids=self.pids, tmpfs_size=self.tmpfs_size,
-                             cell_timeout_s=self.cell_timeout_s,
+                             cell_timeout_s=self.cell_timeout_s, cell_wall_timeout_s=self.cell_wall_timeout_s,
                              max_callback_concurrency=max(self.max_concurrency, 4))
 
     def completion_kwargs(self) -> dict[str, Any]:

@@ -218,7 +218,7 @@ def test_a_base_without_python_fails_with_advice(docker_client: docker.DockerCli
 
 @pytest.mark.docker
 def test_a_missing_user_image_says_how_to_get_it(docker_client: docker.DockerClient) -> None:
-    base = image_mod.ensure_base(docker_client, progress=False)
-    assert image_mod.ensure_image(base, client=docker_client) == base  # present: used as is
+    image_id = docker_client.images.get(image_mod.ensure_image(progress=False, client=docker_client)).id
+    assert image_mod.ensure_image(image_id, client=docker_client) == image_id  # present, has the kernel: used
     with pytest.raises(ImageError, match="docker pull"):
         image_mod.ensure_image("rlm-sandbox-test:no-such-image", client=docker_client)

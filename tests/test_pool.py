@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -73,7 +74,10 @@ def test_restart_after_take_reloads_the_taken_context(pool):
 def test_an_empty_pool_starts_a_sandbox_on_demand(sandbox_image, docker_client):
     with SandboxPool(size=1, image=sandbox_image, client=docker_client,
                      labels={TEST_SESSION_LABEL: TEST_SESSION}) as pool:
-        taken = [pool.take(str(i)) for i in range(3)]  # faster than the pool refills
+        # Three takes at once and one sandbox starting: one take waits for it, the
+        # others find nothing idle or starting for them and start their own.
+        with ThreadPoolExecutor(3) as takers:
+            taken = list(takers.map(pool.take, ["0", "1", "2"]))
         try:
             assert [s.exec("print(context)").stdout for s in taken] == ["0\n", "1\n", "2\n"]
             assert pool.cold_takes >= 1
@@ -98,3 +102,22 @@ def test_closing_the_pool_removes_idle_sandboxes(sandbox_image, docker_client):
     assert len(docker_client.api.containers(all=True, filters=mine)) == 2
     pool.close()
     assert pool.idle == 0 and docker_client.api.containers(all=True, filters=mine) == []
+
+
+def test_the_readme_form_is_warm_without_calling_start(sandbox_image, docker_client):
+    """README: ``pool = SandboxPool(size=2, ...)`` then ``pool.take(...)``. The pool warms
+    itself on construction and a take waits for a warm start in progress, so both takes
+    are warm: no take starts a sandbox of its own (counted, not timed). Before, the pool
+    started nothing until start() or ``with``, and every take was cold."""
+    pool = SandboxPool(size=2, image=sandbox_image, client=docker_client,
+                       labels={TEST_SESSION_LABEL: TEST_SESSION})
+    taken = []
+    try:
+        taken = [pool.take("one"), pool.take("two")]
+        assert pool.cold_takes == 0
+        assert [s.exec("print(context)").stdout for s in taken] == ["one\n", "two\n"]
+    finally:
+        for sandbox in taken:
+            sandbox.close()
+        pool.close()
+    assert pool.idle == 0

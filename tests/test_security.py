@@ -32,9 +32,12 @@ from typing import Any, Callable, Iterator
 import pytest
 from docker.errors import NotFound
 
-from rlm_sandbox.errors import SandboxError
+from rlm_sandbox.errors import SandboxError, ValueTooLarge
 from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
 from rlm_sandbox.sandbox import DockerSandbox, ExecResult, reap_orphans
+from rlm_sandbox.sandbox.attach import AttachedStream
+from rlm_sandbox.sandbox.bounds import host_memory_bound
+from rlm_sandbox.sandbox.connection import KernelConnection
 from rlm_sandbox.sandbox.reaper import LABEL, LABEL_PID
 from tests.conftest import fast_limits
 
@@ -1118,3 +1121,270 @@ def test_output_cap_is_enforced_by_the_host(make_docker_sandbox):
                      "repl.max_output_chars = 10**9\nprint('x' * 5_000_000)")
     assert len(result.stdout) <= cap + 100, f"{len(result.stdout)} chars came back with a cap of {cap}"
     assert result.stdout_truncated
+
+
+# == 14. host memory: whatever the kernel sends ============================================
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class RssPeak:
+    """Peak growth of this process's resident memory inside the block, in MiB, sampled
+    every 2 ms (ru_maxrss is the lifetime peak, which earlier tests may have raised)."""
+
+    def __enter__(self) -> "RssPeak":
+        import threading
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so growth is real growth
+        self.baseline = self.peak = rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, rss_mib())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.baseline
+
+
+class UndefendedConnection(KernelConnection):
+    """The host's connection without its memory defences (the control arm): every notice
+    kept whole, every line parsed whatever it holds, every call read and queued."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notices = []  # type: ignore[assignment]
+
+    def _notice(self, message: dict[str, Any]) -> None:
+        self.notices.append(message)
+
+    def _check_line(self, line: bytes) -> None:
+        self._last_cost = 0
+
+    def _calls_full(self) -> bool:
+        return False
+
+
+class UndefendedSandbox(DockerSandbox):
+    connection_class = UndefendedConnection
+
+
+#: Small messages keep these tests quick: every line from the kernel is at most
+#: message_cap(4 MiB) = 5 MiB, and the documented bound is 12 such lines + 1 MiB = 61 MiB.
+MEMORY_LIMITS = {"max_value_bytes": 4 << 20}
+MEMORY_BOUND_MIB = host_memory_bound(MEMORY_LIMITS["max_value_bytes"]) / 2**20
+PAYLOAD = 4_000_000
+
+#: The kernel's own frame writer, found the way hostile code would: it caps nothing.
+KERNEL_WRITER = r'''
+import gc, threading
+server = next(o for o in gc.get_objects() if type(o).__name__ == "KernelServer")
+send = server._writer.send
+'''
+
+#: What a cell sends, N times, straight at the host (``i`` counts), and N.
+FLOODS_TO_HOST = {
+    "idless_replies": ("send({'type': 'reply', 'id': None, 'ok': False, "
+                       "'error': {'type': 'Flood', 'message': 'x' * PAYLOAD}})", 64),
+    "unknown_types": ("send({'type': 'flood', 'id': i, 'data': 'x' * PAYLOAD})", 64),
+    "stale_replies": ("send({'type': 'reply', 'id': 10**6 + i, 'ok': True, 'stdout': 'x' * PAYLOAD})", 64),
+    "dense_values": ("send({'type': 'reply', 'id': None, 'v': [[]] * (PAYLOAD // 3)})", 8),
+    "non_ascii_text": ("send({'type': 'reply', 'id': None, 'v': '\\U0001F600' + 'x' * PAYLOAD})", 16),
+}
+
+
+def _flood_code(flood: str, count: int | None = None) -> str:
+    expression, default = FLOODS_TO_HOST[flood]
+    return KERNEL_WRITER + (f"PAYLOAD = {PAYLOAD}\nfor i in range({count or default}):\n    {expression}\n"
+                            "print('sent')\n")
+
+
+@pytest.mark.parametrize("flood", sorted(FLOODS_TO_HOST))
+def test_kernel_flooding_the_host_cannot_grow_its_memory(make_docker_sandbox, flood):
+    """Attacks "host memory per sandbox is bounded whatever the kernel sends": a cell finds
+    the kernel's frame writer (gc) and sends 64 id-less replies of 4 MB each (the host used
+    to keep every one, whole, in ``notices``), 64 messages of an unknown type, 64 replies to
+    requests nobody made, lines packed with tiny values ([[], [], ...]: 4 MB that parse
+    into 100+ MB), or text that Python stores at 4 bytes a character (one emoji in it). The host's resident memory grows by less than the documented bound
+    (host_memory_bound: 12 message caps + 1 MiB), and sandbox and host carry on."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
+    with RssPeak() as peak:
+        result = sb.exec(_flood_code(flood))
+    assert result.error is None and result.stdout == "sent\n", result
+    assert peak.growth < MEMORY_BOUND_MIB, f"host grew by {peak.growth:.0f} MiB (bound {MEMORY_BOUND_MIB:.0f})"
+    assert len(sb._conn.notices) <= 8 and all(len(n["message"]) <= 500 for n in sb._conn.notices)
+    assert_still_works(sb)
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+def test_control_without_the_defences_id_less_replies_pile_up(make_docker_sandbox):
+    """Control: with the undefended connection, 32 id-less replies of 4 MB are all kept:
+    the notices hold 128 MB, and the host grows past the bound."""
+    sb = make_docker_sandbox(CTX, sandbox_class=UndefendedSandbox,
+                             limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
+    with RssPeak() as peak:
+        result = sb.exec(_flood_code("idless_replies", 32))
+    assert result.stdout == "sent\n", result
+    held = sum(len(notice["error"]["message"]) for notice in sb._conn.notices) / 2**20
+    assert held > MEMORY_BOUND_MIB, f"the notices held {held:.0f} MiB"
+    assert peak.growth > MEMORY_BOUND_MIB, f"host grew by only {peak.growth:.0f} MiB"
+
+
+def test_control_without_the_defences_one_dense_line_costs_the_host_100_mib(make_docker_sandbox):
+    """Control: with the undefended connection, parsing one 4 MB line of [[], [], ...]
+    allocates more than the bound on the host. (Measured with tracemalloc: RSS cannot show
+    it reliably once earlier tests left free room in Python's small-object arenas.)"""
+    import tracemalloc
+
+    sb = make_docker_sandbox(CTX, sandbox_class=UndefendedSandbox,
+                             limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
+    tracemalloc.start()
+    try:
+        result = sb.exec(_flood_code("dense_values", 1))
+        allocated = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert result.stdout == "sent\n", result
+    assert allocated > MEMORY_BOUND_MIB, f"parsing allocated only {allocated:.0f} MiB"
+
+
+CALL_FLOOD = KERNEL_WRITER + r'''
+def flood():
+    for i in range(N):
+        send({"type": "call", "id": f"f{i}", "name": "hold", "args": ["x" * (1 << 20)], "kwargs": {}})
+sender = threading.Thread(target=flood)
+sender.start()
+sender.join()
+print("sent")
+'''
+
+
+def _call_flood(make_docker_sandbox: Callable[..., Any], sandbox_class: type[DockerSandbox],
+                calls: int) -> tuple[Any, RssPeak, list[int], int]:
+    """Run CALL_FLOOD; returns the sandbox, the host's memory growth, the calls served, and
+    the most calls that ever sat in the callback pool's queue (each holding its arguments)."""
+    import threading
+
+    served: list[int] = []
+
+    def hold(text: str) -> int:
+        time.sleep(0.1)
+        served.append(len(text))
+        return len(text)
+
+    sb = make_docker_sandbox(CTX, sandbox_class=sandbox_class, callbacks={"hold": hold},
+                             limits=fast_limits(cell_timeout_s=60, max_callback_concurrency=4, **MEMORY_LIMITS))
+    queued = [0]
+
+    def watch_queue() -> None:
+        while len(served) < calls:
+            pool = sb._conn._pool if sb._conn else None
+            queued[0] = max(queued[0], pool._work_queue.qsize() if pool else 0)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch_queue, daemon=True)
+    with RssPeak() as peak:
+        watcher.start()
+        result = sb.exec(f"N = {calls}\n" + CALL_FLOOD)
+        watcher.join(60)
+    assert result.error is None and result.stdout == "sent\n", result
+    return sb, peak, served, queued[0]
+
+
+def test_a_flood_of_host_calls_cannot_grow_the_host(make_docker_sandbox):
+    """Attacks the callback pool's queue: a cell sends 200 calls of a real host function,
+    1 MiB of arguments each, straight through the kernel's writer (no stub, no waiting
+    for replies). The host reads calls only while those in flight hold less than one
+    message cap: the rest wait unread in the socket, so host memory stays under the bound;
+    every call is still served, and the sandbox carries on."""
+    sb, peak, served, _ = _call_flood(make_docker_sandbox, DockerSandbox, 200)
+    assert served == [1 << 20] * 200
+    assert peak.growth < MEMORY_BOUND_MIB, f"host grew by {peak.growth:.0f} MiB (bound {MEMORY_BOUND_MIB:.0f})"
+    assert_still_works(sb)
+
+
+def test_control_an_unbounded_call_queue_grows_the_host(make_docker_sandbox):
+    """Control: reading every call at once and queueing it for the pool (4 at a time,
+    0.1 s each): more calls than the bound has MiB wait in the queue, 1 MiB of arguments
+    each, and the host grows past the bound."""
+    _, peak, _, queued = _call_flood(make_docker_sandbox, UndefendedSandbox, 200)
+    assert queued > MEMORY_BOUND_MIB, f"at most {queued} calls of 1 MiB were queued"
+    assert peak.growth > MEMORY_BOUND_MIB, f"host grew by only {peak.growth:.0f} MiB"
+
+
+def test_a_huge_stderr_chunk_on_the_stdio_transport_is_read_in_pieces():
+    """Attacks the stdio transport's stderr tail: a chunk header may announce up to 4 GiB
+    of stderr; the host reads it in 64 KiB pieces keeping the last 8 KiB, instead of
+    allocating the whole chunk, and the protocol bytes after it arrive intact."""
+    import threading
+
+    ours, theirs = socket.socketpair()
+    size = 64 << 20
+
+    def daemon() -> None:
+        theirs.sendall(bytes([2, 0, 0, 0]) + size.to_bytes(4, "big"))
+        for _ in range(64):
+            theirs.sendall(b"e" * (1 << 20))
+        theirs.sendall(bytes([1, 0, 0, 0]) + (6).to_bytes(4, "big") + b"hello\n")
+
+    feeder = threading.Thread(target=daemon, daemon=True)
+    stream = AttachedStream(ours)
+    with RssPeak() as peak:
+        feeder.start()
+        buffer = bytearray(16)
+        received = stream.recv_into(memoryview(buffer))
+    feeder.join()
+    assert bytes(buffer[:received]) == b"hello\n"
+    assert stream.stderr_tail == b"e" * 8192
+    assert peak.growth < 32, f"host grew by {peak.growth:.0f} MiB for a 64 MiB chunk"
+    ours.close()
+    theirs.close()
+
+
+STOP_READING_THEN_CALL = KERNEL_WRITER + r'''
+import time
+server.calls.resolve = lambda reply: time.sleep(10**6)  # the kernel's reader stops at the first reply
+for i in range(200_000):  # each refused call makes the host write a reply nobody reads
+    send({"type": "call", "id": f"u{i}", "name": "no_such_function", "args": [], "kwargs": {}})
+'''
+
+
+def test_a_kernel_that_stops_reading_cannot_hang_the_host(make_docker_sandbox):
+    """Attacks "nothing hangs": a cell stops the kernel's reader thread (it replaces the
+    function the reader calls for each reply with a sleep) and then makes the host write:
+    200,000 calls of a function that does not exist, each answered with an error. The
+    host's socket fills and, before, its write blocked forever: no timeout could fire. A
+    write that makes no progress for WRITE_STALL_S now fails, the kernel is replaced, and
+    the cell ends in bounded time saying why."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=2, interrupt_grace_s=1))
+    started = time.monotonic()
+    result = sb.exec(STOP_READING_THEN_CALL)
+    assert time.monotonic() - started < 60
+    assert result.restarted and result.error is not None, result
+    assert "stopped reading from the host" in result.error.message, result.error
+    assert sb.exec("print(context)").stdout == CTX + "\n"
+
+
+def test_a_reply_too_costly_to_parse_is_an_error_not_a_hang(make_docker_sandbox):
+    """The parse-cost check refuses a line before parsing it; when that line is the reply
+    the host waits for (here ``get`` of a million empty lists: 4 MB of JSON that would
+    take ~80 MiB as Python objects), the caller gets ValueTooLarge at once, saying why,
+    instead of waiting out the timeout; the sandbox keeps its state."""
+    sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=30, **MEMORY_LIMITS))
+    assert sb.exec("dense = [[]] * 1_000_000\nkept = 1").ok
+    started = time.monotonic()
+    with pytest.raises(ValueTooLarge, match="too many values"):
+        sb.get("dense")
+    assert time.monotonic() - started < 10
+    assert sb.get("kept") == 1

@@ -48,7 +48,14 @@ class FrameError(Exception):
 
 
 class FrameTooLarge(FrameError):
-    """A line was longer than the cap; it was skipped whole."""
+    """A line was longer than the cap (or refused by ``check_line``); it was skipped whole.
+
+    ``head`` holds its first bytes, so the reader can still tell whose reply it was.
+    """
+
+    def __init__(self, message: str, head: bytes = b"") -> None:
+        super().__init__(message)
+        self.head = head
 
 
 class StreamClosed(Exception):
@@ -87,8 +94,12 @@ class FrameReader:
     """
 
     def __init__(self, fd: int, recv_into: Callable[[memoryview], int], *,
-                 max_line: int, max_blob: int = MAX_BLOB) -> None:
+                 max_line: int, max_blob: int = MAX_BLOB,
+                 check_line: Callable[[bytes], None] | None = None) -> None:
+        """``check_line`` sees every line before it is parsed and may refuse it by raising
+        FrameTooLarge (the host bounds what parsing a line may cost)."""
         self._fd = fd
+        self._check_line = check_line
         self._recv_into = recv_into
         self._max_line = max_line
         self._max_blob = max_blob
@@ -104,6 +115,8 @@ class FrameReader:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         line = self._read_line(deadline)
+        if self._check_line is not None:
+            self._check_line(line)
         try:
             message = json.loads(line)
         except (ValueError, RecursionError) as exc:  # bad JSON/UTF-8, too deep, huge integers
@@ -142,14 +155,16 @@ class FrameReader:
             end = self._buf.find(b"\n", self._start + searched)
             if end >= 0:
                 if end - self._start > self._max_line:
+                    head = bytes(self._buf[self._start:self._start + 64])
                     self._start = end + 1
-                    raise FrameTooLarge(f"line longer than {self._max_line} bytes")
+                    raise FrameTooLarge(f"line longer than {self._max_line} bytes", head)
                 line = bytes(self._buf[self._start:end])
                 self._start = end + 1
                 return line
             if self._buffered() > self._max_line:
+                head = bytes(self._buf[self._start:self._start + 64])
                 self._skip_rest_of_line(deadline)
-                raise FrameTooLarge(f"line longer than {self._max_line} bytes")
+                raise FrameTooLarge(f"line longer than {self._max_line} bytes", head)
             searched = self._buffered()
             self._fill(deadline)
 

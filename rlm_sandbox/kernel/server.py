@@ -130,10 +130,7 @@ class KernelServer:
                 self.send(error_reply(None, "ProtocolError", str(exc)))
                 continue
             except (StreamClosed, OSError):
-                self.calls.close()
-                self._requests.put(None)
-                self._interrupt(self._running_exec)
-                return
+                self._host_gone()
             try:
                 kind = message.get("type")
                 if kind == "reply":
@@ -144,6 +141,14 @@ class KernelServer:
                     self._requests.put(message)  # the main thread validates it
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self.send(error_reply(None, "ProtocolError", f"{type(exc).__name__}: {exc}"))
+
+    def _host_gone(self) -> None:
+        """The host closed the connection (it closed the sandbox, or it died). Nobody is
+        left to read a reply, and a cell still running (one that ignores interrupts, or a
+        thread it left behind) must not keep the container alive: exit at once, so the
+        container stops by itself even when the host could not remove it."""
+        self.calls.close()
+        os._exit(0)
 
     # -- interrupts -----------------------------------------------------------------
 

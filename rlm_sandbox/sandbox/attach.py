@@ -4,7 +4,8 @@ For daemons that cannot bind-mount a host socket (a remote DOCKER_HOST, Docker
 Desktop). Docker multiplexes an attached non-TTY container's output: every chunk comes
 with an 8-byte header (stream id, then the payload size, big-endian). AttachedStream
 strips the headers so the protocol code reads a plain byte stream, exactly as from a
-socket; stderr chunks are kept (the last few KB) to explain a kernel that fails to start.
+socket; of stderr only the last 8 KiB are kept (to explain a kernel that fails to start),
+read in pieces whatever size a chunk header claims.
 """
 
 from __future__ import annotations
@@ -42,13 +43,23 @@ class AttachedStream:
             stream, size = header[0], int.from_bytes(header[4:8], "big")
             if stream == _STDOUT:
                 self._remaining = size
-            else:
-                payload = self._recv_exact(size) or b""
-                if stream == _STDERR:
-                    self.stderr_tail = (self.stderr_tail + payload)[-_STDERR_KEPT:]
+            elif not self._skip(size, keep=stream == _STDERR):
+                return 0
         received = self._sock.recv_into(view[:min(len(view), self._remaining)])
         self._remaining -= received
         return received
+
+    def _skip(self, size: int, *, keep: bool) -> bool:
+        """Read past a chunk that is not protocol, in pieces (its size is up to 4 GiB),
+        keeping the last _STDERR_KEPT bytes of stderr. False at end of stream."""
+        while size > 0:
+            piece = self._recv_exact(min(size, 1 << 16))
+            if piece is None:
+                return False
+            size -= len(piece)
+            if keep:
+                self.stderr_tail = (self.stderr_tail + piece)[-_STDERR_KEPT:]
+        return True
 
     def _recv_exact(self, size: int) -> bytes | None:
         data = bytearray()
@@ -61,6 +72,9 @@ class AttachedStream:
 
     def sendall(self, data: bytes | memoryview) -> None:
         self._sock.sendall(data)
+
+    def setsockopt(self, *args: Any) -> None:
+        self._sock.setsockopt(*args)
 
     def shutdown(self, how: int) -> None:
         self._sock.shutdown(how)

@@ -31,8 +31,10 @@ class SandboxLimits(BaseModel):
     cpus: float = Field(1.0, gt=0, description="CPU share, e.g. 0.5 or 2")
     pids: int = Field(256, ge=8, description="most processes and threads at once")
     tmpfs_size: str = Field("64m", description="size of the writable /tmp")
-    cell_timeout_s: float = Field(60.0, gt=0, description="kernel time one cell may use "
-                                  "(time spent waiting for host callbacks is not counted)")
+    cell_timeout_s: float = Field(60.0, gt=0, description="time one cell may run; of each host "
+                                  "call only the first 0.05 s counts (waiting for models does not)")
+    cell_wall_timeout_s: float | None = Field(None, gt=0, description="wall-clock time one cell may "
+                                              "take, host calls included (default: 10 x the timeout)")
     interrupt_grace_s: float = Field(2.0, gt=0, description="wait after an interrupt before "
                                      "the sandbox is killed and restarted")
     start_timeout_s: float = Field(60.0, gt=0, description="wait for the kernel to come up")
@@ -40,6 +42,10 @@ class SandboxLimits(BaseModel):
                                   "and stream (head and tail)")
     max_value_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest value get() returns")
     max_callback_concurrency: int = Field(16, ge=1, description="host callbacks served at once")
+
+    def wall_timeout(self, timeout: float) -> float:
+        """The wall-clock limit of a cell run with ``timeout``: the one set, or 10 x timeout."""
+        return self.cell_wall_timeout_s if self.cell_wall_timeout_s is not None else 10 * timeout
 
     @field_validator("memory", "tmpfs_size")
     @classmethod

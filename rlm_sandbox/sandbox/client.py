@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import docker
 from docker.errors import DockerException
 
 from ..errors import DockerUnavailable
+
+#: Where docker-py looks when DOCKER_HOST is not set.
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,9 +27,10 @@ def docker_client() -> docker.DockerClient:
         return _cached_client()
     except DockerException as exc:
         _cached_client.cache_clear()
+        where = os.environ.get("DOCKER_HOST") or f"{DEFAULT_DOCKER_HOST} (DOCKER_HOST is not set)"
         raise DockerUnavailable(
-            f"No Docker daemon answered ({exc}). Start one (`dockerd &` as root, or "
-            "`bash scripts/setup.sh`, which installs and starts it on Debian), or set "
-            "DOCKER_HOST to a reachable daemon. For development without Docker use "
-            "LocalSandbox, which is NOT a security boundary."
+            f"No Docker daemon answered at {where}: {exc}. Start one (`dockerd &` as root, or "
+            "`bash scripts/setup.sh`, which installs and starts it on Debian), or set DOCKER_HOST "
+            "to a daemon that runs. For development without Docker use sandbox=\"local\", which is "
+            "NOT a security boundary."
         ) from exc

@@ -7,13 +7,14 @@ the sandbox's own socket directory.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any, Literal
 
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import DockerException, NotFound
 from docker.types import LogConfig
 
-from ..errors import SandboxStartError
+from ..errors import SandboxClosed, SandboxStartError
 from .attach import AttachedStream
 from .base import Callbacks, Context, SandboxLimits
 from .client import docker_client
@@ -23,6 +24,7 @@ from .reaper import owner_labels
 Transport = Literal["auto", "socket", "stdio"]
 SANDBOX_UID = 65534  # "nobody": exists in every Debian-based image
 SOCKET_MOUNT = "/run/rlm"
+_SIGNALS = {int(sig): sig.name for sig in signal.Signals}
 
 
 class DockerSandbox(KernelSandbox):
@@ -117,6 +119,8 @@ class DockerSandbox(KernelSandbox):
         is missed) and return the attached stream."""
         api = self._docker().api
         image = self._resolve_image()
+        if self._closed:  # Docker would recreate a removed socket directory as a bind source
+            raise SandboxClosed("the sandbox was closed while it was starting")
         environment = {"RLM_KERNEL_TOKEN": token}
         if socket_dir is None:
             environment["RLM_KERNEL_TRANSPORT"] = "stdio"
@@ -147,16 +151,19 @@ class DockerSandbox(KernelSandbox):
                         "/etc/docker/daemon.json (scripts/setup.sh does this for runsc).")
             raise SandboxStartError(f"could not start the sandbox container: {exc}.{hint}") from None
 
-    def _inspect_state(self) -> dict[str, Any]:
+    def _state(self) -> dict[str, Any] | None:
+        """The container's State; {} when Docker cannot say, None when the container is gone."""
         if self._container_id is None:
-            return {}
+            return None
         try:
             return self._docker().api.inspect_container(self._container_id).get("State", {})
-        except (NotFound, APIError):
+        except NotFound:
+            return None
+        except DockerException:
             return {}
 
     def _alive(self) -> bool:
-        return bool(self._inspect_state().get("Running"))
+        return bool((self._state() or {}).get("Running"))
 
     def _kill(self) -> None:
         container_id, self._container_id = self._container_id, None
@@ -170,21 +177,31 @@ class DockerSandbox(KernelSandbox):
             pass  # reap_orphans() will find it: it is labelled with our pid
 
     def _death_reason(self) -> str:
+        """What Docker says happened to the container, and the one thing to do about it."""
         if self._container_id is None:
             return "the sandbox container is gone"
         try:
             self._docker().api.wait(self._container_id, timeout=3)
-        except Exception:  # noqa: BLE001 - still running, or gone: inspect says which
+        except Exception:  # noqa: BLE001 - still running, or gone: inspecting says which
             pass
-        state = self._inspect_state()
+        state = self._state()
+        if state is None or state.get("Status") in ("removing", "dead"):  # `rm -f` kills, then removes
+            return ("the sandbox container was removed from outside rlm-sandbox (`docker rm -f` or a "
+                    "cleanup job); if that was not you, find what removes containers on this host")
         if state.get("OOMKilled"):
-            return f"the sandbox ran out of memory (limit {self.limits.memory})"
+            return (f"the sandbox ran out of memory (limit {self.limits.memory}): use less memory in the "
+                    "cell, or raise the `memory` limit")
         if state.get("Running"):
             return "the kernel closed its connection"
         code = state.get("ExitCode")
-        if code == 137:
-            return "the kernel was killed (SIGKILL), most likely for using too much memory"
-        return f"the kernel exited with code {code}" if code is not None else "the sandbox container is gone"
+        if not isinstance(code, int):
+            return "the sandbox container stopped, and Docker does not say why"
+        if code > 128 and code - 128 in _SIGNALS:
+            name = _SIGNALS[code - 128]
+            return (f"the kernel was killed by {name}, not for its memory limit (Docker says it was not "
+                    f"OOM-killed): something outside the sandbox stopped it (`docker kill`/`docker stop`, "
+                    "or the host running out of memory: see `dmesg`), or the cell killed its own process")
+        return f"the kernel exited with code {code}"
 
     def _startup_diagnostics(self) -> str:
         if self._attached is not None and self._attached.stderr_tail:

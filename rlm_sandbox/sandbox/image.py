@@ -130,6 +130,7 @@ def ensure_image(
     tag = _tag_for(khash, base)
     if image is not None and image != tag:
         if _exists(client, image):
+            _check_has_kernel(client, image)
             return image
         raise ImageError(
             f"Image {image!r} is not present on the Docker daemon. Pull or build it first "
@@ -306,6 +307,21 @@ def _exists(client: docker.DockerClient, name: str) -> bool:
     except APIError as exc:
         raise ImageError(f"Docker could not look up image {name!r}: {exc}") from exc
     return True
+
+
+def _check_has_kernel(client: docker.DockerClient, image: str) -> None:
+    """Refuse an image that does not hold our kernel (its container would run the image's
+    own command and exit, which says nothing useful), naming the command that makes one."""
+    try:
+        labels = (client.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
+    except APIError as exc:
+        raise ImageError(f"Docker could not inspect image {image!r}: {exc}") from exc
+    if KERNEL_HASH_LABEL not in labels:
+        raise ImageError(
+            f"Image {image!r} does not hold the rlm-sandbox kernel (it has no {KERNEL_HASH_LABEL} "
+            f"label). Build the sandbox image on top of it with `rlm-sandbox image build --base {image}` "
+            "(or ensure_image(base=...)) and use the tag that prints."
+        )
 
 
 def _pull(client: docker.DockerClient, name: str) -> str | None:

@@ -8,7 +8,6 @@ kernel process, how to kill it and why it died.
 
 from __future__ import annotations
 
-import atexit
 import hmac
 import json
 import os
@@ -18,7 +17,6 @@ import socket
 import tempfile
 import threading
 import time
-import weakref
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -37,12 +35,12 @@ from .base import (
     Sandbox,
     SandboxLimits,
 )
+from . import cleanup
+from .bounds import message_cap
 from .connection import KernelConnection, KernelUnresponsive
 from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
-_live: "weakref.WeakSet[KernelSandbox]" = weakref.WeakSet()
-_atexit_registered = False
 
 
 def encode_context(context: Context) -> tuple[str, bytes]:
@@ -63,16 +61,13 @@ def encode_context(context: Context) -> tuple[str, bytes]:
                            "convert it first (e.g. str(x) or json-compatible data)")
 
 
-def _close_all_at_exit() -> None:
-    for sandbox in list(_live):
-        sandbox.close()
-
-
 class KernelSandbox(Sandbox):
     """A sandbox whose cells run in our kernel, reached over a Unix socket."""
 
     #: uid the kernel runs as; the socket directory is handed to it when we can chown.
     kernel_uid: int | None = None
+    #: The host's end of the protocol (the security tests swap in weakened ones as controls).
+    connection_class: type[KernelConnection] = KernelConnection
 
     def __init__(self, context: Context = None, *, limits: SandboxLimits | None = None,
                  callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = ()) -> None:
@@ -86,6 +81,7 @@ class KernelSandbox(Sandbox):
         self._closed = False
         self.context_info: dict[str, Any] = {}
         self.restarts = 0
+        cleanup.install_signal_handlers()
 
     def _set_work(self, context: Context, callbacks: Callbacks | None, exceptions: tuple[str, ...]) -> None:
         # Strings and bytes are immutable: keep the caller's object and encode it per upload
@@ -151,7 +147,7 @@ class KernelSandbox(Sandbox):
             if self._closed:
                 raise SandboxClosed("this sandbox was closed; create a new one")
             if self._conn is None:
-                _register(self)
+                cleanup.register(self)
                 try:
                     self._start_kernel()
                 except BaseException:
@@ -162,17 +158,32 @@ class KernelSandbox(Sandbox):
     def close(self) -> None:
         """Stop and remove everything. Safe twice, and from another thread while a cell
         runs: killing the kernel cuts the cell short (it ends with SandboxClosed)."""
+        if not self._mark_closed():
+            return
+        self._kill()  # without waiting for the lock: a running cell may hold it for minutes
+        with self._lock:  # a start in progress finishes (or fails) first: then nothing is missed
+            self._drop_kernel()
+            self._remove()
+        cleanup.unregister(self)
+
+    def remove_now(self) -> None:
+        """For a process about to die: kill the kernel and remove the socket directory at
+        once, taking no lock (the signal may have interrupted its holder)."""
+        if self._mark_closed():
+            self._remove()
+
+    def _mark_closed(self) -> bool:
         with self._close_lock:
             if self._closed:
-                return
+                return False
             self._closed = True
-        self._kill()  # without waiting for the lock: a running cell may hold it for minutes
-        with self._lock:
-            self._drop_kernel()  # again, in case a restart raced with the kill above
-            if self._socket_dir is not None:
-                shutil.rmtree(self._socket_dir, ignore_errors=True)
-                self._socket_dir = None
-        _live.discard(self)
+            return True
+
+    def _remove(self) -> None:
+        self._kill()
+        socket_dir, self._socket_dir = self._socket_dir, None
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
     def _drop_kernel(self) -> None:
         if self._conn is not None:
@@ -187,8 +198,8 @@ class KernelSandbox(Sandbox):
             stream.close()
             self._kill()
             raise SandboxClosed("the sandbox was closed while it was starting")
-        conn = KernelConnection(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
-                                exceptions=self._exceptions)
+        conn = self.connection_class(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
+                                exceptions=self._exceptions, max_line=message_cap(self.limits.max_value_bytes))
         try:
             self._handshake(conn, token)
         except BaseException:
@@ -200,6 +211,8 @@ class KernelSandbox(Sandbox):
         """Launch the kernel and return the connected stream to it: by default a Unix
         socket in a private directory, which the kernel connects to once."""
         if self._socket_dir is None:
+            if self._closed:
+                raise SandboxClosed("the sandbox was closed while it was starting")
             self._socket_dir = _make_socket_dir(self.kernel_uid)
         listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
         try:
@@ -281,6 +294,7 @@ class KernelSandbox(Sandbox):
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
         timeout = self.limits.cell_timeout_s if timeout is None else timeout
+        wall = self.limits.wall_timeout(timeout)
         with self._lock:
             conn = self._connection()
             self._used = True
@@ -288,15 +302,13 @@ class KernelSandbox(Sandbox):
             try:
                 request_id = conn.send("exec", code=code, offload_threshold=offload_threshold,
                                        preview_chars=preview_chars)
-                reply, interrupted = conn.wait(request_id, timeout=timeout,
+                reply, interrupted = conn.wait(request_id, timeout=timeout, wall_timeout=wall,
                                                interrupt_grace=self.limits.interrupt_grace_s)
-            except KernelUnresponsive:
+            except KernelUnresponsive as exc:
                 self._restart()
                 return lost_result(
-                    "CellTimeout",
-                    f"the cell ran past its {timeout:g} s timeout and ignored the interrupt, so the "
-                    "sandbox was restarted: all variables were lost (context was reloaded)",
-                    time.monotonic() - started, timed_out=True)
+                    "CellTimeout", f"{exc}, so the sandbox was restarted: all variables were lost "
+                    "(context was reloaded)", time.monotonic() - started, timed_out=True)
             except (StreamClosed, OSError):
                 reason = self._death_reason()
                 self._restart()
@@ -304,10 +316,13 @@ class KernelSandbox(Sandbox):
                     "KernelDied",
                     f"{reason}; the sandbox was restarted: all variables were lost (context was reloaded)",
                     time.monotonic() - started)
-            return exec_result(reply, interrupted, timeout, self.limits)
+            stopped_by = {"timeout": f"its {timeout:g} s timeout",
+                          "wall": f"its {wall:g} s wall-clock limit (time in host calls included)"}
+            return exec_result(reply, stopped_by.get(interrupted or ""), self.limits)
 
     def get(self, name: str, *, max_bytes: int | None = None) -> Any:
-        reply = self._request("get", name=name, max_bytes=max_bytes or self.limits.max_value_bytes)
+        cap = self.limits.max_value_bytes  # every reply must fit the host's message cap
+        reply = self._request("get", name=name, max_bytes=min(max_bytes or cap, cap))
         return reply.get("value")
 
     def reset(self) -> None:
@@ -359,10 +374,3 @@ def _listen(path: Path, kernel_uid: int | None) -> socket.socket:
     listener.listen(1)
     return listener
 
-
-def _register(sandbox: KernelSandbox) -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(_close_all_at_exit)
-        _atexit_registered = True
-    _live.add(sandbox)

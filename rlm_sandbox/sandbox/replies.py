@@ -14,7 +14,7 @@ from ..kernel.capture import clip_middle
 from .base import ExecError, ExecResult, FinalAnswer, OffloadedOutput, SandboxLimits
 
 _ERRORS = {"VariableNotFound": VariableNotFound, "ValueTooLarge": ValueTooLarge,
-           "ValueNotSerializable": ValueNotSerializable}
+           "ReplyTooLarge": ValueTooLarge, "ValueNotSerializable": ValueNotSerializable}
 
 
 def raise_for_error(reply: dict[str, Any]) -> None:
@@ -37,7 +37,8 @@ def _clipped(reply: dict[str, Any], key: str, limit: int) -> bool:
     return isinstance(value, str) and len(value) > limit
 
 
-def exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits: SandboxLimits) -> ExecResult:
+def exec_result(reply: dict[str, Any], stopped_by: str | None, limits: SandboxLimits) -> ExecResult:
+    """``stopped_by`` names the limit the cell was interrupted for ("its 60 s timeout"), if any."""
     cap = limits.max_output_chars
     if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
         raw = reply.get("error") if isinstance(reply.get("error"), dict) else {}
@@ -50,9 +51,9 @@ def exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits
         error = ExecError(type=_text(raw_error, "type", 200) or "Error", message=_text(raw_error, "message", cap),
                           traceback=_text(raw_error, "traceback", cap),
                           lineno=lineno if isinstance(lineno, int) else None)
-    if interrupted and (error is None or error.type == "KeyboardInterrupt"):
+    if stopped_by and (error is None or error.type == "KeyboardInterrupt"):
         error = ExecError(type="CellTimeout",
-                          message=f"the cell ran past its {timeout:g} s timeout and was interrupted; "
+                          message=f"the cell ran past {stopped_by} and was interrupted; "
                                   "variables are kept", traceback=error.traceback if error else "",
                           lineno=error.lineno if error else None)
     final = None
@@ -76,7 +77,7 @@ def exec_result(reply: dict[str, Any], interrupted: bool, timeout: float, limits
         duration_s=float(duration) if isinstance(duration, (int, float)) else 0.0,
         stdout_truncated=bool(reply.get("stdout_truncated")) or _clipped(reply, "stdout", cap),
         stderr_truncated=bool(reply.get("stderr_truncated")) or _clipped(reply, "stderr", cap),
-        timed_out=interrupted, final=final, offloaded=offloaded,
+        timed_out=stopped_by is not None, final=final, offloaded=offloaded,
         stdout_chars=stdout_chars if isinstance(stdout_chars, int) else 0)
 
 
