@@ -54,6 +54,8 @@ class Reply:
     ``litellm.RateLimitError("slow down", llm_provider="scripted", model="m")`` to test
     retries. `delay_s` sleeps first (time.sleep in sync calls, asyncio.sleep in async).
     `no_choices` answers with an empty `choices` list, as a misbehaving provider may.
+    `raw_body` (OpenAICompatibleServer only) is sent as the HTTP 200 body exactly as given:
+    malformed JSON, a response cut short, anything a broken proxy may send.
     """
 
     content: str | None = ""
@@ -62,6 +64,7 @@ class Reply:
     delay_s: float = 0.0
     error: BaseException | None = None
     no_choices: bool = False
+    raw_body: bytes | None = None
 
 
 ReplyLike = str | Reply | BaseException | Callable[[list[dict]], str | Reply]
@@ -152,6 +155,9 @@ def _make_handler_class() -> type:
 
     def fill(model_response: Any, scripted: ScriptedModel, reply: Reply,
              messages: list[dict]) -> Any:
+        if reply.raw_body is not None:
+            raise _bad_request(scripted.model, "Reply(raw_body=...) is for OpenAICompatibleServer; a ScriptedModel "
+                                               "answers through litellm's objects, not raw HTTP")
         response: Any = model_response if model_response is not None else litellm.ModelResponse()
         response.choices[0].message.content = reply.content
         response.choices[0].finish_reason = "stop"
@@ -386,7 +392,9 @@ class OpenAICompatibleServer:
                 pass
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+                self._send_raw(status, json.dumps(payload).encode())
+
+            def _send_raw(self, status: int, data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -436,6 +444,9 @@ class OpenAICompatibleServer:
                     status = status if isinstance(status, int) and 400 <= status < 600 else 500
                     self._error(status, str(reply.error),
                                 "server_error" if status >= 500 else "invalid_request_error")
+                    return
+                if reply.raw_body is not None:
+                    self._send_raw(HTTPStatus.OK, reply.raw_body)
                     return
                 usage = _usage_of(reply, body["messages"])
                 self._send(HTTPStatus.OK, {
