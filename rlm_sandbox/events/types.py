@@ -1,0 +1,292 @@
+"""The typed events of a run: one pydantic model per kind, all in one flat stream.
+
+Every event carries where it belongs (``run_id``, ``parent_run_id``, ``depth``), its
+place (``seq`` within its run) and when it happened (``ts`` wall clock in UTC, ``t``
+seconds since the ROOT run started, so child runs share the root's clock). Child runs are
+runs of their own in the same stream, linked by ``parent_run_id``; nothing nests by
+reference, so a stream can be written line by line and read back from a partial file.
+
+The discriminator is the ``event`` field. ``schema`` is bumped whenever a field changes
+meaning or a required field is added; readers refuse streams of a newer schema.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+
+Role = Literal["root", "sub"]
+Outcome = Literal["ok", "error", "refused"]
+
+
+class EventBase(BaseModel):
+    """Fields every event has. Events are frozen: listeners cannot change what others see."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema", description="event schema version")
+    run_id: str = Field(description="the run this event belongs to")
+    parent_run_id: str | None = Field(None, description="the run that started this one (null at the root)")
+    depth: int = Field(ge=0, description="0 for the root run, 1 for its children, ...")
+    seq: int = Field(ge=0, description="position of the event within its run, from 0")
+    ts: datetime = Field(description="wall-clock time, UTC")
+    t: float = Field(description="seconds since the root run started")
+
+    # Dict-style reads, so listeners written for the plain-dict trajectory keep working.
+    def __getitem__(self, key: str) -> Any:
+        if key == "schema":
+            return self.schema_version
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def to_json(self) -> str:
+        """One JSON line (without the newline): ``event`` first, ``schema`` under its wire name."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return json.dumps({"event": data.pop("event"), **data}, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- the run ------------------------------------------------------------------------
+
+class RunStart(EventBase):
+    """A run (root or child) began."""
+
+    event: Literal["run_start"] = "run_start"
+    query: str
+    model: str = Field(description="this run's root model")
+    sub_model: str = Field(description="model for llm_query")
+    context_type: str = Field(description="str, bytes, list, dict or none")
+    context_length: int | None = Field(None, description="characters, bytes or items")
+    tools: list[str] = Field(default_factory=list, description="host tools offered to the code")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the run's settings, secrets masked")
+
+
+class Final(EventBase):
+    """A run ended: its answer, where the answer came from, and how the run ended."""
+
+    event: Literal["final"] = "final"
+    status: str = Field(description="completed, max_iterations, budget_exhausted, timeout or error")
+    answer: str
+    answer_source: str | None = Field(None, description="FINAL, answer_now, last_reply, or null")
+    error: str | None = None
+    iterations: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = Field(None, description="null when some call's price is unknown")
+    duration_s: float = 0.0
+
+
+class Iteration(EventBase):
+    """The root model of a run is asked for its next step."""
+
+    event: Literal["iteration"] = "iteration"
+    iteration: int = Field(ge=1)
+    model: str
+
+
+# --- the sandbox -----------------------------------------------------------------------
+
+class SandboxStart(EventBase):
+    event: Literal["sandbox_start"] = "sandbox_start"
+    provider: str
+    image: str | None = None
+    runtime: str | None = None
+    transport: str | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+class SandboxRestart(EventBase):
+    """The kernel died or ignored an interrupt; a fresh one holds the context, variables are gone."""
+
+    event: Literal["sandbox_restart"] = "sandbox_restart"
+    reason: str
+    iteration: int | None = None
+    cell: int | None = None
+
+
+class SandboxClose(EventBase):
+    event: Literal["sandbox_close"] = "sandbox_close"
+    duration_s: float = 0.0
+
+
+class Cell(EventBase):
+    """One code block ran. ``shown`` is exactly what the model was told about it."""
+
+    event: Literal["cell"] = "cell"
+    iteration: int
+    index: int = Field(ge=0, description="block number within the reply, from 0")
+    code: str
+    shown: str
+    stdout: str = Field("", description="the captured stdout (host-capped)")
+    stdout_chars: int = Field(0, description="length of the whole stdout before any cap")
+    stderr: str = ""
+    offloaded: list[str] = Field(default_factory=list, description="variables the output was kept in")
+    error: str | None = None
+    error_type: str | None = None
+    duration_s: float = 0.0
+    restarted: bool = False
+    timed_out: bool = False
+    called_final: bool = False
+
+
+# --- models ------------------------------------------------------------------------------
+
+class Retry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: str = Field(description="what failed, e.g. RateLimitError: 429 slow down")
+    wait_s: float = Field(description="backoff before the next attempt")
+
+
+class ModelRequest(EventBase):
+    """A model call is sent.
+
+    Root requests carry only the messages that are new since this run's previous root
+    request: the model saw ``previous[:base] + messages`` (the first request carries the
+    system prompt and ``base`` is 0). Sub-calls carry their whole (one-message) prompt.
+    """
+
+    event: Literal["model_request"] = "model_request"
+    call_id: str
+    role: Role
+    model: str
+    purpose: Literal["step", "answer_now", "sub_call"]
+    iteration: int | None = None
+    base: int = Field(0, ge=0, description="messages kept from the previous root request")
+    messages: list[dict[str, Any]]
+    reserved_tokens: int | None = Field(None, description="tokens set aside in the budget for this call")
+
+
+class ModelReply(EventBase):
+    """A model call ended, answered or failed (after its retries)."""
+
+    event: Literal["model_reply"] = "model_reply"
+    call_id: str
+    role: Role
+    model: str
+    outcome: Outcome
+    text: str | None = None
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = Field(None, description="null when the model has no known price")
+    latency_s: float = 0.0
+    attempts: int = 1
+    retries: list[Retry] = Field(default_factory=list)
+    error: str | None = None
+
+
+# --- callbacks from the code ----------------------------------------------------------------
+
+class SubCall(EventBase):
+    """A cell called llm_query (one event per prompt, batched or not)."""
+
+    event: Literal["sub_call"] = "sub_call"
+    function: str = Field(description="llm_query, llm_query_batched or rlm_query (at the depth limit)")
+    call_id: str | None = Field(None, description="the model_request it made; null if refused")
+    model: str
+    iteration: int | None = None
+    cell: int | None = None
+    batch_index: int | None = None
+    batch_size: int | None = None
+    prompt_chars: int = 0
+    response_chars: int = 0
+    outcome: Outcome
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class ToolCall(EventBase):
+    event: Literal["tool_call"] = "tool_call"
+    tool: str
+    iteration: int | None = None
+    cell: int | None = None
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    outcome: Outcome
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class ChildRunStart(EventBase):
+    """A cell started a child RLM (rlm_query); its own events follow under ``child_run_id``."""
+
+    event: Literal["child_run_start"] = "child_run_start"
+    child_run_id: str
+    query: str
+    iteration: int | None = None
+    cell: int | None = None
+    batch_index: int | None = None
+
+
+class ChildRunEnd(EventBase):
+    event: Literal["child_run_end"] = "child_run_end"
+    child_run_id: str
+    status: str
+    answer: str = ""
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class DepthFallback(EventBase):
+    """rlm_query at the depth limit became a plain llm_query."""
+
+    event: Literal["depth_fallback"] = "depth_fallback"
+    max_depth: int
+
+
+# --- the loop's decisions -------------------------------------------------------------------
+
+class Nudge(EventBase):
+    """A reply had no code and no FINAL; the model was reminded how to proceed."""
+
+    event: Literal["nudge"] = "nudge"
+    count: int
+
+
+class SchemaRejected(EventBase):
+    """A FINAL answer did not match the answer schema; the problem went back to the model."""
+
+    event: Literal["schema_rejected"] = "schema_rejected"
+    problem: str
+
+
+class BudgetExhausted(EventBase):
+    """A host-enforced limit tripped; ``budget`` is every limit and what was used."""
+
+    event: Literal["budget_exhausted"] = "budget_exhausted"
+    limit: str
+    allowed: float
+    used: float
+    budget: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_TYPES: tuple[type[EventBase], ...] = (
+    RunStart, Final, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
+    ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
+    BudgetExhausted,
+)
+
+Event = Annotated[Union[
+    RunStart, Final, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
+    ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
+    BudgetExhausted,
+], Field(discriminator="event")]
+
+#: Validates one event from a dict or JSON (``EVENT_ADAPTER.validate_json(line)``).
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Kind name -> class, e.g. ``KINDS["cell"] is Cell``.
+KINDS: dict[str, type[EventBase]] = {cls.model_fields["event"].default: cls for cls in EVENT_TYPES}
