@@ -16,7 +16,7 @@ from .core.loop import SandboxFactory, _check_query, _Run
 from .core.result import RLMResult
 from .core.session import Session
 from .core.sync_bridge import run_sync
-from .events.trace import Listener
+from .events.stream import Listener
 from .models.litellm_client import LLMClient
 from .redaction import redact
 from .sandbox.base import Callbacks, Context, Sandbox

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .core.budget import Budget
 from .errors import SettingsError
-from .models.litellm_client import Price
+from .models.base import Price
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import SandboxLimits
 
@@ -30,7 +30,7 @@ PREFIX = "RLM_SANDBOX_"
 #: Where settings and provider keys are read from, relative to the working directory.
 ENV_FILE = ".env"
 #: ``RLM_SANDBOX_*`` variables that are read elsewhere and are not settings.
-OTHER_VARIABLES = frozenset({"RLM_SANDBOX_MAX_PROCESS_CONCURRENCY", "RLM_SANDBOX_QUIET",
+OTHER_VARIABLES = frozenset({"RLM_SANDBOX_QUIET",
                              "RLM_SANDBOX_ALLOW_SKIP_DOCKER"})
 #: Provider endpoints and options; with secret names (redaction.SECRET_NAME), the entries of
 #: ``.env`` that are loaded into the environment for litellm.
@@ -174,6 +174,8 @@ class Settings(BaseSettings):
     max_wall_time_s: float | None = Field(None, gt=0)
     max_sub_prompt_chars: int | None = Field(None, ge=1)
     max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once, per run")
+    max_process_concurrency: int = Field(64, ge=1, description="sub-calls in flight at once across every run "
+                                         "of this process (each run waits for its own ceiling)")
 
     # the sandbox
     sandbox: Literal["docker", "local"] = Field("docker", description="'local' is NOT a security boundary")

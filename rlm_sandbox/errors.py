@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RLMSandboxError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -109,6 +111,7 @@ class LLMError(RLMSandboxError):
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd: float | None = 0.0
+        self.retry_causes: tuple[Any, ...] = ()  # RetryCause of each retried attempt
 
 
 class LLMAuthenticationError(LLMError):

@@ -181,7 +181,7 @@ def test_a_wide_batch_cannot_jointly_overshoot_max_total_tokens(make_rlm, extra_
     sent = sub.call_count
     assert 1 <= sent < 12  # the old code sent all 12: about 1,200 + 12 x 290 = 4,700 tokens
     cell = next(e for e in result.trajectory if e["event"] == "cell")
-    assert cell["output"].strip() == f"{sent} answered"  # the answers that fitted reached the cell
+    assert cell["stdout"].strip() == f"{sent} answered"  # the answers that fitted reached the cell
     assert result.total_input_tokens + result.total_output_tokens <= limit + sent * extra_prompt_tokens
     assert result.status == "budget_exhausted" and "max_total_tokens" in result.error
 

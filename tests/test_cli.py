@@ -57,7 +57,7 @@ def test_run_json_output_and_trace_file(tmp_path, sandbox_image):
     result = json.loads(done.stdout)
     assert result["answer"] == "6" and result["status"] == "completed"
     events = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert events[0]["event"] == "start" and events[-1]["event"] == "final"
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "final"
 
 
 def test_run_with_a_missing_context_file_says_so(tmp_path):
@@ -188,7 +188,7 @@ def test_ctrl_c_keeps_the_trajectory_written_so_far_and_exits_130(tmp_path, dock
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             # The run is still going (its second model call hangs): the trace must already hold the cell.
-            written = _wait_for(lambda: trace.exists() and '"event": "cell"' in trace.read_text())
+            written = _wait_for(lambda: trace.exists() and '"event":"cell"' in trace.read_text())
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
         finally:
@@ -201,7 +201,7 @@ def test_ctrl_c_keeps_the_trajectory_written_so_far_and_exits_130(tmp_path, dock
     assert "rlm-sandbox: interrupted" in err and "Traceback" not in err
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     kinds = [event["event"] for event in events]
-    assert kinds[0] == "start" and "cell" in kinds and kinds[-1] == "interrupted"
+    assert kinds[0] == "run_start" and "cell" in kinds and kinds[-1] == "run_interrupted"
     assert not docker_client.api.containers(all=True, filters={"label": [
         f"{LABEL_PID}={proc.pid}", f"{LABEL_HOST}={socket.gethostname()}"]})
 

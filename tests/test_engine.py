@@ -237,7 +237,7 @@ def test_events_stream_to_a_progress_callback(make_rlm):
     root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(ok)"])
     make_rlm(root, on_event=events.append).run("q", "ctx")
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "final" and "cell" in kinds and kinds.count("iteration") == 2
+    assert kinds[0] == "run_start" and kinds[-1] == "final" and "cell" in kinds and kinds.count("iteration") == 2
 
 
 def test_local_sandbox_option_runs_the_same_loop(make_rlm):

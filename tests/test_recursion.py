@@ -26,10 +26,11 @@ def test_rlm_query_runs_a_child_with_its_own_sandbox_and_sub_context(sandbox_fac
     child_prompts = [call[0]["content"] for call in child_root.calls]
     assert any("a str of 5 characters" in p for p in child_prompts)
     assert result.sub_calls == 3
-    children = [e for e in result.trajectory if e["event"] == "child_run"]
+    children = [e for e in result.trajectory if e["event"] == "child_run_start"]
     assert len(children) == 3 and all(e["depth"] == 0 for e in children)
-    nested = children[0]["events"]
-    assert nested[0]["event"] == "start" and nested[0]["depth"] == 1 and nested[-1]["event"] == "final"
+    nested = [e for e in result.trajectory if e["run_id"] == children[0]["child_run_id"]]
+    assert nested[0]["event"] == "run_start" and nested[0]["depth"] == 1 and nested[-1]["event"] == "final"
+    assert nested[0]["parent_run_id"] == result.trajectory[0]["run_id"]
 
 
 def test_at_max_depth_rlm_query_falls_back_to_llm_query(sandbox_factory):

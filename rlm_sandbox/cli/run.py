@@ -82,7 +82,7 @@ def _load_context(path: str, fmt: str) -> Any:
 
 def _open_trace(path: str) -> Any:
     """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
-    from ..events.trace import JsonlWriter
+    from ..events.jsonl import JsonlWriter
 
     try:
         return JsonlWriter(path)
@@ -136,9 +136,7 @@ def run(
     rlm.on_event = writer
     try:
         result = rlm.run(text, context)
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer({"event": "interrupted", "depth": 0})
+    except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
         raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else ""),
                    EXIT_INTERRUPTED) from None
     except RLMSandboxError as exc:

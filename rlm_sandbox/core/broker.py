@@ -2,67 +2,40 @@
 
 Every sub-call passes through here — ``llm_query``, ``rlm_query``, host tools — so this
 is where the shared ledger counts and refuses, where concurrency is bounded (per run and
-per process), where depth is decided, and where the trajectory records what was asked.
-Callbacks arrive on the sandbox connection's threads; model calls are handed to the
-run's event loop, so they use litellm's async API.
+per process), where depth is decided, and where each call is recorded as events.
+
+Callbacks arrive on the sandbox connection's threads, which are blocked anyway while the
+cell waits for the answer. Each one hands ONE coroutine to the run's event loop and waits
+for it (``_bridge``, the only place sync meets async here); a batch fans out inside that
+coroutine with ``asyncio.gather`` under a semaphore, and child runs are coroutines on the
+same loop. So a run holds no thread per prompt or per child, whatever the batch width.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import inspect
 import json
-import keyword
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from ..errors import BudgetExceeded, LLMError
-from ..events.trace import Trace
+from ..events import types as ev
+from ..events.stream import RunRecorder, new_call_id
+from ..models.base import Completion
+from ..models.runtime import on_model_loop
+from .concurrency import PROCESS_SLOTS
 from .metering import Meter
+from .recording import retries_of
+from .tools import CELL_EXCEPTIONS, HELPERS, RESERVED_NAMES, ToolError, check_tools, describe_tools, tool_caller
 
-#: Exception names a cell can catch by name (``except BudgetExceeded:``).
-CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
-#: The broker's own functions, as the sandbox sees them.
-HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "budget_status")
-#: Names the sandbox already uses; host tools may not take them.
-RESERVED_NAMES = frozenset({"context", *HELPERS, "memory_status", "forget", "FINAL", "FINAL_VAR",
-                            "HostCallError", *CELL_EXCEPTIONS})
-#: Runs a child RLM (query, context, trace) -> its RLMResult; supplied by the engine.
-ChildRunner = Callable[[str, Any, Trace], Any]
+__all__ = ["CELL_EXCEPTIONS", "HELPERS", "RESERVED_NAMES", "Broker", "BrokerSwitch", "ToolError", "callback_docs",
+           "check_tools", "describe_tools"]
 
-_process_slots: threading.BoundedSemaphore | None = None
-_process_slots_lock = threading.Lock()
-
-
-def process_slots() -> threading.BoundedSemaphore:
-    """Sub-calls in flight across every run in this process (RLM_SANDBOX_MAX_PROCESS_CONCURRENCY, 64)."""
-    global _process_slots
-    with _process_slots_lock:
-        if _process_slots is None:
-            _process_slots = threading.BoundedSemaphore(int(os.environ.get("RLM_SANDBOX_MAX_PROCESS_CONCURRENCY", 64)))
-        return _process_slots
-
-
-class ToolError(Exception):
-    """A host tool was misused (bad arguments) or failed."""
-
-
-def describe_tools(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
-    """``{"search(query: str, k: int = 5)": "its docstring"}`` for the system prompt."""
-    described = {}
-    for name, function in tools.items():
-        try:
-            signature = str(inspect.signature(function, eval_str=True))
-        except (NameError, SyntaxError):  # annotations that do not resolve: show them as written
-            signature = str(inspect.signature(function))
-        except (TypeError, ValueError):
-            signature = "(...)"
-        described[f"{name}{signature}"] = inspect.getdoc(function) or "a host tool"
-    return described
+#: Runs a child RLM: (query, context, placement) -> awaitable of its RLMResult; from the loop.
+ChildRunner = Callable[[str, Any, dict[str, Any]], Awaitable[Any]]
 
 
 def callback_docs(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
@@ -72,38 +45,28 @@ def callback_docs(tools: dict[str, Callable[..., Any]]) -> dict[str, str]:
     return docs
 
 
-def check_tools(tools: dict[str, Callable[..., Any]]) -> None:
-    """Refuse tools the sandbox could not call by their name, or that would replace one it needs."""
-    for name, function in tools.items():
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise ValueError(f"tool name {name!r} must be a Python identifier (and not a keyword)")
-        if name in RESERVED_NAMES:
-            raise ValueError(f"tool name {name!r} is taken by a built-in helper; rename the tool")
-        if hasattr(builtins, name):  # print, len, open...: the model's code relies on them
-            raise ValueError(f"tool name {name!r} would replace Python's built-in {name}() in the sandbox; "
-                             f"rename the tool (e.g. {name + '_tool'!r})")
-        if not callable(function):
-            raise TypeError(f"tool {name!r} must be callable, not {type(function).__name__}")
-
-
 class Broker:
-    def __init__(self, *, meter: Meter, trace: Trace, sub_model: str,
+    def __init__(self, *, meter: Meter, events: RunRecorder, sub_model: str,
                  loop: asyncio.AbstractEventLoop, depth: int = 0,
                  tools: dict[str, Callable[..., Any]] | None = None,
                  child_runner: ChildRunner | None = None) -> None:
         self._meter = meter
         self._llm = meter.llm
         self._ledger = ledger = meter.ledger
-        self._trace = trace
+        self._events = events
         self._sub_model = sub_model
         self._loop = loop
         self.depth = depth
         self._child_runner = child_runner
-        self._run_slots = threading.BoundedSemaphore(ledger.budget.max_concurrency)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._run_slots: asyncio.Semaphore | None = None  # made on the loop, at first use
+        #: Where the running cell is (iteration, cell), set by the loop before each cell.
+        self.placement: dict[str, Any] = {}
+        self._pending: set[Future[Any]] = set()
+        self._pending_lock = threading.Lock()
+        self._closed = False
         self._callbacks: dict[str, Callable[..., Any]] = {name: getattr(self, name) for name in HELPERS}
-        self._callbacks.update({name: self._tool_caller(name, tool) for name, tool in (tools or {}).items()})
+        self._callbacks.update({name: tool_caller(name, tool, ledger, events, lambda: dict(self.placement))
+                                for name, tool in (tools or {}).items()})
 
     def callbacks(self) -> dict[str, Callable[..., Any]]:
         """The functions the sandbox may call back, by name (built once per run)."""
@@ -114,8 +77,8 @@ class Broker:
     def llm_query(self, prompt: str, model: str | None = None) -> str:
         """llm_query(prompt, model=None) -> str: ask a sub-model; it sees only the prompt."""
         self._check_prompt(prompt, "llm_query")
-        self._ledger.reserve_sub_call("llm_query")
-        return self._complete(prompt, model)
+        self._reserve_sub_calls("llm_query", model, 1)
+        return self._bridge(self._complete(prompt, model, "llm_query", dict(self.placement)))
 
     def llm_query_batched(self, prompts: list[str], model: str | None = None,
                           return_exceptions: bool = False) -> list[Any]:
@@ -127,21 +90,21 @@ class Broker:
             raise TypeError("llm_query_batched(prompts) takes a list of strings")
         for prompt in prompts:
             self._check_prompt(prompt, "llm_query_batched")
-        self._ledger.reserve_sub_call("llm_query_batched", count=len(prompts))  # all or none
-        return self._fan_out([(self._complete, (prompt, model)) for prompt in prompts], "sub-calls", model,
-                             return_exceptions)
+        self._reserve_sub_calls("llm_query_batched", model, len(prompts))  # all or none
+        where = dict(self.placement)
+        jobs = [self._complete(prompt, model, "llm_query_batched",
+                               {**where, "batch_index": i, "batch_size": len(prompts)})
+                for i, prompt in enumerate(prompts)]
+        return self._bridge(self._gather(jobs, "sub-calls", model, return_exceptions))
 
     def rlm_query(self, query: str, context: Any = None) -> str:
         """rlm_query(query, context=None) -> str: a child RLM with its own sandbox holding
         `context` answers `query`; at the depth limit it is a plain llm_query."""
-        if not isinstance(query, str) or not query.strip():
-            raise TypeError("rlm_query(query, context=None) takes the query as a non-empty str")
-        if self.depth + 1 > self._ledger.budget.max_depth or self._child_runner is None:
-            prompt = query if context is None else f"{query}\n\nContext:\n{_as_text(context)}"
-            self._trace.emit("depth_fallback", depth=self.depth, max_depth=self._ledger.budget.max_depth)
-            return self.llm_query(prompt)
+        self._check_query(query)
+        if self._at_depth_limit():
+            return self._bridge(self._fallback(query, context, dict(self.placement)))
         self._ledger.reserve_sub_call("rlm_query")
-        return self._child(query, context)
+        return self._bridge(self._child(query, context, dict(self.placement)))
 
     def rlm_query_batched(self, queries: Sequence[Any], return_exceptions: bool = False) -> list[Any]:
         """rlm_query_batched(queries, return_exceptions=False) -> list[str]: several rlm_query at
@@ -152,37 +115,18 @@ class Broker:
         pairs = [(item, None) if isinstance(item, str) else tuple(item) for item in queries]
         if any(len(pair) != 2 for pair in pairs):
             raise TypeError("each rlm_query_batched item is a query str or a [query, context] pair")
-        return self._fan_out([(self.rlm_query, pair) for pair in pairs], "child runs", None, return_exceptions)
+        for query, _ in pairs:
+            self._check_query(query)
+        where = dict(self.placement)
+        jobs = [self._one_rlm_query(query, context, {**where, "batch_index": i})
+                for i, (query, context) in enumerate(pairs)]
+        return self._bridge(self._gather(jobs, "child runs", None, return_exceptions))
 
     def budget_status(self) -> dict[str, Any]:
         """budget_status() -> dict: the run's limits and what is used so far (read-only)."""
         return {**self._ledger.status(), "depth": {"used": self.depth, "limit": self._ledger.budget.max_depth}}
 
-    # -- internals -------------------------------------------------------------------
-
-    def _tool_caller(self, name: str, tool: Callable[..., Any]) -> Callable[..., Any]:
-        def call_tool(*args: Any, **kwargs: Any) -> Any:
-            self._ledger.reserve_sub_call(f"tool call ({name})")
-            started = time.monotonic()
-            try:
-                value = tool(*args, **kwargs)
-            except TypeError as exc:
-                self._trace.emit("tool_call", tool=name, error=str(exc))
-                raise ToolError(f"{name}(): {exc}") from None
-            except Exception as exc:
-                self._trace.emit("tool_call", tool=name, error=f"{type(exc).__name__}: {exc}")
-                raise
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                raise ToolError(f"tool {name} returned a {type(value).__name__}, which is not JSON-serialisable; "
-                                "host tools must return str, numbers, bools, None, lists or dicts") from None
-            self._trace.emit("tool_call", tool=name, args=args, kwargs=kwargs,
-                             duration_s=round(time.monotonic() - started, 4))
-            return value
-
-        call_tool.__doc__ = inspect.getdoc(tool)
-        return call_tool
+    # -- checks, on the callback thread ------------------------------------------------
 
     def _check_prompt(self, prompt: Any, name: str) -> None:
         if not isinstance(prompt, str):
@@ -193,47 +137,128 @@ class Broker:
                 "max_sub_prompt_chars", limit, len(prompt),
                 f"prompt of {len(prompt):,} characters is over max_sub_prompt_chars={limit:,}; send a smaller chunk")
 
-    def _on_loop(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """Run a coroutine on the run's event loop from a callback thread, and wait."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+    @staticmethod
+    def _check_query(query: Any) -> None:
+        if not isinstance(query, str) or not query.strip():
+            raise TypeError("rlm_query(query, context=None) takes the query as a non-empty str")
 
-    def _complete(self, prompt: str, model: str | None) -> str:
+    def _reserve_sub_calls(self, function: str, model: str | None, count: int) -> None:
+        try:
+            self._ledger.reserve_sub_call(function, count=count)
+        except BudgetExceeded as exc:
+            self._events.emit(ev.SubCall, function=function, model=model or self._sub_model, outcome="refused",
+                              error=str(exc), batch_size=count if function.endswith("batched") else None,
+                              **self.placement)
+            raise
+
+    def _at_depth_limit(self) -> bool:
+        return self.depth + 1 > self._ledger.budget.max_depth or self._child_runner is None
+
+    # -- the one bridge from a callback thread to the run's loop ---------------------------
+
+    def _bridge(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coroutine`` on the run's event loop and wait for it on this (callback) thread."""
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("the run has ended; no more callbacks are served")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        with self._pending_lock:
+            self._pending.add(future)
+        try:
+            return future.result()
+        finally:
+            with self._pending_lock:
+                self._pending.discard(future)
+
+    # -- the async work ------------------------------------------------------------------
+
+    def _slots(self) -> asyncio.Semaphore:
+        if self._run_slots is None:
+            self._run_slots = asyncio.Semaphore(self._ledger.budget.max_concurrency)
+        return self._run_slots
+
+    async def _complete(self, prompt: str, model: str | None, function: str, where: dict[str, Any]) -> str:
+        """One sub-call: reserve, wait for a slot (this run's, then the process's), call, record."""
         model = model or self._sub_model
         messages = [{"role": "user", "content": prompt}]
         max_tokens = self._meter.settings.sub_max_tokens
         started = time.monotonic()
-        # Reserved before a slot is taken: a call waiting for budget holds no slot.
-        reservation = self._meter.reserve("llm_query", model, messages, max_tokens)
+        call_id = new_call_id()
+        summary = {"function": function, "call_id": call_id, "model": model, "prompt_chars": len(prompt), **where}
         try:
-            with self._run_slots, process_slots():
-                completion = self._on_loop(self._llm.acomplete(model, messages, max_tokens=max_tokens,
-                                                               price=self._meter.custom_price(model)))
+            # Reserved before a slot is taken: a call waiting for budget holds no slot.
+            reservation = await self._reserve(model, messages, max_tokens)
+        except BudgetExceeded as exc:
+            self._events.emit(ev.SubCall, **{**summary, "call_id": None}, outcome="refused", error=str(exc))
+            raise
+        self._events.emit(ev.ModelRequest, call_id=call_id, role="sub", model=model, purpose="sub_call",
+                          iteration=where.get("iteration"), messages=messages,
+                          reserved_tokens=reservation.tokens if reservation else None)
+        try:
+            async with self._slots():
+                completion = await on_model_loop(self._limited_call(model, messages, max_tokens))
         except BaseException as exc:
             self._meter.settle_failure(reservation, "sub", exc)
-            if isinstance(exc, LLMError):
-                self._trace.emit("sub_call", model=model, prompt=prompt, error=str(exc),
-                                 duration_s=round(time.monotonic() - started, 4))
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)
+            self._events.emit(ev.ModelReply, call_id=call_id, role="sub", model=model, outcome="error",
+                              error=error, attempts=getattr(exc, "attempts", 1),
+                              retries=retries_of(getattr(exc, "retry_causes", ())),
+                              latency_s=round(time.monotonic() - started, 4))
+            self._events.emit(ev.SubCall, **summary, outcome="error", error=error,
+                              duration_s=round(time.monotonic() - started, 4))
             raise
         self._meter.settle(reservation, "sub", completion)
-        self._trace.emit("sub_call", model=model, prompt=prompt, response=completion.text,
-                         input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
-                         duration_s=round(time.monotonic() - started, 4))
+        self._events.emit(ev.ModelReply, call_id=call_id, role="sub", model=model, outcome="ok",
+                          text=completion.text, finish_reason=completion.finish_reason,
+                          input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+                          cost_usd=completion.cost_usd, latency_s=round(completion.duration_s, 4),
+                          attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
+        self._events.emit(ev.SubCall, **summary, outcome="ok", response_chars=len(completion.text),
+                          duration_s=round(time.monotonic() - started, 4))
         return completion.text
 
-    def _child(self, query: str, context: Any) -> str:
+    async def _reserve(self, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Any:
+        if not self._meter.limits_spend:
+            return None
+        # Counting tokens and waiting for room block: off the loop.
+        return await asyncio.to_thread(self._meter.reserve, "llm_query", model, messages, max_tokens)
+
+    async def _limited_call(self, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Completion:
+        """On the model loop: hold a process-wide slot for the duration of the call."""
+        async with PROCESS_SLOTS.slot(self._meter.settings.max_process_concurrency):
+            return await self._llm.acomplete(model, messages, max_tokens=max_tokens,
+                                             price=self._meter.custom_price(model))
+
+    async def _one_rlm_query(self, query: str, context: Any, where: dict[str, Any]) -> str:
+        if self._at_depth_limit():
+            return await self._fallback(query, context, where)
+        self._ledger.reserve_sub_call("rlm_query")
+        return await self._child(query, context, where)
+
+    async def _fallback(self, query: str, context: Any, where: dict[str, Any]) -> str:
+        """rlm_query at the depth limit: a plain sub-call with the context appended."""
+        prompt = query if context is None else f"{query}\n\nContext:\n{_as_text(context)}"
+        self._events.emit(ev.DepthFallback, max_depth=self._ledger.budget.max_depth)
+        self._check_prompt(prompt, "rlm_query")
+        self._reserve_sub_calls("rlm_query", None, 1)
+        return await self._complete(prompt, None, "rlm_query", where)
+
+    async def _child(self, query: str, context: Any, where: dict[str, Any]) -> str:
         assert self._child_runner is not None
-        with self._run_slots:
-            result = self._child_runner(query, context, self._trace.child(query=query))
+        async with self._slots():
+            result = await self._child_runner(query, context, where)
         if result.status in ("budget_exhausted", "timeout") and self._ledger.exhausted is not None:
             raise self._ledger.exhausted
         if result.status == "error":
             raise LLMError(f"rlm_query child run failed: {result.error}", model=self._sub_model, transient=False)
         return result.answer
 
-    def _fan_out(self, jobs: list[tuple[Callable[..., str], tuple[Any, ...]]], what: str,
-                 model: str | None, return_exceptions: bool = False) -> list[Any]:
-        futures = [self._executor().submit(_capture, function, args) for function, args in jobs]
-        results = [future.result() for future in futures]
+    async def _gather(self, jobs: list[Coroutine[Any, Any, Any]], what: str, model: str | None,
+                      return_exceptions: bool) -> list[Any]:
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled: the run is ending
         if return_exceptions:  # every paid answer reaches the cell; failures are marked in place
             return [{"error": _cell_name(r), "message": str(r)} if isinstance(r, Exception) else r for r in results]
         failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
@@ -247,24 +272,15 @@ class Broker:
             if isinstance(first, BudgetExceeded):
                 raise BudgetExceeded(first.limit, first.allowed, first.used, message)
             raise LLMError(message, model=model or self._sub_model, transient=getattr(first, "transient", False))
-        return results
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._ledger.budget.max_concurrency, thread_name_prefix="rlm-fan-out")
-            return self._pool
+        return list(results)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _capture(function: Callable[..., str], args: tuple[Any, ...]) -> str | Exception:
-    try:
-        return function(*args)
-    except Exception as exc:  # noqa: BLE001 - collected, then reported for the whole batch
-        return exc
+        """The run is over: refuse new callbacks and cancel those still running."""
+        self._closed = True
+        with self._pending_lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()
 
 
 def _cell_name(exc: BaseException) -> str:

@@ -4,21 +4,26 @@ The loop is written once, as async code: model calls use litellm's async API and
 sandbox calls run on a one-thread executor of their own, so many runs share one event
 loop and really overlap. ``RLM.run()`` drives the same coroutine on a background loop.
 A run is self-contained (settings in, result out); it never touches Docker itself but
-gets a Sandbox from a factory, so the provider is pluggable.
+gets a Sandbox from a factory, so the provider is pluggable. Everything it does is
+emitted as typed events (``rlm_sandbox.events``), which are also its trajectory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
 from ..config import Settings
 from ..errors import BudgetExceeded, LLMError
-from ..events.trace import Listener, Trace, VerbosePrinter
-from ..models.litellm_client import Completion, LLMClient
+from ..events import types as ev
+from ..events.printer import VerbosePrinter
+from ..events.stream import EventLog, Listener, RunRecorder, new_call_id
+from ..models.base import Completion, ModelClient
 from ..models.runtime import load_litellm
+from ..redaction import Redactor
 from ..sandbox.base import Callbacks, Context, ExecResult, Sandbox
 from . import prompts
 from .answer_schema import AnswerSchema, schema_prompt, validate_answer
@@ -26,6 +31,7 @@ from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
 from .budget import Ledger
 from .metering import Meter
 from .parsing import FinalInText, parse_reply
+from .recording import context_shape, masker, retries_of
 from .result import AnswerSource, RLMResult, Status
 
 T = TypeVar("T")
@@ -42,7 +48,7 @@ class RunOwner(Protocol):
     answer_schema: AnswerSchema | None
     on_event: Listener | None
     sandbox_factory: SandboxFactory
-    llm: LLMClient
+    llm: ModelClient
 
 
 def _check_query(query: Any) -> None:
@@ -62,31 +68,40 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     meter.warm_up(models)
 
 
+def new_event_log(rlm: RunOwner) -> EventLog:
+    """The event stream of a root run: the caller's listener, then ``verbose`` progress;
+    secrets masked before any event is built."""
+    listeners: list[Listener] = [rlm.on_event] if rlm.on_event else []
+    if rlm.settings.verbose:
+        listeners.append(VerbosePrinter())
+    return EventLog(listeners, mask=masker(Redactor.from_environment()))
+
+
 class _Run:
     """One execution of the loop at one depth. Holds the state a run must not share."""
 
     def __init__(self, rlm: RunOwner, query: str, context: Context, *, answer_schema: AnswerSchema | None = None,
-                 ledger: Ledger | None = None, trace: Trace | None = None, depth: int = 0,
+                 ledger: Ledger | None = None, recorder: RunRecorder | None = None, depth: int = 0,
                  sandbox: Sandbox | None = None, switch: BrokerSwitch | None = None,
-                 session_notes: str = "") -> None:
+                 session_notes: str = "", placement: dict[str, Any] | None = None) -> None:
         self.rlm = rlm
         self.settings = settings = rlm.settings
         self.query, self.context, self.depth = query, context, depth
         self.answer_schema = answer_schema
         self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
-        self._listeners: list[Listener] = [rlm.on_event] if rlm.on_event else []
-        if settings.verbose:
-            self._listeners.append(VerbosePrinter())
-        self._owns_clock = trace is None and ledger is None
-        self.trace = trace or Trace(self._listeners)
+        self._is_root = recorder is None and ledger is None
+        self.events: RunRecorder = recorder or new_event_log(rlm).recorder()
         self.ledger = ledger or Ledger(settings.budget())
         self.meter = Meter(self.ledger, rlm.llm, settings)
+        self.placement = placement or {}  # where a child run was started: iteration, cell, batch index
         self.answer_from: AnswerSource = "none"
         self.sandbox, self.switch, self.session_notes = sandbox, switch, session_notes
         self.messages: list[dict[str, Any]] = []
+        self._sent: list[dict[str, Any]] = []  # the messages of this run's previous root request
         self.iterations = 0
         self.nudges = 0
         self.parsed: Any = None
+        self.broker: Broker | None = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="rlm-sandbox-io")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sandbox_started: asyncio.Future[Any] | None = None
@@ -95,15 +110,19 @@ class _Run:
 
     async def execute(self) -> RLMResult:
         self._loop = asyncio.get_running_loop()
-        if self._owns_clock:  # the run starts after its setup: importing litellm is not run time
+        if self._is_root:  # the run starts after its setup: importing litellm is not run time
             await self._loop.run_in_executor(None, prepare, self.rlm, self.meter)
             self.ledger.restart_clock()
-            self.trace = Trace(self._listeners)
+            self.events.log.restart_clock()
         started = self._loop.time()
         settings = self.settings
-        self.trace.emit("start", query=self.query, model=self.model, sub_model=settings.sub_model or settings.model)
-        broker = Broker(meter=self.meter, trace=self.trace, sub_model=settings.sub_model or settings.model,
-                        loop=self._loop, depth=self.depth, tools=self.rlm.tools, child_runner=self._run_child)
+        self.events.emit(ev.RunStart, query=self.query, model=self.model,
+                         sub_model=settings.sub_model or settings.model, tools=sorted(self.rlm.tools),
+                         settings=settings.model_dump(mode="json") if self.depth == 0 else {},
+                         **context_shape(self.context))
+        broker = self.broker = Broker(meter=self.meter, events=self.events,
+                                      sub_model=settings.sub_model or settings.model, loop=self._loop,
+                                      depth=self.depth, tools=self.rlm.tools, child_runner=self._run_child)
         owned = self.sandbox is None
         sandbox = self.sandbox or self.rlm.sandbox_factory(self.context, broker.callbacks(), CELL_EXCEPTIONS,
                                                            settings)
@@ -112,11 +131,15 @@ class _Run:
         answer, status, error = "", "error", None
         # The container starts while the root model writes its first reply: the prompt
         # only needs the host's description of the context, not the sandbox.
-        self._sandbox_started = asyncio.ensure_future(self._call(sandbox.start)) if owned else None
+        self._sandbox_started = asyncio.ensure_future(self._start(sandbox)) if owned else None
+        interrupted = False
         try:
             self.messages = [{"role": "system", "content": self._system_prompt()},
                              {"role": "user", "content": self.session_notes + prompts.first_user_message(self.query)}]
             answer, status, error = await self._loop_until_final(sandbox)
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
         finally:
             if self.switch is not None:
                 self.switch.current = None
@@ -126,16 +149,37 @@ class _Run:
                     self._sandbox_started.exception()  # retrieved: a failed start no longer matters
                 self._sandbox_started.cancel()
             if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
+                closing = time.monotonic()
                 await asyncio.shield(self._loop.run_in_executor(None, sandbox.close))
+                self.events.emit(ev.SandboxClose, duration_s=round(time.monotonic() - closing, 4))
             self._io.shutdown(wait=False)
+            if interrupted:  # the trace says so, instead of just stopping
+                self.events.emit(ev.RunInterrupted, iterations=self.iterations)
         if status == "completed":
             self.answer_from = "final"
         elif not answer:
             self.answer_from = "none"
         elif self.answer_from == "none":
             self.answer_from = "last_reply"
-        self.trace.emit("final", status=status, answer=answer, answer_from=self.answer_from, error=error)
-        return self._result(answer, status, error, self._loop.time() - started)
+        duration = self._loop.time() - started
+        ledger = self.ledger
+        self.events.emit(ev.Final, status=status, answer=answer, answer_from=self.answer_from, error=error,
+                         iterations=self.iterations, input_tokens=ledger.input_tokens,
+                         output_tokens=ledger.output_tokens, cost_usd=ledger.cost_usd, duration_s=round(duration, 4))
+        return self._result(answer, status, error, duration)
+
+    async def _start(self, sandbox: Sandbox) -> None:
+        """Start the sandbox on the I/O thread and say how it went."""
+        began = time.monotonic()
+        shape = {"provider": self.settings.sandbox, "image": getattr(sandbox, "image", None),
+                 "runtime": getattr(sandbox, "runtime", None), "transport": getattr(sandbox, "transport", None)}
+        try:
+            await self._call(sandbox.start)
+        except Exception as exc:
+            self.events.emit(ev.SandboxStart, **shape, duration_s=round(time.monotonic() - began, 4),
+                             error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.events.emit(ev.SandboxStart, **shape, duration_s=round(time.monotonic() - began, 4))
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking sandbox call on this run's own I/O thread."""
@@ -154,10 +198,10 @@ class _Run:
         for _ in range(self.ledger.budget.max_iterations):
             self.iterations += 1
             self.ledger.start_iteration()
-            self.trace.emit("iteration", iteration=self.iterations, model=self.model)
+            self.events.emit(ev.Iteration, iteration=self.iterations, model=self.model)
             try:
                 self.ledger.check_spend()
-                reply = (await self._ask_root(self.messages)).text
+                reply = (await self._ask_root(self.messages, "step")).text
             except LLMError as exc:
                 return self._partial_answer(), "error", str(exc)
             except BudgetExceeded as exc:
@@ -184,12 +228,7 @@ class _Run:
             result = await self._run_cell(sandbox, code, index)
             shown = prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars)
             observations.append(shown)
-            self.trace.emit("cell", iteration=self.iterations, index=index, code=code, shown=shown,
-                            output=result.stdout, stderr=result.stderr,
-                            error=str(result.error) if result.error else None,
-                            duration_s=round(result.duration_s, 4),
-                            offloaded=result.offloaded.name if result.offloaded else None,
-                            restarted=result.restarted, timed_out=result.timed_out)
+            self._record_cell(index, code, shown, result)
             if result.error is not None:
                 failed = True
                 if index + 1 < len(blocks):
@@ -207,10 +246,22 @@ class _Run:
             observations.append(problem or "")
         elif not blocks:
             self.nudges += 1
-            self.trace.emit("nudge", count=self.nudges)
+            self.events.emit(ev.Nudge, count=self.nudges)
             observations.append(prompts.no_code_nudge())
         self.messages.append({"role": "user", "content": "\n\n".join(observations)})
         return None
+
+    def _record_cell(self, index: int, code: str, shown: str, result: ExecResult) -> None:
+        error = result.error
+        self.events.emit(ev.Cell, iteration=self.iterations, index=index, code=code, shown=shown,
+                         stdout=result.stdout, stdout_chars=result.stdout_chars or len(result.stdout),
+                         stderr=result.stderr, offloaded=[result.offloaded.name] if result.offloaded else [],
+                         error=str(error) if error else None, error_type=error.type if error else None,
+                         duration_s=round(result.duration_s, 4), restarted=result.restarted,
+                         timed_out=result.timed_out, called_final=result.final is not None)
+        if result.restarted:
+            self.events.emit(ev.SandboxRestart, reason=str(error) if error else "the kernel was replaced",
+                             iteration=self.iterations, cell=index)
 
     async def _run_cell(self, sandbox: Sandbox, code: str, index: int) -> ExecResult:
         settings = self.settings
@@ -218,6 +269,8 @@ class _Run:
         remaining = self.ledger.remaining_time_s()
         if remaining is not None:  # the wall-time budget interrupts a running cell
             timeout = max(min(timeout, remaining), 0.05)
+        if self.broker is not None:
+            self.broker.placement = {"iteration": self.iterations, "cell": index}
         result = await self._call(sandbox.exec, code, timeout=timeout,
                                   offload_threshold=settings.offload_threshold if settings.offload else None,
                                   preview_chars=settings.preview_chars)
@@ -237,21 +290,24 @@ class _Run:
         if self.answer_schema is not None and text is not None:
             parsed, problem = validate_answer(self.answer_schema, text)
             if problem is not None:
-                self.trace.emit("schema_rejected", problem=problem)
+                self.events.emit(ev.SchemaRejected, problem=problem)
                 return None, problem
             self.parsed = parsed
         return text, None
 
-    async def _ask_root(self, messages: list[dict[str, Any]]) -> Completion:
+    async def _ask_root(self, messages: list[dict[str, Any]], purpose: str) -> Completion:
+        """One root-model call, reserved in the budget first, recorded as a request and a reply."""
         assert self._loop is not None
         role = "root" if self.depth == 0 else "sub"
         max_tokens = self.settings.max_tokens
         reservation = await self._loop.run_in_executor(
             None, self.meter.reserve, "root model call" if self.depth == 0 else "child root call",
             self.model, messages, max_tokens)
+        call_id = self._record_request(messages, purpose, reservation)
         remaining = self.ledger.remaining_time_s()
         call = self.rlm.llm.acomplete(self.model, messages, max_tokens=max_tokens,
                                       price=self.meter.custom_price(self.model))
+        began = time.monotonic()
         try:
             if remaining is not None and remaining <= 0:
                 call.close()  # never started: nothing to await, nothing to warn about
@@ -259,22 +315,50 @@ class _Run:
             completion = await asyncio.wait_for(call, timeout=remaining)
         except asyncio.TimeoutError:
             self.meter.settle_failure(reservation, role, asyncio.TimeoutError())
+            self._record_failure(call_id, role, "the wall-time budget ran out during the call", began, None)
             self.ledger.check_time()  # raises: the wall-time budget ran out mid-call
             raise LLMError("the root model did not answer within the wall-time budget", model=self.model,
                            transient=True) from None
         except BaseException as exc:
             self.meter.settle_failure(reservation, role, exc)
+            self._record_failure(call_id, role, f"{type(exc).__name__}: {exc}", began, exc)
             raise
         self.meter.settle(reservation, role, completion)
-        self.trace.emit("model_reply", model=self.model, text=completion.text, input_tokens=completion.input_tokens,
-                        output_tokens=completion.output_tokens, duration_s=round(completion.duration_s, 4))
+        self.events.emit(ev.ModelReply, call_id=call_id, role=role, model=self.model, outcome="ok",
+                         text=completion.text, finish_reason=completion.finish_reason,
+                         input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+                         cost_usd=completion.cost_usd, latency_s=round(completion.duration_s, 4),
+                         attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
         return completion
 
-    def _run_child(self, query: str, context: Any, trace: Trace) -> RLMResult:
-        """Called by the broker on a callback thread: run a child RLM on our event loop."""
-        assert self._loop is not None
-        child = _Run(self.rlm, query, context, ledger=self.ledger, trace=trace, depth=self.depth + 1)
-        return asyncio.run_coroutine_threadsafe(child.execute(), self._loop).result()
+    def _record_request(self, messages: list[dict[str, Any]], purpose: str, reservation: Any) -> str:
+        """A model_request carrying only what is new since this run's previous root request."""
+        base = 0
+        while base < min(len(messages), len(self._sent)) and messages[base] is self._sent[base]:
+            base += 1
+        self._sent = list(messages)
+        call_id = new_call_id()
+        self.events.emit(ev.ModelRequest, call_id=call_id, role="root" if self.depth == 0 else "sub",
+                         model=self.model, purpose=purpose, iteration=self.iterations, base=base,
+                         messages=messages[base:], reserved_tokens=reservation.tokens if reservation else None)
+        return call_id
+
+    def _record_failure(self, call_id: str, role: str, error: str, began: float, exc: BaseException | None) -> None:
+        self.events.emit(ev.ModelReply, call_id=call_id, role=role, model=self.model, outcome="error", error=error,
+                         input_tokens=getattr(exc, "input_tokens", 0), output_tokens=getattr(exc, "output_tokens", 0),
+                         cost_usd=getattr(exc, "cost_usd", None), latency_s=round(time.monotonic() - began, 4),
+                         attempts=getattr(exc, "attempts", 1), retries=retries_of(getattr(exc, "retry_causes", ())))
+
+    async def _run_child(self, query: str, context: Any, placement: dict[str, Any]) -> RLMResult:
+        """A child RLM (``rlm_query``) on this run's event loop, sharing its ledger and events."""
+        child = _Run(self.rlm, query, context, ledger=self.ledger, recorder=self.events.child(),
+                     depth=self.depth + 1, placement=placement)
+        self.events.emit(ev.ChildRunStart, child_run_id=child.events.run_id, query=query, **placement)
+        began = time.monotonic()
+        result = await child.execute()
+        self.events.emit(ev.ChildRunEnd, child_run_id=child.events.run_id, status=result.status,
+                         answer=result.answer, error=result.error, duration_s=round(time.monotonic() - began, 4))
+        return result
 
     # -- ending without FINAL -------------------------------------------------------------
 
@@ -284,7 +368,7 @@ class _Run:
         reason = f"The run's budget is used up ({error})." if error else "You have used every iteration."
         messages = [*self.messages, {"role": "user", "content": prompts.last_chance(reason)}]
         try:
-            reply = (await self._ask_root(messages)).text
+            reply = (await self._ask_root(messages, "answer_now")).text
         except (LLMError, BudgetExceeded) as exc:  # _ask_root turns a timeout into one of these
             return self._partial_answer(), status, error or str(exc)
         self.messages = [*messages, {"role": "assistant", "content": reply}]
@@ -299,7 +383,8 @@ class _Run:
 
     async def _out_of_budget(self, sandbox: Sandbox, exc: BudgetExceeded) -> tuple[str, Status, str | None]:
         status: Status = "timeout" if exc.limit == "max_wall_time_s" else "budget_exhausted"
-        self.trace.emit("budget_exhausted", limit=exc.limit, allowed=exc.allowed, used=exc.used)
+        self.events.emit(ev.BudgetExhausted, limit=exc.limit, allowed=exc.allowed, used=exc.used,
+                         budget=self.ledger.status())
         if exc.limit == "max_sub_calls":  # the root model itself may still be affordable
             try:
                 self.ledger.check_spend()
@@ -321,5 +406,5 @@ class _Run:
             answer=answer, iterations=self.iterations, total_input_tokens=ledger.input_tokens,
             total_output_tokens=ledger.output_tokens, code_executions=ledger.code_executions,
             sub_calls=ledger.sub_calls, history=list(self.messages), status=status, cost_usd=ledger.cost_usd,
-            usage=ledger.usage, duration_s=duration_s, trajectory=self.trace.events, error=error,
+            usage=ledger.usage, duration_s=duration_s, trajectory=list(self.events.log.events), error=error,
             parsed=self.parsed, answer_from=self.answer_from)

@@ -13,14 +13,14 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import BudgetNotEnforceable, LLMError
-from ..models.litellm_client import Completion, LLMClient, Price
+from ..models.base import Completion, ModelClient, Price
 from .budget import Ledger, Reservation
 
 
 class Meter:
     """Prices, token counts and reservations for one run (shared by its broker)."""
 
-    def __init__(self, ledger: Ledger, llm: LLMClient, settings: Settings) -> None:
+    def __init__(self, ledger: Ledger, llm: ModelClient, settings: Settings) -> None:
         self.ledger, self.llm, self.settings = ledger, llm, settings
         self._prices: dict[str, Price | None] = {}
         self._lock = threading.Lock()

@@ -42,7 +42,7 @@ class RLMResult:
     cost_usd: float | None = 0.0
     usage: list[ModelUsage] = field(default_factory=list)
     duration_s: float = 0.0
-    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    trajectory: list[Any] = field(default_factory=list)  # typed events (rlm_sandbox.events.types)
     error: str | None = None
     parsed: Any = None
     answer_from: AnswerSource = "none"
@@ -52,7 +52,13 @@ class RLMResult:
         return self.status == "completed"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.parsed is not None and hasattr(self.parsed, "model_dump"):
-            data["parsed"] = self.parsed.model_dump(mode="json")
+        """Plain JSON-compatible data; the trajectory as the events' JSON form."""
+        trajectory, parsed = self.trajectory, self.parsed
+        self.trajectory, self.parsed = [], None  # asdict would deep-copy them
+        try:
+            data = asdict(self)
+        finally:
+            self.trajectory, self.parsed = trajectory, parsed
+        data["trajectory"] = [event.model_dump(mode="json", by_alias=True) for event in trajectory]
+        data["parsed"] = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
         return data

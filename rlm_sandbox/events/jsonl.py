@@ -8,6 +8,7 @@ the reader skips a cut last line, says so, and marks the trace partial.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,22 +23,39 @@ class TraceFileError(ValueError):
 
 
 class JsonlWriter:
-    """``EventLog`` listener writing one JSON line per event, flushed at once."""
+    """An ``EventLog`` listener appending each event to a JSONL file as it happens, flushed
+    per event, so an interrupted run (Ctrl-C, a crash, a kill) leaves a valid trace of what
+    happened so far. The file is opened here, before the run, so a bad path fails first. A
+    failed write stops the writing and is kept in ``error``; it never breaks the run.
+    """
 
     def __init__(self, path: str | Path, *, append: bool = False) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = open(self.path, "a" if append else "w", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.error: OSError | None = None
+        self.written = 0
 
     def __call__(self, event: EventBase) -> None:
-        if self._file is None:
-            return
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        line = event.to_json() + "\n"
+        with self._lock:
+            if self._file is None or self.error is not None:
+                return
+            try:
+                self._file.write(line)
+                self._file.flush()
+                self.written += 1
+            except OSError as exc:
+                self.error = exc
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError as exc:
+                    self.error = self.error or exc
+                self._file = None
 
     def __enter__(self) -> "JsonlWriter":
         return self

@@ -31,6 +31,11 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def new_call_id() -> str:
+    """Links a model_request to its model_reply (and a sub_call to both)."""
+    return uuid.uuid4().hex[:12]
+
+
 class EventLog:
     """Collects the events of a run tree and calls the listeners."""
 
@@ -43,6 +48,10 @@ class EventLog:
         self._started = time.monotonic()
         self._seq: dict[str, int] = {}
         self.events: list[EventBase] = []
+
+    def restart_clock(self) -> None:
+        """Count ``t`` from now: the run starts after its setup (importing litellm)."""
+        self._started = time.monotonic()
 
     @property
     def elapsed_s(self) -> float:

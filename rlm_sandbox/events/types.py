@@ -69,7 +69,8 @@ class RunStart(EventBase):
     context_type: str = Field(description="str, bytes, list, dict or none")
     context_length: int | None = Field(None, description="characters, bytes or items")
     tools: list[str] = Field(default_factory=list, description="host tools offered to the code")
-    settings: dict[str, Any] = Field(default_factory=dict, description="the run's settings, secrets masked")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the run's settings, secrets masked "
+                                     "(the root run only: child runs share them)")
 
 
 class Final(EventBase):
@@ -78,13 +79,21 @@ class Final(EventBase):
     event: Literal["final"] = "final"
     status: str = Field(description="completed, max_iterations, budget_exhausted, timeout or error")
     answer: str
-    answer_source: str | None = Field(None, description="FINAL, answer_now, last_reply, or null")
+    answer_from: str = Field("none", description="final, answer_now (one last call asked for an answer), "
+                             "last_reply (the model's last reply) or none; only final is a FINAL answer")
     error: str | None = None
     iterations: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = Field(None, description="null when some call's price is unknown")
     duration_s: float = 0.0
+
+
+class RunInterrupted(EventBase):
+    """A run was cancelled (Ctrl-C, or its caller cancelled it): it has no final event."""
+
+    event: Literal["run_interrupted"] = "run_interrupted"
+    iterations: int = 0
 
 
 class Iteration(EventBase):
@@ -274,13 +283,13 @@ class BudgetExhausted(EventBase):
 
 
 EVENT_TYPES: tuple[type[EventBase], ...] = (
-    RunStart, Final, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
+    RunStart, Final, RunInterrupted, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
     ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
     BudgetExhausted,
 )
 
 Event = Annotated[Union[
-    RunStart, Final, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
+    RunStart, Final, RunInterrupted, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
     ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
     BudgetExhausted,
 ], Field(discriminator="event")]

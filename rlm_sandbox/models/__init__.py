@@ -1,6 +1,7 @@
-"""Model clients: the litellm client (retries, usage, cost). Knows nothing of containers."""
+"""Model clients: the ``ModelClient`` interface and its litellm implementation (retries,
+usage, cost). Knows nothing of containers."""
 
-from .litellm_client import Completion, LLMClient, Price, is_transient
-from .runtime import load_litellm, model_loop, on_model_loop
+from .base import Completion, ModelClient, Price, RetryCause
+from .litellm_client import LLMClient, is_transient
 
-__all__ = ["Completion", "LLMClient", "Price", "is_transient", "load_litellm", "model_loop", "on_model_loop"]
+__all__ = ["Completion", "LLMClient", "ModelClient", "Price", "RetryCause", "is_transient"]

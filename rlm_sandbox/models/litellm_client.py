@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import (
@@ -29,6 +28,7 @@ from ..errors import (
     LLMUnavailable,
 )
 from ..redaction import redact, remember_secret
+from .base import Completion, Price, RetryCause
 from .runtime import load_litellm, on_model_loop
 
 __all__ = ["Completion", "LLMClient", "Price", "is_transient"]
@@ -36,40 +36,6 @@ __all__ = ["Completion", "LLMClient", "Price", "is_transient"]
 #: Retries after a failure to connect at all (refused, unknown host): almost always a wrong
 #: api_base or a server that is down, which waiting does not fix; one retry covers a blip.
 CONNECT_RETRIES = 1
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per input token and per output token (litellm's custom pricing)."""
-
-    input_per_token: float
-    output_per_token: float
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One model answer and what it cost.
-
-    `duration_s` is the wall time of the whole call, retries and backoff included;
-    `retries` is how many attempts failed transiently before this one succeeded. Tokens
-    and cost include attempts that were answered but retried (an empty reply is paid for).
-    `cost_usd` is None when the model has no known price: unknown, never $0.
-    """
-
-    text: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    duration_s: float
-    retries: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 # --- classifying failures ------------------------------------------------------------
@@ -431,7 +397,8 @@ class LLMClient:
         kwargs["stream"] = False
         return kwargs
 
-    def _retrying_kwargs(self) -> dict[str, Any]:
+    def _retrying_kwargs(self, causes: list[RetryCause]) -> dict[str, Any]:
+        """tenacity's arguments; each retried failure is noted in ``causes`` (the events show them)."""
         from tenacity import retry_if_exception, stop_after_attempt, stop_any, wait_exponential, wait_random
 
         backoff = wait_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s) + \
@@ -450,13 +417,21 @@ class LLMClient:
             return (outcome is not None and outcome.failed and retry_state.attempt_number > CONNECT_RETRIES
                     and _connect_failure(outcome.exception()) is not None)
 
-        return {"stop": stop_any(stop_after_attempt(self.max_retries + 1), connect_failed), "wait": wait,
-                "retry": retry_if_exception(is_transient), "reraise": True}
+        def note(retry_state: Any) -> None:
+            outcome, sleep = retry_state.outcome, retry_state.next_action
+            error = outcome.exception() if outcome is not None else None
+            cause = f"{type(error).__name__}: {redact(_first_line(error, {}, 200))}" if error else "unknown"
+            causes.append(RetryCause(cause=cause, wait_s=round(float(getattr(sleep, "sleep", 0.0) or 0.0), 3)))
 
-    def _done(self, text: str, spent: _Spent, started: float, attempts: int) -> Completion:
+        return {"stop": stop_any(stop_after_attempt(self.max_retries + 1), connect_failed), "wait": wait,
+                "retry": retry_if_exception(is_transient), "reraise": True, "before_sleep": note}
+
+    def _done(self, text: str, spent: _Spent, started: float, attempts: int,
+              causes: list[RetryCause], finish_reason: str | None) -> Completion:
         return Completion(text=text, model=spent.model, input_tokens=spent.input_tokens,
                           output_tokens=spent.output_tokens, cost_usd=spent.cost_usd,
-                          duration_s=time.perf_counter() - started, retries=attempts - 1)
+                          duration_s=time.perf_counter() - started, retries=attempts - 1,
+                          retry_causes=tuple(causes), finish_reason=finish_reason)
 
     # -- the twins --
 
@@ -473,17 +448,17 @@ class LLMClient:
         kwargs = self._kwargs(model, messages, max_tokens, price)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
-        attempts = 0
+        attempts, causes = 0, []
         try:
-            for attempt in Retrying(**self._retrying_kwargs()):
+            for attempt in Retrying(**self._retrying_kwargs(causes)):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response = litellm.completion(**kwargs)
                     spent.add(response)
                     text = _text_of(response)
         except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
-            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent) from exc
-        return self._done(text, spent, started, attempts)
+            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent, causes) from exc
+        return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
                         price: Price | None = None) -> Completion:
@@ -498,21 +473,29 @@ class LLMClient:
         kwargs = self._kwargs(model, messages, max_tokens, price)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
-        attempts = 0
+        attempts, causes = 0, []
         try:
-            async for attempt in AsyncRetrying(**self._retrying_kwargs()):
+            async for attempt in AsyncRetrying(**self._retrying_kwargs(causes)):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response = await litellm.acompletion(**kwargs)
                     spent.add(response)
                     text = _text_of(response)
         except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
-            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent) from exc
-        return self._done(text, spent, started, attempts)
+            raise _spent_on(_wrap(exc, model, attempts, kwargs), spent, causes) from exc
+        return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 
 
-def _spent_on(error: LLMError, spent: _Spent) -> LLMError:
-    """A failed call may still have been paid for (empty replies): say how much."""
+def _spent_on(error: LLMError, spent: _Spent, causes: list[RetryCause]) -> LLMError:
+    """A failed call may still have been paid for (empty replies): say how much, and why
+    each earlier attempt was retried."""
     error.input_tokens, error.output_tokens, error.cost_usd = spent.input_tokens, spent.output_tokens, spent.cost_usd
+    error.retry_causes = tuple(causes)
     return error
+
+
+def _finish_reason(response: Any) -> str | None:
+    choices = getattr(response, "choices", None) or []
+    reason = getattr(choices[0], "finish_reason", None) if choices else None
+    return str(reason) if reason is not None else None
 

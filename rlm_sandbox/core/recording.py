@@ -1,0 +1,59 @@
+"""Small pieces the loop and the broker use to fill events: a context's shape, secret
+masking of every value, retries as event records, and clipping of tool arguments."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from ..events.types import Retry
+from ..models.base import RetryCause
+from ..redaction import Redactor
+
+#: Longest JSON text of one tool argument kept in an event (the rest is summarised).
+MAX_ARGUMENT_CHARS = 2000
+
+
+def context_shape(context: Any) -> dict[str, Any]:
+    """``context_type`` and ``context_length`` of a run's context, for its run_start event."""
+    if context is None:
+        return {"context_type": "none", "context_length": None}
+    kind = type(context).__name__
+    kind = {"bytearray": "bytes", "memoryview": "bytes"}.get(kind, kind)
+    try:
+        length = len(context)
+    except TypeError:
+        length = None
+    return {"context_type": kind, "context_length": length}
+
+
+def masker(redactor: Redactor) -> Callable[[Any], Any]:
+    """Masks every secret in a value: strings, and the strings inside lists, tuples and dicts."""
+    if not redactor:
+        return lambda value: value
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor(value)
+        if isinstance(value, dict):
+            return {key: mask(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [mask(item) for item in value]
+        return value
+
+    return mask
+
+
+def retries_of(causes: tuple[RetryCause, ...]) -> list[Retry]:
+    return [Retry(cause=cause.cause, wait_s=cause.wait_s) for cause in causes]
+
+
+def clip_json(value: Any, limit: int = MAX_ARGUMENT_CHARS) -> Any:
+    """``value`` if its JSON is short, else a string saying what it was (events stay small)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return json.loads(text)
+    return f"{text[:limit]}... [{len(text):,} characters of JSON]"

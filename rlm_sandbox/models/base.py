@@ -1,0 +1,77 @@
+"""The model-client interface: what the loop, the broker and evaluation wrappers rely on.
+
+A ``ModelClient`` answers one chat request at a time (``acomplete``), and says what a
+request may cost before it is sent (``count_tokens``, ``price_of``), so budgets can be
+reserved ahead. ``LLMClient`` (litellm) implements it; record and replay of model traffic
+are wrappers around any implementation. Every failure is an ``LLMError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Completion", "ModelClient", "Price", "RetryCause"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per input token and per output token (litellm's custom pricing)."""
+
+    input_per_token: float
+    output_per_token: float
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+
+
+@dataclass(frozen=True)
+class RetryCause:
+    """One failed attempt that was retried: what went wrong and how long we waited after it."""
+
+    cause: str
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model answer and what it cost.
+
+    `duration_s` is the wall time of the whole call, retries and backoff included;
+    `retries` is how many attempts failed transiently before this one succeeded, and
+    `retry_causes` says why each did. Tokens and cost include attempts that were answered
+    but retried (an empty reply is paid for). `cost_usd` is None when the model has no
+    known price: unknown, never $0.
+    """
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    duration_s: float
+    retries: int = 0
+    retry_causes: tuple[RetryCause, ...] = ()
+    finish_reason: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """What a run needs from a model provider."""
+
+    async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
+                        price: Price | None = None) -> Completion:
+        """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries)."""
+        ...
+
+    def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
+        """Tokens the request (or ``text``) counts for, without calling the model."""
+        ...
+
+    def price_of(self, model: str) -> Price | None:
+        """USD per token for ``model``, or None when its price is unknown."""
+        ...
