@@ -48,7 +48,7 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
 from bench_sandbox import machine, run_benches, say, summary  # noqa: E402
 
 import rlm_sandbox  # noqa: E402
-from rlm_sandbox.core.broker import process_slots  # noqa: E402
+from rlm_sandbox.config import Settings  # noqa: E402
 from rlm_sandbox.api import default_sandbox_factory  # noqa: E402
 from rlm_sandbox.models import LLMClient  # noqa: E402
 from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
@@ -140,7 +140,7 @@ class Bench:
             "sub_model_latency_s": 1.0, "prompts": 100,
             "RLM_SANDBOX_MAX_PROCESS_CONCURRENCY": os.environ.get("RLM_SANDBOX_MAX_PROCESS_CONCURRENCY",
                                                                   "(unset: 64)"),
-            "process_slots": process_slots()._initial_value,  # type: ignore[attr-defined]
+            "process_slots": Settings().max_process_concurrency,
         }
         for concurrency in (16, 32):
             ideal = math.ceil(100 / concurrency) * 1.0

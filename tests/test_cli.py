@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from rlm_sandbox.sandbox.reaper import LABEL_HOST, LABEL_PID
+from rlm_sandbox.events import read_events
 from rlm_sandbox.testing import OpenAICompatibleServer, Reply
 
 pytestmark = pytest.mark.docker
@@ -202,6 +203,8 @@ def test_ctrl_c_keeps_the_trajectory_written_so_far_and_exits_130(tmp_path, dock
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     kinds = [event["event"] for event in events]
     assert kinds[0] == "run_start" and "cell" in kinds and kinds[-1] == "run_interrupted"
+    loaded = read_events(trace)  # the reader takes the partial file back as typed events
+    assert loaded.partial and [e.event for e in loaded.events] == kinds
     assert not docker_client.api.containers(all=True, filters={"label": [
         f"{LABEL_PID}={proc.pid}", f"{LABEL_HOST}={socket.gethostname()}"]})
 

@@ -1,7 +1,9 @@
 """Model clients: the ``ModelClient`` interface and its litellm implementation (retries,
-usage, cost). Knows nothing of containers."""
+usage, cost), and where litellm lives in the process. Knows nothing of containers."""
 
 from .base import Completion, ModelClient, Price, RetryCause
 from .litellm_client import LLMClient, is_transient
+from .runtime import load_litellm, model_loop, on_model_loop
 
-__all__ = ["Completion", "LLMClient", "ModelClient", "Price", "RetryCause", "is_transient"]
+__all__ = ["Completion", "LLMClient", "ModelClient", "Price", "RetryCause", "is_transient", "load_litellm",
+           "model_loop", "on_model_loop"]
