@@ -17,7 +17,8 @@ _EXPORTS = {
     "RLMResult": "core.result", "ModelUsage": "core.result",
     "Settings": "config", "Budget": "core.budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",
-    "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "ExecResult": "sandbox", "reap_orphans": "sandbox",
+    "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "SandboxSpec": "sandbox", "ExecResult": "sandbox",
+    "reap_orphans": "sandbox",
     "RLMSandboxError": "errors", "BudgetExceeded": "errors", "LLMError": "errors", "BudgetNotEnforceable": "errors",
 }
 

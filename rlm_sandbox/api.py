@@ -27,12 +27,8 @@ __all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
 
 def default_sandbox_factory(context: Context, callbacks: Callbacks, exceptions: tuple[str, ...],
                             settings: Settings) -> Sandbox:
-    from .sandbox import DockerSandbox, LocalSandbox
-
-    if settings.sandbox == "local":
-        return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
-    return DockerSandbox(context, image=settings.image, runtime=settings.runtime, transport=settings.transport,
-                         limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
+    """The run's sandbox, made from its settings by the provider they name."""
+    return settings.sandbox_spec().create(context, callbacks=callbacks, exceptions=exceptions)
 
 
 class RLM:

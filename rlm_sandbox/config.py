@@ -20,11 +20,13 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .core.budget import Budget
+from .core.budget import Budget, BudgetFields
 from .errors import SettingsError
 from .models.base import Price
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
-from .sandbox.base import SandboxLimits
+from .sandbox.base import ContainerLimits, SandboxLimits
+from .sandbox.registry import provider_names
+from .sandbox.spec import ContainerChoice, SandboxSpec
 
 PREFIX = "RLM_SANDBOX_"
 #: Where settings and provider keys are read from, relative to the working directory.
@@ -134,8 +136,10 @@ def unknown_options_message(unknown: list[str]) -> str:
     return (f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(Settings.model_fields))}")
 
 
-class Settings(BaseSettings):
-    """Every option of a run. Bad values raise :class:`SettingsError` (a ``ValueError``) naming
+class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
+    """Every option of a run. The budget fields (``BudgetFields``), the container's
+    (``ContainerChoice``) and its limits (``ContainerLimits``) are defined once, where they
+    belong, and inherited here. Bad values raise :class:`SettingsError` (a ``ValueError``) naming
     each setting, the value given (never a secret's) and what is accepted; unknown
     keyword arguments raise ``TypeError``."""
 
@@ -159,38 +163,26 @@ class Settings(BaseSettings):
     sub_output_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's output tokens")
 
     # the loop
-    max_iterations: int = Field(20, ge=1)
     max_output_chars: int = Field(30_000, ge=200, description="cell output shown to the model per turn")
     offload: bool = Field(True, description="keep long outputs in the sandbox as _result_N")
     offload_threshold: int = Field(500, ge=0, description="longer stdout is offloaded")
     preview_chars: int = Field(200, ge=0, description="start of an offloaded output that is shown")
     verbose: bool = False
 
-    # budgets (None: no limit)
-    max_sub_calls: int | None = Field(None, ge=0)
-    max_depth: int = Field(1, ge=0)
-    max_total_tokens: int | None = Field(None, ge=1)
-    max_cost_usd: float | None = Field(None, gt=0)
-    max_wall_time_s: float | None = Field(None, gt=0)
-    max_sub_prompt_chars: int | None = Field(None, ge=1)
-    max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once, per run")
+    # sub-calls across the process (the per-run limits are the shared budget fields)
     max_process_concurrency: int = Field(64, ge=1, description="sub-calls in flight at once across every run "
                                          "of this process (each run waits for its own ceiling)")
 
-    # the sandbox
-    sandbox: Literal["docker", "local"] = Field("docker", description="'local' is NOT a security boundary")
-    image: str | None = Field(None, description="sandbox image (default: built for this kernel)")
-    runtime: str | None = Field(None, description="container runtime, e.g. runsc for gVisor")
-    transport: Literal["auto", "socket", "stdio"] = Field(
-        "auto", description="socket (a bind-mounted Unix socket) or stdio (the container's attached "
-                            "stdin/stdout, for remote daemons); auto picks socket for a local daemon")
-    memory: str = "1g"
-    cpus: float = Field(1.0, gt=0)
-    pids: int = Field(256, ge=8)
-    tmpfs_size: str = "64m"
-    cell_timeout_s: float = Field(60.0, gt=0)
-    cell_wall_timeout_s: float | None = Field(None, gt=0, description="wall-clock limit of one cell, "
-                                              "host calls included (default: 10 x cell_timeout_s)")
+    # the sandbox (image, runtime, transport and the container limits are shared fields)
+    sandbox: str = Field("docker", description="provider: docker, local (NOT a security boundary), or one "
+                                               "registered with rlm_sandbox.sandbox.register_provider")
+
+    @field_validator("sandbox")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in provider_names():
+            raise ValueError(f"no sandbox provider named {value!r}; use one of {', '.join(provider_names())}")
+        return value
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(key for key in values if not key.startswith("_") and key not in type(self).model_fields)
@@ -202,16 +194,6 @@ class Settings(BaseSettings):
             raise SettingsError([_problem(error) for error in exc.errors()]) from None
         remember_secret(self.api_key.get_secret_value() if self.api_key else None, "api_key")
         _warn_about_unknown_variables()
-
-    @field_validator("memory", "tmpfs_size")
-    @classmethod
-    def _docker_size(cls, value: str, info: ValidationInfo) -> str:
-        """Checked now, by the sandbox's own rule, not when the first container starts."""
-        try:
-            SandboxLimits(**{str(info.field_name): value})
-        except ValidationError as exc:
-            raise ValueError(_reason(exc.errors()[0])) from None
-        return value
 
     @field_validator("output_cost_per_token", "sub_output_cost_per_token")
     @classmethod
@@ -252,16 +234,16 @@ class Settings(BaseSettings):
         return cls(**{key: value for key, value in options.items() if value is not None})
 
     def budget(self) -> Budget:
-        return Budget(max_iterations=self.max_iterations, max_sub_calls=self.max_sub_calls,
-                      max_depth=self.max_depth, max_total_tokens=self.max_total_tokens,
-                      max_cost_usd=self.max_cost_usd, max_wall_time_s=self.max_wall_time_s,
-                      cell_timeout_s=self.cell_timeout_s, max_output_chars=self.max_output_chars,
-                      max_sub_prompt_chars=self.max_sub_prompt_chars, max_concurrency=self.max_concurrency)
+        return Budget(**self.model_dump(include=set(BudgetFields.model_fields)))
 
     def limits(self) -> SandboxLimits:
-        return SandboxLimits(memory=self.memory, cpus=self.cpus, pids=self.pids, tmpfs_size=self.tmpfs_size,
-                             cell_timeout_s=self.cell_timeout_s, cell_wall_timeout_s=self.cell_wall_timeout_s,
+        return SandboxLimits(**self.model_dump(include=set(ContainerLimits.model_fields)),
                              max_callback_concurrency=max(self.max_concurrency, 4))
+
+    def sandbox_spec(self) -> SandboxSpec:
+        """The run's sandbox as a picklable spec (what a pool, a worker or a Ray task rebuilds)."""
+        return SandboxSpec(provider=self.sandbox, limits=self.limits(),
+                           **self.model_dump(include=set(ContainerChoice.model_fields)))
 
     def completion_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

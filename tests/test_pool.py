@@ -121,3 +121,71 @@ def test_the_readme_form_is_warm_without_calling_start(sandbox_image, docker_cli
             sandbox.close()
         pool.close()
     assert pool.idle == 0
+
+
+def test_a_run_with_the_pools_settings_takes_from_the_pool(pool, docker_client):
+    root = ScriptedModel(["```repl\nFINAL(len(context))\n```"])
+    result = make_rlm(pool.sandbox_factory, root).run("q", "four")
+    assert (result.answer, pool.cold_takes, pool.mismatched_takes) == ("4", 0, 0)
+
+
+def test_a_run_with_other_sandbox_settings_gets_a_sandbox_made_from_them(pool, docker_client, caplog):
+    """The pool's sandboxes have 1g of memory; a run asking for 2g must not silently get 1g."""
+    seen: list[int] = []
+
+    def memory_of_the_container(*args) -> object:
+        sandbox = pool.sandbox_factory(*args)
+        original_start = sandbox.start
+
+        def start() -> object:
+            started = original_start()
+            seen.append(docker_client.api.inspect_container(sandbox.container_id)["HostConfig"]["Memory"])
+            return started
+
+        sandbox.start = start
+        return sandbox
+
+    root = ScriptedModel(["```repl\nFINAL(len(context))\n```"])
+    result = make_rlm(memory_of_the_container, root, memory="2g").run("q", "four")
+    assert result.answer == "4" and pool.mismatched_takes == 1
+    assert seen == [2 * 1024 ** 3]
+    assert "memory: '2g' wanted, '1g' pooled" in caplog.text
+
+
+def test_a_spec_pickles_and_makes_the_same_sandbox(sandbox_image, docker_client):
+    import pickle
+
+    from rlm_sandbox.sandbox import LocalSandbox, SandboxLimits, SandboxSpec
+
+    spec = SandboxSpec(image=sandbox_image, limits=SandboxLimits(memory="512m", pids=64),
+                       labels={TEST_SESSION_LABEL: TEST_SESSION})
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy == spec
+    with copy.create("ctx") as sandbox:
+        assert sandbox.exec("print(len(context))").stdout == "3\n"
+        host = docker_client.api.inspect_container(sandbox.container_id)["HostConfig"]
+        assert (host["Memory"], host["PidsLimit"]) == (512 * 1024 ** 2, 64)
+    assert isinstance(SandboxSpec(provider="local").create("x"), LocalSandbox)
+
+
+def test_providers_are_found_by_name_and_unknown_ones_are_refused():
+    from rlm_sandbox import RLM
+    from rlm_sandbox.errors import SettingsError
+    from rlm_sandbox.sandbox import LocalSandbox, SandboxSpec, provider_names, register_provider
+    from rlm_sandbox.sandbox.registry import UnknownProvider
+
+    made = []
+
+    def mine(spec, context, callbacks, exceptions):
+        made.append(spec)
+        return LocalSandbox(context, limits=spec.limits, callbacks=callbacks, exceptions=exceptions)
+
+    register_provider("tracked_local", mine, replace=True)
+    assert "tracked_local" in provider_names()
+    root = ScriptedModel(["```repl\nFINAL(len(context))\n```"])
+    assert RLM(model=root.model, sandbox="tracked_local").run("q", "abc").answer == "3"
+    assert len(made) == 1 and made[0].provider == "tracked_local"
+    with pytest.raises(SettingsError, match="no sandbox provider named 'nope'"):
+        RLM(model="m", sandbox="nope")
+    with pytest.raises(UnknownProvider, match="known: .*docker.*local"):
+        SandboxSpec(provider="nope").create()

@@ -93,7 +93,7 @@ def test_replacing_sys_stdout_cannot_break_the_next_cell(make_sandbox):
 
 
 def test_output_flood_is_capped_keeping_head_and_tail(make_sandbox):
-    sb = make_sandbox(limits=fast_limits(max_output_chars=1000))
+    sb = make_sandbox(limits=fast_limits(max_stream_chars=1000))
     result = sb.exec("for i in range(100000): print(i)")
     assert result.stdout_truncated
     assert len(result.stdout) < 1200

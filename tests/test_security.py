@@ -602,13 +602,13 @@ FLOODS = {
 
 @pytest.mark.parametrize("flood", sorted(FLOODS))
 def test_output_flood_is_capped(make_docker_sandbox, flood):
-    """Attacks the output cap (limits.max_output_chars) with an endless flood from print,
+    """Attacks the output cap (limits.max_stream_chars) with an endless flood from print,
     from stderr, and from a child process writing to fd 1: the cell is interrupted at its
     timeout, the result keeps at most max_output_chars per stream plus the omission
     marker, says it was truncated, the host process does not grow, and no flooder is
     left writing into the next cell."""
     cap = 10_000
-    sb = make_docker_sandbox(CTX, limits=fast_limits(max_output_chars=cap, cell_timeout_s=1.5))
+    sb = make_docker_sandbox(CTX, limits=fast_limits(max_stream_chars=cap, cell_timeout_s=1.5))
     peak = host_peak_rss_mib()
     result = sb.exec(FLOODS[flood])
     assert result.timed_out and result.error is not None and result.error.type == "CellTimeout"
@@ -1114,9 +1114,9 @@ def test_output_cap_is_enforced_by_the_host(make_docker_sandbox):
     the cap is applied only inside the kernel, which runs in the same process as the
     cell, so a cell finds the Repl object (gc) and raises its max_output_chars; the host
     passes the 5 MB stdout on unclipped to the model. The host must clip stdout/stderr
-    to limits.max_output_chars itself (and mark them truncated)."""
+    to limits.max_stream_chars itself (and mark them truncated)."""
     cap = 1000
-    sb = make_docker_sandbox(CTX, limits=fast_limits(max_output_chars=cap))
+    sb = make_docker_sandbox(CTX, limits=fast_limits(max_stream_chars=cap))
     result = sb.exec("import gc\nrepl = next(o for o in gc.get_objects() if type(o).__name__ == 'Repl')\n"
                      "repl.max_output_chars = 10**9\nprint('x' * 5_000_000)")
     assert len(result.stdout) <= cap + 100, f"{len(result.stdout)} chars came back with a cap of {cap}"

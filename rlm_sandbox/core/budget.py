@@ -25,10 +25,9 @@ from ..errors import BudgetExceeded
 from .result import ModelUsage
 
 
-class Budget(BaseModel):
-    """How much one run may spend. ``None`` means no limit."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class BudgetFields(BaseModel):
+    """The limits of a run's spending, defined once: ``Budget`` freezes them, and a run's
+    ``Settings`` takes these fields as they are. ``None`` means no limit."""
 
     max_iterations: int = Field(20, ge=1, description="root-model turns before a forced answer")
     max_sub_calls: int | None = Field(None, ge=0, description="llm_query/rlm_query/tool calls, all depths")
@@ -36,11 +35,15 @@ class Budget(BaseModel):
     max_total_tokens: int | None = Field(None, ge=1, description="input + output tokens, all models")
     max_cost_usd: float | None = Field(None, gt=0, description="spend in USD, all models")
     max_wall_time_s: float | None = Field(None, gt=0, description="the whole run, in seconds")
-    cell_timeout_s: float = Field(60.0, gt=0, description="kernel time per cell")
-    max_output_chars: int = Field(30_000, ge=200, description="cell output shown to the model")
     max_sub_prompt_chars: int | None = Field(None, ge=1, description="longest llm_query prompt (refused "
                                              "per call; does not end the run)")
-    max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once")
+    max_concurrency: int = Field(16, ge=1, description="sub-calls in flight at once, per run")
+
+
+class Budget(BudgetFields):
+    """How much one run may spend: ``RLM(budget=Budget(max_cost_usd=1.5, ...))``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass

@@ -22,10 +22,9 @@ Callbacks = Mapping[str, Callable[..., Any]]
 _SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 
 
-class SandboxLimits(BaseModel):
-    """Resource limits of one sandbox. Every field has a safe default."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ContainerLimits(BaseModel):
+    """The limits a user sets on a sandbox. Defined once, here: ``SandboxLimits`` adds the
+    internal ones, and a run's ``Settings`` takes these fields as they are."""
 
     memory: str = Field("1g", description="memory limit, swap included (docker syntax: 512m, 2g)")
     cpus: float = Field(1.0, gt=0, description="CPU share, e.g. 0.5 or 2")
@@ -35,17 +34,6 @@ class SandboxLimits(BaseModel):
                                   "call only the first 0.05 s counts (waiting for models does not)")
     cell_wall_timeout_s: float | None = Field(None, gt=0, description="wall-clock time one cell may "
                                               "take, host calls included (default: 10 x the timeout)")
-    interrupt_grace_s: float = Field(2.0, gt=0, description="wait after an interrupt before "
-                                     "the sandbox is killed and restarted")
-    start_timeout_s: float = Field(60.0, gt=0, description="wait for the kernel to come up")
-    max_output_chars: int = Field(100_000, ge=100, description="stdout/stderr kept per cell "
-                                  "and stream (head and tail)")
-    max_value_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest value get() returns")
-    max_callback_concurrency: int = Field(16, ge=1, description="host callbacks served at once")
-
-    def wall_timeout(self, timeout: float) -> float:
-        """The wall-clock limit of a cell run with ``timeout``: the one set, or 10 x timeout."""
-        return self.cell_wall_timeout_s if self.cell_wall_timeout_s is not None else 10 * timeout
 
     @field_validator("memory", "tmpfs_size")
     @classmethod
@@ -53,6 +41,25 @@ class SandboxLimits(BaseModel):
         if not _SIZE.match(str(value)):
             raise ValueError(f"{value!r} is not a size; write it like 512m or 2g")
         return str(value).lower()
+
+
+class SandboxLimits(ContainerLimits):
+    """Resource limits of one sandbox. Every field has a safe default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interrupt_grace_s: float = Field(2.0, gt=0, description="wait after an interrupt before "
+                                     "the sandbox is killed and restarted")
+    start_timeout_s: float = Field(60.0, gt=0, description="wait for the kernel to come up")
+    max_stream_chars: int = Field(100_000, ge=100, description="stdout/stderr kept per cell "
+                                  "and stream (head and tail); what the model is shown is the run's "
+                                  "max_output_chars, a separate and smaller cap")
+    max_value_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest value get() returns")
+    max_callback_concurrency: int = Field(16, ge=1, description="host callbacks served at once")
+
+    def wall_timeout(self, timeout: float) -> float:
+        """The wall-clock limit of a cell run with ``timeout``: the one set, or 10 x timeout."""
+        return self.cell_wall_timeout_s if self.cell_wall_timeout_s is not None else 10 * timeout
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,12 @@ class Sandbox(ABC):
     @abstractmethod
     def start(self) -> "Sandbox":
         """Start the sandbox (idempotent). Called by ``__enter__``."""
+
+    @abstractmethod
+    def load(self, context: Context = None, *, callbacks: Callbacks | None = None,
+             exceptions: tuple[str, ...] = ()) -> "Sandbox":
+        """Give a sandbox that has run nothing its context and callbacks, starting it if
+        needed (what a warm pool does when a sandbox is taken). A used one is refused."""
 
     @abstractmethod
     def exec(self, code: str, *, timeout: float | None = None, offload_threshold: int | None = None,

@@ -259,7 +259,7 @@ class KernelSandbox(Sandbox):
         configure_id = conn.send("configure", callbacks=[
             {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
             for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
-            max_output_chars=self.limits.max_output_chars)
+            max_output_chars=self.limits.max_stream_chars)
         payload = self._context_bytes if self._context_bytes is not None else encode_context(self._context)[1]
         context_id = conn.send("context", kind=self._context_kind, blob=payload)
         for request_id in (configure_id, context_id):

@@ -20,6 +20,7 @@ from . import cleanup
 from .base import Callbacks, Context
 from .docker import DockerSandbox
 from .kernel_sandbox import KernelSandbox
+from .spec import SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,33 @@ class SandboxPool:
     The pool starts warming its sandboxes as soon as it is made (``with SandboxPool(...)
     as pool:`` closes it at the end; otherwise call ``close()``). A take that finds no
     idle sandbox waits for one being started rather than starting another from cold.
-    ``sandbox_kwargs`` go to DockerSandbox (image, limits, runtime, transport, labels);
-    ``make`` replaces that with any function returning an unstarted KernelSandbox.
-    Use ``pool.sandbox_factory`` as ``RLM(sandbox_factory=...)`` so runs take from it.
+    The pool's sandboxes are made from ``spec`` (a :class:`SandboxSpec`), or from
+    ``sandbox_kwargs`` given to DockerSandbox (image, limits, runtime, transport, labels,
+    client); ``make`` replaces both with any function returning an unstarted sandbox.
+
+    Use ``pool.sandbox_factory`` as ``RLM(sandbox_factory=...)`` so runs take from it. A run
+    whose sandbox settings differ from the pool's (say ``memory="2g"`` from a 1g pool) is not
+    given a pooled sandbox with the wrong limits: it gets one of its own, made from its
+    settings, and ``mismatched_takes`` counts it (a warning says what differed, once).
     """
 
-    def __init__(self, size: int = 4, *, make: Callable[[], KernelSandbox] | None = None,
-                 **sandbox_kwargs: Any) -> None:
+    def __init__(self, size: int = 4, *, spec: SandboxSpec | None = None,
+                 make: Callable[[], KernelSandbox] | None = None, **sandbox_kwargs: Any) -> None:
         if size < 1:
             raise ValueError("a pool needs size >= 1")
+        if spec is not None and (make is not None or sandbox_kwargs):
+            raise TypeError("give the pool's sandboxes as spec=, make= or DockerSandbox options, not several")
         self.size = size
-        self._make = make or (lambda: DockerSandbox(**sandbox_kwargs))
+        if make is not None:
+            self.spec: SandboxSpec | None = None  # unknown: every run takes what the pool has
+            self._make = make
+        elif spec is not None:
+            self.spec, self._make = spec, spec.create  # type: ignore[assignment]
+        else:
+            self.spec = SandboxSpec(**{key: value for key, value in sandbox_kwargs.items() if key != "client"})
+            self._make = lambda: DockerSandbox(**sandbox_kwargs)
+        self.mismatched_takes = 0  # runs whose settings the pool's sandboxes did not match
+        self._warned = False
         self._idle: deque[KernelSandbox] = deque()
         self._starter = ThreadPoolExecutor(min(size, 4), thread_name_prefix="rlm-pool")
         self._cond = threading.Condition()
@@ -89,10 +106,37 @@ class SandboxPool:
             raise
 
     def sandbox_factory(self, context: Context, callbacks: Callbacks, exceptions: tuple[str, ...],
-                        settings: Any) -> KernelSandbox:
-        """For ``RLM(sandbox_factory=pool.sandbox_factory)``. The pool's own limits,
-        image and runtime apply, not the run's sandbox settings."""
-        return self.take(context, callbacks=callbacks, exceptions=exceptions)
+                        settings: Any) -> Any:
+        """For ``RLM(sandbox_factory=pool.sandbox_factory)``: a pooled sandbox when the run's
+        sandbox settings are the pool's, else a new one made from the run's settings."""
+        wanted: SandboxSpec = settings.sandbox_spec()
+        differences = self._differences(wanted)
+        if not differences:
+            return self.take(context, callbacks=callbacks, exceptions=exceptions)
+        with self._cond:
+            self.mismatched_takes += 1
+            warn, self._warned = not self._warned, True
+        if warn:
+            log.warning("a run's sandbox settings differ from the pool's (%s): it gets a sandbox of its own, "
+                        "made from its settings; give the pool the run's settings to take from it",
+                        "; ".join(differences))
+        return wanted.model_copy(update={"labels": {**wanted.labels, **(self.spec.labels if self.spec else {})}}) \
+            .create(context, callbacks=callbacks, exceptions=exceptions)
+
+    def _differences(self, wanted: SandboxSpec) -> list[str]:
+        """What differs between the pool's sandboxes and ``wanted`` (labels aside)."""
+        if self.spec is None:
+            return []
+        ours, theirs = self.spec, wanted
+        found = [f"{name}: {getattr(theirs, name)!r} wanted, {getattr(ours, name)!r} pooled"
+                 for name in ("provider", "runtime", "transport") if getattr(ours, name) != getattr(theirs, name)]
+        if _image(ours) != _image(theirs):
+            found.append(f"image: {_image(theirs)!r} wanted, {_image(ours)!r} pooled")
+        for name, value in theirs.limits.model_dump().items():
+            pooled = getattr(ours.limits, name)
+            if name != "max_callback_concurrency" and value != pooled:
+                found.append(f"{name}: {value!r} wanted, {pooled!r} pooled")
+        return found
 
     def _refill(self) -> None:
         with self._cond:
@@ -135,3 +179,12 @@ class SandboxPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _image(spec: SandboxSpec) -> str | None:
+    """The image a spec's sandboxes run (None, for docker, means the one built for this kernel)."""
+    if spec.provider == "docker" and spec.image is None:
+        from .image import default_image_tag
+
+        return default_image_tag()
+    return spec.image

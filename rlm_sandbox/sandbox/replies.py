@@ -39,7 +39,7 @@ def _clipped(reply: dict[str, Any], key: str, limit: int) -> bool:
 
 def exec_result(reply: dict[str, Any], stopped_by: str | None, limits: SandboxLimits) -> ExecResult:
     """``stopped_by`` names the limit the cell was interrupted for ("its 60 s timeout"), if any."""
-    cap = limits.max_output_chars
+    cap = limits.max_stream_chars
     if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
         raw = reply.get("error") if isinstance(reply.get("error"), dict) else {}
         return ExecResult(error=ExecError(type="ProtocolError", message=_text(raw, "message", 2000)

@@ -18,15 +18,23 @@ from .registry import get_provider
 Transport = Literal["auto", "socket", "stdio"]
 
 
-class SandboxSpec(BaseModel):
+class ContainerChoice(BaseModel):
+    """Which container a sandbox runs in. Defined once, here: a run's ``Settings`` takes
+    these fields as they are."""
+
+    image: str | None = Field(None, description="sandbox image (default: built for this kernel)")
+    runtime: str | None = Field(None, description="container runtime, e.g. runsc for gVisor")
+    transport: Transport = Field("auto", description="socket (a bind-mounted Unix socket) or stdio (the "
+                                 "container's attached stdin/stdout, for remote daemons); auto picks socket "
+                                 "for a local daemon")
+
+
+class SandboxSpec(ContainerChoice):
     """How to make a sandbox. ``spec.create(context, callbacks=...)`` makes an unstarted one."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     provider: str = Field("docker", description="a registered provider: docker, local, or your own")
-    image: str | None = Field(None, description="image (docker); default: built for this kernel")
-    runtime: str | None = Field(None, description="container runtime, e.g. runsc for gVisor")
-    transport: Transport = Field("auto", description="socket, stdio, or auto (socket for a local daemon)")
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     labels: dict[str, str] = Field(default_factory=dict, description="extra container labels")
 
