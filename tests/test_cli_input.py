@@ -39,8 +39,8 @@ def context_file(tmp_path: Path) -> Path:
     (["--set", "memory=lots"], {}, "--set memory=lots: 'lots' is not a size; write it like 512m or 2g"),
     (["--set", "max_cost_usd=abc"], {}, "--set max_cost_usd=abc: input should be a valid number"),
     (["--set", "max_iterations=zero"], {}, "--set max_iterations=zero: input should be a valid integer"),
-    (["--set", "sandbox=podman"], {}, "--set sandbox=podman: input should be 'docker' or 'local'"),
-    (["--sandbox", "podman"], {}, "--sandbox podman: input should be 'docker' or 'local'"),
+    (["--set", "sandbox=podman"], {}, "--set sandbox=podman: no sandbox provider named 'podman'; use one of docker, local"),
+    (["--sandbox", "podman"], {}, "--sandbox podman: no sandbox provider named 'podman'; use one of docker, local"),
     (["--max-iterations", "0"], {}, "--max-iterations 0: input should be greater than or equal to 1"),
     (["--max-iterations", "abc"], {}, "--max-iterations abc: input should be a valid integer"),
     (["--set", "max_iteratons=3"], {}, "--set max_iteratons=3: unknown option 'max_iteratons' (did you mean "
