@@ -187,13 +187,16 @@ class Bench:
                 ready = max(root_replies(result)[0].t, single(result, "sandbox_start").t)  # the cell can run
                 cell = single(result, "cell")
                 subs = events(result, "sub_call")
-                spans = [(e.t - e.duration_s, e.t) for e in subs]
+                # The sub-model calls themselves: a sub_call's duration_s also holds its wait for a slot.
+                calls = [e for e in events(result, "model_reply") if e.role == "sub"]
+                spans = [(e.t - e.latency_s, e.t) for e in calls]
                 runs.append({
                     "run_wall_s": r(wall, 3),
                     "cell_wall_s": r(cell.t - ready, 3),  # reply in hand and sandbox up -> cell result back
                     "cell_kernel_s": cell.duration_s,
                     "sub_calls": len(subs),
                     "sub_call_s": summary([e.duration_s for e in subs], "s"),
+                    "sub_model_call_s": summary([e.latency_s for e in calls], "s"),
                     "first_sub_call_start_to_last_end_s": r(max(e for _, e in spans) - min(s for s, _ in spans), 3),
                     "max_in_flight": max_in_flight(spans),
                     "before_cell_s": r(ready, 3),  # the sandbox start and the root model call, overlapping
@@ -214,7 +217,11 @@ class Bench:
         out["note"] = ("cell_wall = event time from the later of the root model's reply and the sandbox "
                        "being up (sandbox_start) to the cell's result; before_cell = that moment (the sandbox "
                        "starts while the root model writes its reply); after_cell = sandbox_close.duration_s; "
-                       "run_wall = rlm.run() as the caller sees it (sandbox start, root call, cell, close)")
+                       "run_wall = rlm.run() as the caller sees it (sandbox start, root call, cell, close). "
+                       "sub_call_s: the sub_call events' duration_s (from the call in the cell to its answer, "
+                       "the wait for a slot included); sub_model_call_s, max_in_flight and "
+                       "first_sub_call_start_to_last_end: the sub-model calls themselves (model_reply "
+                       "latency_s, role sub)")
         return out
 
     # ---- 2. host overhead per iteration ----
@@ -339,8 +346,9 @@ class Bench:
                      "sandbox_close are those events' duration_s. per_iteration_overhead: each iteration's own "
                      "span minus its model and kernel time (and the first one's sandbox_wait), split into: "
                      "iteration start to the model reply (less the call), reply to the cell's result (less "
-                     "kernel time: parse, executor hand-off, protocol, formatting) and on to the next iteration. marginal = the same difference between 50- and "
-                     "10-iteration runs, / 40. model_call is litellm's whole path to the instant scripted model. "
+                     "kernel time: parse, executor hand-off, protocol, formatting) and on to the next "
+                     "iteration. marginal = the same difference between 50- and 10-iteration runs, / 40. "
+                     "model_call is litellm's whole path to the instant scripted model. "
                      "litellm_success_logging_share: interleaved 50-iteration runs with and without "
                      "litellm.utils.dispatch_success_logging (a diagnostic stub; litellm runs that logging "
                      "on the event loop after a call has returned, so it shows up as engine time)."),
@@ -564,7 +572,8 @@ class Bench:
                      "0) / N: kernel -> host callback thread -> broker -> litellm.acompletion on the run's "
                      "event loop -> scripted provider -> back. broker_sub_call_span: the broker's own "
                      "sub_call duration_s (ledger, semaphores, loop hand-off and litellm; batched calls "
-                     "include queueing behind each other on the loop). outside_broker_per_call = per_call "
+                     "include the wait for one of the run's slots and queueing behind each other on the "
+                     "loop). outside_broker_per_call = per_call "
                      "- sequential span p50: kernel, protocol and callback thread. litellm_alone: "
                      "LLMClient.acomplete to the same scripted model with no sandbox or broker; "
                      "per_call_model_in_price_map: to a scripted model registered in litellm's price map "
