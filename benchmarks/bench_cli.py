@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CLI start-up: how long `rlm-sandbox run` takes to send its first model request.
 
-    python benchmarks/bench_cli.py [--quick] [--runs N] [--checkout PATH ...]
+    python benchmarks/bench_cli.py [--quick | --smoke] [--runs N] [--checkout PATH ...]
 
 Each sample spawns ``python -m rlm_sandbox run -q ... -f FILE -m openai/test-model --json``
 as a user would (a real DockerSandbox, litellm's real HTTP path) against an
@@ -20,7 +20,8 @@ wall-clock ``time.perf_counter()`` in this process:
 a change) with the same interpreter, interleaved run by run so machine load hits them alike.
 Children run in an empty directory (``-m`` would otherwise import the package from the current
 directory) and without LITELLM_LOCAL_MODEL_COST_MAP, as a user's shell would. Prints one JSON
-object on stdout; progress on stderr.
+object on stdout; progress on stderr. ``--smoke`` (what tests/test_benchmarks.py runs) is one
+run with no warm-up: it checks the script works; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ def med(samples: list[float]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 runs instead of 9")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="3 runs instead of 9")
+    mode.add_argument("--smoke", action="store_true", help="1 run, no warm-up: checks the script works")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--checkout", type=Path, action="append", default=None,
                         help="a package checkout to measure (repeatable; default: this one)")
     args = parser.parse_args(argv)
-    runs = args.runs or (3 if args.quick else 9)
+    runs = args.runs or (1 if args.smoke else 3 if args.quick else 9)
     checkouts = [path.resolve() for path in args.checkout or [ROOT]]
     say(f"bench_cli: {runs} runs of {', '.join(map(str, checkouts))}")
     subprocess.run([sys.executable, "-c", "from rlm_sandbox.sandbox.image import ensure_image; ensure_image()"],
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(tmp) / "context.txt"
         context.write_text("red green blue\n" * 100)
-        for checkout in checkouts:
+        for checkout in checkouts if not args.smoke else []:
             one_run(checkout, context)  # warm the page cache and Docker: not counted
         for index in range(runs):
             for checkout in checkouts:
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "cli_first_request",
         "command": "python -m rlm_sandbox run -q 'What is it?' -f context.txt -m openai/test-model --json",
+        "smoke": args.smoke,
         "python": sys.version.split()[0],
         "loadavg_at_start": load_at_start,
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],

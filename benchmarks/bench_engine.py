@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Engine benchmarks: the whole RLM loop, with scripted models behind litellm's real path.
 
-    python benchmarks/bench_engine.py [--quick] [--only NAME ...]
+    python benchmarks/bench_engine.py [--quick | --smoke] [--only NAME ...]
 
 Every figure comes from real runs: ``rlm_sandbox.RLM(model=..., sub_model=...)`` with the
 default sandbox factory (a real DockerSandbox per run) and `ScriptedModel`s, reached
@@ -9,9 +9,12 @@ through ``litellm.acompletion`` exactly as a real provider is. Model latency is 
 by ``Reply(text, delay_s=...)``, which sleeps with ``asyncio.sleep`` and blocks nothing.
 
 Prints ONE JSON object on stdout (progress goes to stderr). Durations are wall-clock
-``time.perf_counter()`` spans seen by the caller, or the run's own trajectory timestamps
-where a figure needs a split; summaries are p50/p99 with the sample count.
-Each result carries a `note` saying how it is measured; BENCHMARKS.md ("the engine") explains them.
+``time.perf_counter()`` spans seen by the caller, or the run's own typed events
+(``result.trajectory``: ``model_reply.latency_s``, ``cell.duration_s``,
+``sandbox_start.duration_s``, ``sandbox_close.duration_s``, the events' ``t``) where a figure
+needs a split; summaries are p50/p99 with the sample count. Each result carries a `note`
+saying how it is measured; BENCHMARKS.md ("the engine") explains them. ``--smoke`` runs every
+benchmark once at the smallest sizes (tests/test_benchmarks.py does): its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -38,18 +41,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench_sandbox import machine, run_benches, say, summary  # noqa: E402
+from bench_sandbox import machine, mode_arguments, mode_of, run_benches, say, summary  # noqa: E402
 
 import rlm_sandbox  # noqa: E402
 from rlm_sandbox.config import Settings  # noqa: E402
 from rlm_sandbox.api import default_sandbox_factory  # noqa: E402
+from rlm_sandbox.events.types import Event  # noqa: E402
 from rlm_sandbox.models import LLMClient  # noqa: E402
 from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
 from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
@@ -57,6 +61,7 @@ from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402
 from rlm_sandbox.testing import Reply, ScriptedModel, scripted_cost  # noqa: E402
 
 perf = time.perf_counter
+N = TypeVar("N", int, float)
 OWNER_FILTER = f"{LABEL_PID}={os.getpid()}"
 
 #: DESIGN.md "Performance targets", for the figures this script measures.
@@ -95,8 +100,27 @@ def fence(code: str) -> str:
     return f"```repl\n{code}\n```"
 
 
-def events(result: Any, kind: str) -> list[dict[str, Any]]:
-    return [e for e in result.trajectory if e["event"] == kind]
+def events(result: Any, kind: str) -> list[Event]:
+    """The root run's events of one kind (child runs, if any, have their own)."""
+    return [e for e in result.trajectory if e.event == kind and e.depth == 0]
+
+
+def single(result: Any, kind: str) -> Any:
+    """The root run's only event of a kind (sandbox_start, sandbox_close, final)."""
+    found = events(result, kind)
+    assert len(found) == 1, f"expected one {kind} event, found {len(found)}"
+    return found[0]
+
+
+def root_replies(result: Any) -> list[Any]:
+    """The root model's replies (sub-calls' replies are model_reply events too, role "sub")."""
+    return [e for e in events(result, "model_reply") if e.role == "root"]
+
+
+def sandbox_wait(result: Any) -> float:
+    """How long the first cell waited for the sandbox after the first root reply: the
+    sandbox starts while the root model writes that reply, and the cell needs both."""
+    return max(0.0, single(result, "sandbox_start").t - root_replies(result)[0].t)
 
 
 def max_in_flight(spans: list[tuple[float, float]], tolerance: float = 0.0005) -> int:
@@ -119,12 +143,13 @@ def r(value: float, digits: int = 4) -> float:
 # -- benchmarks -------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, quick: bool, client: Any) -> None:
-        self.quick = quick
+    def __init__(self, mode: str, client: Any) -> None:
+        self.mode = mode  # "full", "quick" or "smoke"
         self.client = client
 
-    def n(self, full: int, quick: int) -> int:
-        return quick if self.quick else full
+    def n(self, full: N, quick: N, smoke: N | int = 1) -> N:
+        """A sample count (or size, or model latency) for the mode being run."""
+        return {"full": full, "quick": quick, "smoke": smoke}[self.mode]
 
     def our_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": OWNER_FILTER})
@@ -133,21 +158,22 @@ class Bench:
     def batched(self) -> dict[str, Any]:
         """Root reply 1 runs llm_query_batched over 100 prompts, then FINALs in the cell."""
         reps = self.n(4, 1)
-        code = fence("answers = llm_query_batched([f'question {i}' for i in range(100)])\n"
-                     "assert answers == ['ok'] * 100, answers[:3]\n"
+        prompts, latency = self.n(100, 100, 4), self.n(1.0, 1.0, 0.05)
+        code = fence(f"answers = llm_query_batched([f'question {{i}}' for i in range({prompts})])\n"
+                     f"assert answers == ['ok'] * {prompts}, answers[:3]\n"
                      "FINAL(str(len(answers)))")
         out: dict[str, Any] = {
-            "sub_model_latency_s": 1.0, "prompts": 100,
+            "sub_model_latency_s": latency, "prompts": prompts,
             "RLM_SANDBOX_MAX_PROCESS_CONCURRENCY": os.environ.get("RLM_SANDBOX_MAX_PROCESS_CONCURRENCY",
                                                                   "(unset: 64)"),
             "process_slots": Settings().max_process_concurrency,
         }
         for concurrency in (16, 32):
-            ideal = math.ceil(100 / concurrency) * 1.0
+            ideal = math.ceil(prompts / concurrency) * latency
             runs: list[dict[str, Any]] = []
             for i in range(reps if concurrency == 16 else max(1, reps - 1)):
                 root = ScriptedModel([code])
-                sub = ScriptedModel(responder=lambda _m: Reply("ok", delay_s=1.0))
+                sub = ScriptedModel(responder=lambda _m: Reply("ok", delay_s=latency))
                 # 16 is the default: left unset (unless the environment overrides it), so the
                 # default is what is measured.
                 default = concurrency == 16 and "RLM_SANDBOX_MAX_CONCURRENCY" not in os.environ
@@ -157,21 +183,25 @@ class Bench:
                 t0 = perf()
                 result = rlm.run("How many answers?", "a small context")
                 wall = perf() - t0
-                assert result.status == "completed" and result.answer == "100", (result.status, result.error)
-                reply = events(result, "model_reply")[0]
-                cell = events(result, "cell")[0]
+                assert result.status == "completed" and result.answer == str(prompts), (result.status, result.error)
+                ready = max(root_replies(result)[0].t, single(result, "sandbox_start").t)  # the cell can run
+                cell = single(result, "cell")
                 subs = events(result, "sub_call")
-                spans = [(e["t"] - e["duration_s"], e["t"]) for e in subs]
+                # The sub-model calls themselves: a sub_call's duration_s also holds its wait for a slot.
+                calls = [e for e in events(result, "model_reply") if e.role == "sub"]
+                spans = [(e.t - e.latency_s, e.t) for e in calls]
                 runs.append({
                     "run_wall_s": r(wall, 3),
-                    "cell_wall_s": r(cell["t"] - reply["t"], 3),  # model reply in hand -> cell result back
-                    "cell_kernel_s": cell["duration_s"],
+                    "cell_wall_s": r(cell.t - ready, 3),  # reply in hand and sandbox up -> cell result back
+                    "cell_kernel_s": cell.duration_s,
                     "sub_calls": len(subs),
-                    "sub_call_s": summary([e["duration_s"] for e in subs], "s"),
+                    "sub_call_s": summary([e.duration_s for e in subs], "s"),
+                    "sub_model_call_s": summary([e.latency_s for e in calls], "s"),
                     "first_sub_call_start_to_last_end_s": r(max(e for _, e in spans) - min(s for s, _ in spans), 3),
                     "max_in_flight": max_in_flight(spans),
-                    "before_cell_s": r(reply["t"], 3),  # sandbox start + the root model call
-                    "after_cell_s": r(events(result, "final")[0]["t"] - cell["t"], 3),  # close
+                    "before_cell_s": r(ready, 3),  # the sandbox start and the root model call, overlapping
+                    "sandbox_start_s": single(result, "sandbox_start").duration_s,
+                    "after_cell_s": single(result, "sandbox_close").duration_s,  # close
                 })
                 say(f"batched c={concurrency} {i + 1}: run {wall:.2f} s, cell {runs[-1]['cell_wall_s']:.2f} s "
                     f"(ideal {ideal:.0f} s), max in flight {runs[-1]['max_in_flight']}")
@@ -184,17 +214,23 @@ class Bench:
                 "cell_over_ideal_s": r(statistics.median(x["cell_wall_s"] for x in runs) - ideal, 3),
                 "runs": runs,
             }
-        out["note"] = ("cell_wall = trajectory time from the root model's reply to the cell's result; "
-                       "run_wall = rlm.run() as the caller sees it (sandbox start, root call, cell, close)")
+        out["note"] = ("cell_wall = event time from the later of the root model's reply and the sandbox "
+                       "being up (sandbox_start) to the cell's result; before_cell = that moment (the sandbox "
+                       "starts while the root model writes its reply); after_cell = sandbox_close.duration_s; "
+                       "run_wall = rlm.run() as the caller sees it (sandbox start, root call, cell, close). "
+                       "sub_call_s: the sub_call events' duration_s (from the call in the cell to its answer, "
+                       "the wait for a slot included); sub_model_call_s, max_in_flight and "
+                       "first_sub_call_start_to_last_end: the sub-model calls themselves (model_reply "
+                       "latency_s, role sub)")
         return out
 
     # ---- 2. host overhead per iteration ----
     def iteration(self) -> dict[str, Any]:
         """N root turns of `print(1)` (the last also calls FINAL), root model instant."""
-        n_iter, n_small = 50, 10
+        n_iter, n_small = self.n(50, 50, 3), self.n(10, 10, 2)
         reps = self.n(9, 2)
 
-        def one(n: int) -> dict[str, Any]:
+        def run_of(n: int) -> dict[str, Any]:
             replies = [fence("print(1)")] * (n - 1) + [fence("print(1)\nFINAL('done')")]
             root = ScriptedModel(replies)
             rlm = rlm_sandbox.RLM(model=root.model, max_iterations=n)
@@ -206,41 +242,52 @@ class Bench:
             assert result.status == "completed" and result.iterations == n, (result.status, result.error)
             return {"wall": wall, "cpu": cpu, "result": result}
 
-        one(5)  # warm-up: litellm's lazy imports and first-call caches, not counted
+        run_of(self.n(5, 5, 2))  # warm-up: litellm's lazy imports and first-call caches, not counted
         big, small = [], []
         for i in range(reps):
-            big.append(one(n_iter))
-            small.append(one(n_small))
+            big.append(run_of(n_iter))
+            small.append(run_of(n_small))
             say(f"iteration {i + 1}/{reps}: {n_iter} iterations in {big[-1]['wall'] * 1e3:.0f} ms")
+
+        def loop_overhead(run: dict[str, Any]) -> float:
+            """First iteration to the last cell's result, less model, kernel and sandbox-start
+            time, per iteration."""
+            res = run["result"]
+            cells = events(res, "cell")
+            return (cells[-1].t - events(res, "iteration")[0].t - sum(e.latency_s for e in root_replies(res))
+                    - sum(e.duration_s for e in cells) - sandbox_wait(res)) / n_iter
 
         per_run, spans_over, model_ms, cell_ms = [], [], [], []
         split: dict[str, list[float]] = {"to_model_reply": [], "reply_to_cell_result": [],
                                          "cell_result_to_next_iteration": []}
         for run in big:
             res = run["result"]
-            traj = res.trajectory
-            replies, cells = events(res, "model_reply"), events(res, "cell")
-            model_s = sum(e["duration_s"] for e in replies)
-            cells_s = sum(e["duration_s"] for e in cells)
-            iters = [e["t"] for e in traj if e["event"] == "iteration"]
-            ends = iters[1:] + [cells[-1]["t"]]
+            replies, cells = root_replies(res), events(res, "cell")
+            model_s = sum(e.latency_s for e in replies)
+            cells_s = sum(e.duration_s for e in cells)
+            wait = sandbox_wait(res)  # the first cell waiting for the sandbox start: not the loop's
+            iters = [e.t for e in events(res, "iteration")]
+            ends = iters[1:] + [cells[-1].t]
             for k in range(n_iter):  # one iteration: its "iteration" event to the next one
-                spans_over.append(ends[k] - iters[k] - replies[k]["duration_s"] - cells[k]["duration_s"])
-            for k in range(n_iter):  # where inside an iteration (trajectory times, 0.1 ms resolution)
-                split["to_model_reply"].append(replies[k]["t"] - iters[k] - replies[k]["duration_s"])
-                split["reply_to_cell_result"].append(cells[k]["t"] - replies[k]["t"] - cells[k]["duration_s"])
-                split["cell_result_to_next_iteration"].append(ends[k] - cells[k]["t"])
-            model_ms.extend(e["duration_s"] for e in replies)
-            cell_ms.extend(e["duration_s"] for e in cells)
+                spans_over.append(ends[k] - iters[k] - replies[k].latency_s - cells[k].duration_s
+                                  - (wait if k == 0 else 0.0))
+            for k in range(n_iter):  # where inside an iteration (event times, 0.1 ms resolution)
+                split["to_model_reply"].append(replies[k].t - iters[k] - replies[k].latency_s)
+                split["reply_to_cell_result"].append(cells[k].t - replies[k].t - cells[k].duration_s
+                                                     - (wait if k == 0 else 0.0))
+                split["cell_result_to_next_iteration"].append(ends[k] - cells[k].t)
+            model_ms.extend(e.latency_s for e in replies)
+            cell_ms.extend(e.duration_s for e in cells)
             per_run.append({
                 "wall_ms": r(run["wall"] * 1e3, 1),
                 "model_ms": r(model_s * 1e3, 1),
                 "kernel_cells_ms": r(cells_s * 1e3, 2),
                 "overhead_per_iteration_ms": r((run["wall"] - model_s - cells_s) / n_iter * 1e3, 3),
                 "raw_wall_per_iteration_ms": r(run["wall"] / n_iter * 1e3, 3),
-                "loop_overhead_per_iteration_ms": r((ends[-1] - iters[0] - model_s - cells_s) / n_iter * 1e3, 3),
-                "before_first_iteration_ms": r(iters[0] * 1e3, 1),  # sandbox start
-                "after_last_cell_ms": r((events(res, "final")[0]["t"] - cells[-1]["t"]) * 1e3, 1),  # close
+                "loop_overhead_per_iteration_ms": r(loop_overhead(run) * 1e3, 3),
+                "sandbox_start_ms": r(single(res, "sandbox_start").duration_s * 1e3, 1),
+                "sandbox_wait_ms": r(wait * 1e3, 1),
+                "sandbox_close_ms": r(single(res, "sandbox_close").duration_s * 1e3, 1),
                 "outside_run_ms": r((run["wall"] - res.duration_s) * 1e3, 2),  # RLM.run portal hand-off
                 "process_cpu_per_iteration_ms": r(run["cpu"] / n_iter * 1e3, 3),
             })
@@ -250,17 +297,10 @@ class Bench:
 
         def fixed_free(rows: list[dict[str, Any]]) -> float:
             return statistics.median(
-                x["wall"] - sum(e["duration_s"] for e in events(x["result"], "model_reply"))
-                - sum(e["duration_s"] for e in events(x["result"], "cell")) for x in rows)
+                x["wall"] - sum(e.latency_s for e in root_replies(x["result"]))
+                - sum(e.duration_s for e in events(x["result"], "cell")) for x in rows)
 
         marginal = (fixed_free(big) - fixed_free(small)) / (n_iter - n_small)
-
-        def loop_overhead(run: dict[str, Any]) -> float:
-            res = run["result"]
-            iters = [e["t"] for e in res.trajectory if e["event"] == "iteration"]
-            cells = events(res, "cell")
-            return (cells[-1]["t"] - iters[0] - sum(e["duration_s"] for e in events(res, "model_reply"))
-                    - sum(e["duration_s"] for e in cells)) / n_iter
 
         # Attribution, not a figure of ours: litellm queues a success-logging task on the
         # event loop after each call returns, so its CPU lands between the engine's steps.
@@ -272,10 +312,10 @@ class Bench:
             real = litellm_utils.dispatch_success_logging
             with_logging, without = [], []
             for _ in range(self.n(4, 2)):
-                with_logging.append(loop_overhead(one(n_iter)))
+                with_logging.append(loop_overhead(run_of(n_iter)))
                 litellm_utils.dispatch_success_logging = lambda **_kw: None
                 try:
-                    without.append(loop_overhead(one(n_iter)))
+                    without.append(loop_overhead(run_of(n_iter)))
                 finally:
                     litellm_utils.dispatch_success_logging = real
             diagnostic = {"loop_overhead_per_iteration_ms": r(statistics.median(with_logging) * 1e3, 3),
@@ -291,20 +331,24 @@ class Bench:
             "per_iteration_overhead_split_mean_ms": {k: r(statistics.fmean(v) * 1e3, 3) for k, v in split.items()},
             "model_call": summary(model_ms),
             "kernel_cell": summary(cell_ms),
-            "fixed_ms": {"before_first_iteration": r(med(per_run, "before_first_iteration_ms"), 1),
-                         "after_last_cell": r(med(per_run, "after_last_cell_ms"), 1),
+            "fixed_ms": {"sandbox_start": r(med(per_run, "sandbox_start_ms"), 1),
+                         "sandbox_wait": r(med(per_run, "sandbox_wait_ms"), 1),
+                         "sandbox_close": r(med(per_run, "sandbox_close_ms"), 1),
                          "outside_run": r(med(per_run, "outside_run_ms"), 2)},
             "process_cpu_per_iteration_ms": r(med(per_run, "process_cpu_per_iteration_ms"), 3),
             "litellm_success_logging_share": diagnostic,
             "per_run": per_run,
-            "note": ("overhead_per_iteration = (rlm.run wall - sum of model_reply duration_s - sum of kernel "
-                     "cell duration_s) / iterations: the fixed sandbox start and close are spread over the "
-                     "iterations. loop_overhead_per_iteration leaves them out (trajectory time from the first "
-                     "iteration to the last cell). per_iteration_overhead: each iteration's own span minus its "
-                     "model and kernel time, split into: iteration start to the model reply (less the call), reply "
-                     "to the cell's result (less kernel time: parse, executor hand-off, protocol, "
-                     "formatting) and on to the next iteration. marginal = the same difference between 50- and "
-                     "10-iteration runs, / 40. model_call is litellm's whole path to the instant scripted model. "
+            "note": ("overhead_per_iteration = (rlm.run wall - sum of root model_reply latency_s - sum of "
+                     "kernel cell duration_s) / iterations: the fixed sandbox start and close are spread over "
+                     "the iterations. loop_overhead_per_iteration leaves them out (event time from the first "
+                     "iteration to the last cell, less sandbox_wait: the first cell waiting for the sandbox, "
+                     "which starts while the first reply is written). fixed_ms: sandbox_start and "
+                     "sandbox_close are those events' duration_s. per_iteration_overhead: each iteration's own "
+                     "span minus its model and kernel time (and the first one's sandbox_wait), split into: "
+                     "iteration start to the model reply (less the call), reply to the cell's result (less "
+                     "kernel time: parse, executor hand-off, protocol, formatting) and on to the next "
+                     "iteration. marginal = the same difference between 50- and 10-iteration runs, / 40. "
+                     "model_call is litellm's whole path to the instant scripted model. "
                      "litellm_success_logging_share: interleaved 50-iteration runs with and without "
                      "litellm.utils.dispatch_success_logging (a diagnostic stub; litellm runs that logging "
                      "on the event loop after a call has returned, so it shows up as engine time)."),
@@ -317,8 +361,9 @@ class Bench:
     # ---- 3. 16 concurrent runs ----
     def concurrent(self) -> dict[str, Any]:
         """16 rlm.arun() at once in one event loop, each with its own DockerSandbox."""
-        runs_at_once = 16
+        runs_at_once = self.n(16, 16, 2)
         rounds = self.n(8, 1)
+        root_latency, sub_latency = self.n(0.3, 0.3, 0.02), self.n(0.5, 0.5, 0.02)
 
         def respond(messages: list[dict]) -> str:
             turn = sum(m["role"] == "assistant" for m in messages)
@@ -336,7 +381,7 @@ class Bench:
 
         def check_round() -> None:
             audit["sandboxes"] += len(made)
-            audit["not_closed"] += sum(1 for sb in made if not sb._closed or sb.container_id is not None)
+            audit["not_closed"] += sum(1 for sb in made if not sb.closed or sb.container_id is not None)
             audit["dirs_left"] += [str(d) for d in socket_dirs if d.exists()]
             made.clear()
             socket_dirs.clear()
@@ -349,7 +394,8 @@ class Bench:
 
             def noting_start() -> Any:
                 started = start()
-                socket_dirs.append(Path(sandbox._socket_dir))
+                if sandbox.socket_dir is not None:  # None over the stdio transport
+                    socket_dirs.append(sandbox.socket_dir)
                 return started
 
             sandbox.start = noting_start  # an instance attribute: the engine's sandbox.start finds it
@@ -363,7 +409,7 @@ class Bench:
             root, sub = ScriptedModel(responder=root_responder), ScriptedModel(responder=sub_responder)
             rlm = rlm_sandbox.RLM(model=root.model, sub_model=sub.model, sandbox_factory=tracked_factory)
 
-            async def main() -> tuple[list[Any], list[float]]:
+            async def main(rlm: rlm_sandbox.RLM) -> tuple[list[Any], list[float]]:
                 done: list[float] = []
 
                 async def timed_run(ctx: str) -> Any:
@@ -377,7 +423,7 @@ class Bench:
                 return results, done
 
             t0 = perf()
-            results, durations = asyncio.run(main())
+            results, durations = asyncio.run(main(rlm))
             wall = perf() - t0
             statuses = collections.Counter(
                 type(x).__name__ if isinstance(x, BaseException) else x.status for x in results)
@@ -385,7 +431,7 @@ class Bench:
                         if isinstance(x, BaseException) or x.answer != want)
             errors = [f"{type(x).__name__}: {x}" if isinstance(x, BaseException) else x.error
                       for x in results if isinstance(x, BaseException) or x.error]
-            starts = [events(x, "iteration")[0]["t"] for x in results if not isinstance(x, BaseException)]
+            starts = [single(x, "sandbox_start").duration_s for x in results if not isinstance(x, BaseException)]
             check_round()
             root.close()
             sub.close()
@@ -416,10 +462,10 @@ class Bench:
 
         # One round with model latency, to see the runs overlap (serial it would be 16 x 3 x 0.3 + 16 x 0.5).
         def slow_root(messages: list[dict]) -> Reply:
-            return Reply(respond(messages), delay_s=0.3)
+            return Reply(respond(messages), delay_s=root_latency)
 
-        latency_round = round_of(slow_root, lambda _m: Reply("summary", delay_s=0.5))
-        say(f"concurrent with latency (root 0.3 s, sub 0.5 s): {latency_round['wall_s']:.2f} s, "
+        latency_round = round_of(slow_root, lambda _m: Reply("summary", delay_s=sub_latency))
+        say(f"concurrent with latency (root {root_latency} s, sub {sub_latency} s): {latency_round['wall_s']:.2f} s, "
             f"{latency_round['statuses']}")
         walls = [x["wall_s"] for x in rows]
         all_ok = all(x["statuses"] == {"completed": runs_at_once} and not x["wrong_answers"] for x in rows)
@@ -441,10 +487,11 @@ class Bench:
             "sandboxes_not_closed": counted["not_closed"],
             "socket_dirs_left": counted["dirs_left"],
             "rounds": rows,
-            "with_latency_root_0.3s_sub_0.5s": latency_round,
+            "with_latency_root_0.3s_sub_0.5s": latency_round,  # (0.02 s each in a smoke run)
             "note": ("one RLM, 16 arun() gathered in asyncio.run(); each run: 3 root turns (len(context); "
                      "llm_query; FINAL), models instant unless said. After each round: gc, then RSS, "
                      "threads, fds and containers labelled with this pid. Baseline is after a warm-up round. "
+                     "sandbox_start_s: the runs' sandbox_start.duration_s. "
                      "The default sandbox factory is wrapped only to note each sandbox and its socket "
                      "directory: sandboxes_not_closed and socket_dirs_left count those of the counted "
                      "rounds (not the latency round) still open or present at the end."),
@@ -453,11 +500,11 @@ class Bench:
 
     # ---- 4. llm_query through the whole engine, instant sub-model ----
     def llm_query(self) -> dict[str, Any]:
-        calls, reps = 200, self.n(5, 2)
+        calls, reps, warm = self.n(200, 200, 5), self.n(5, 2), self.n(20, 20, 2)
         loop_cell = fence(f"for _ in range({calls}):\n    llm_query('hi')")
         batch_cell = fence(f"xs = llm_query_batched(['hi'] * {calls})\nassert len(xs) == {calls}")
         base_cell = fence("for _ in range(0):\n    llm_query('hi')")
-        script = [fence("for _ in range(20):\n    llm_query('hi')")]  # warm-up turn
+        script = [fence(f"for _ in range({warm}):\n    llm_query('hi')")]  # warm-up turn
         for _ in range(reps):
             script += [base_cell, loop_cell, batch_cell]
         script.append("FINAL(done)")
@@ -467,18 +514,19 @@ class Bench:
         result = rlm.run("Call the sub-model.", "a small context")
         assert result.status == "completed", (result.status, result.error)
         cells = events(result, "cell")[1:]
-        replies = events(result, "model_reply")[1:1 + 3 * reps]  # the last reply is the FINAL
-        subs = [e for e in events(result, "sub_call")][20:]
-        base = [c["duration_s"] for c in cells[0::3]]
-        loop = [c["duration_s"] for c in cells[1::3]]
-        batch = [c["duration_s"] for c in cells[2::3]]
-        host_loop = [c["t"] - m["t"] for c, m in zip(cells[1::3], replies[1::3], strict=True)]
-        host_base = [c["t"] - m["t"] for c, m in zip(cells[0::3], replies[0::3], strict=True)]
+        replies = root_replies(result)[1:1 + 3 * reps]  # the last reply is the FINAL
+        subs = events(result, "sub_call")[warm:]
+        assert len(subs) == 2 * calls * reps, len(subs)
+        base = [c.duration_s for c in cells[0::3]]
+        loop = [c.duration_s for c in cells[1::3]]
+        batch = [c.duration_s for c in cells[2::3]]
+        host_loop = [c.t - m.t for c, m in zip(cells[1::3], replies[1::3], strict=True)]
+        host_base = [c.t - m.t for c, m in zip(cells[0::3], replies[0::3], strict=True)]
         per_call = (statistics.median(loop) - statistics.median(base)) / calls
         per_call_batch = (statistics.median(batch) - statistics.median(base)) / calls
         # Per rep: the sequential cell's calls, then the batched cell's (events in completion order).
-        seq_spans = [e["duration_s"] for i in range(reps) for e in subs[2 * calls * i: 2 * calls * i + calls]]
-        batch_spans = [e["duration_s"] for i in range(reps) for e in subs[2 * calls * i + calls: 2 * calls * (i + 1)]]
+        seq_spans = [e.duration_s for i in range(reps) for e in subs[2 * calls * i: 2 * calls * i + calls]]
+        batch_spans = [e.duration_s for i in range(reps) for e in subs[2 * calls * i + calls: 2 * calls * (i + 1)]]
 
         # The same litellm path alone, on an event loop of its own: what a sub-call costs
         # before the sandbox and the broker add anything.
@@ -524,7 +572,8 @@ class Bench:
                      "0) / N: kernel -> host callback thread -> broker -> litellm.acompletion on the run's "
                      "event loop -> scripted provider -> back. broker_sub_call_span: the broker's own "
                      "sub_call duration_s (ledger, semaphores, loop hand-off and litellm; batched calls "
-                     "include queueing behind each other on the loop). outside_broker_per_call = per_call "
+                     "include the wait for one of the run's slots and queueing behind each other on the "
+                     "loop). outside_broker_per_call = per_call "
                      "- sequential span p50: kernel, protocol and callback thread. litellm_alone: "
                      "LLMClient.acomplete to the same scripted model with no sandbox or broker; "
                      "per_call_model_in_price_map: to a scripted model registered in litellm's price map "
@@ -540,7 +589,7 @@ class Bench:
     def cold_start(self) -> dict[str, Any]:
         n = self.n(10, 4)
 
-        def one() -> dict[str, float]:
+        def sample() -> dict[str, float]:
             root = ScriptedModel(["FINAL(done)"])
             t0 = perf()
             rlm = rlm_sandbox.RLM(model=root.model)
@@ -549,23 +598,23 @@ class Bench:
             t2 = perf()
             root.close()
             assert result.status == "completed" and result.answer == "done", (result.status, result.error)
-            reply = events(result, "model_reply")[0]
-            first = events(result, "iteration")[0]["t"]
             return {"total": t2 - t0, "construct": t1 - t0, "run": t2 - t1,
-                    "sandbox_start": first, "model_call": reply["duration_s"],
-                    "after_reply": events(result, "final")[0]["t"] - reply["t"]}
+                    "sandbox_start": single(result, "sandbox_start").duration_s,
+                    "model_call": root_replies(result)[0].latency_s,
+                    "close": single(result, "sandbox_close").duration_s}
 
-        one()  # warm-up
+        sample()  # warm-up
         samples = []
         for i in range(n):
-            samples.append(one())
+            samples.append(sample())
             say(f"cold start {i + 1}/{n}: {samples[-1]['total'] * 1e3:.0f} ms")
         out: dict[str, Any] = {k: summary([s[k] for s in samples], "s" if k == "total" else "ms")
                                for k in samples[0]}
         out["fresh_process"] = fresh_process(self.n(3, 1))
         out["note"] = ("total = RLM(...) constructed + rlm.run() of a one-reply 'FINAL(done)' script in a "
-                       "warm process; sandbox_start = trajectory time to the first iteration (settings, "
-                       "broker, DockerSandbox.start); after_reply = close and the result. fresh_process: "
+                       "warm process; sandbox_start = the sandbox_start event's duration_s (DockerSandbox.start, "
+                       "overlapping the model call); model_call = the root model_reply's latency_s; close = "
+                       "the sandbox_close event's duration_s. fresh_process: "
                        "a new interpreter importing rlm_sandbox and litellm, then doing the same; "
                        "interpreter_start_and_exit = process wall - total (mostly exit after litellm).")
         say(f"cold start: p50 {out['total']['p50'] * 1e3:.0f} ms; fresh process p50 "
@@ -575,23 +624,23 @@ class Bench:
     # ---- where the host time goes (not timed) ----
     def profile(self) -> dict[str, Any]:
         """py-spy (GIL-holding samples, all threads) while the iteration workload loops."""
-        seconds = self.n(8, 3)
-        spy = shutil.which("py-spy")
+        seconds, per_run = self.n(8, 3), self.n(50, 50, 3)
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if spy is None:
-            return {"skipped": "py-spy not on PATH"}
+            return {"skipped": "py-spy not on PATH (nor beside this Python)"}
         stop = threading.Event()
         iterations = [0]
 
         def workload() -> None:
             while not stop.is_set():
-                root = ScriptedModel([fence("print(1)")] * 49 + [fence("print(1)\nFINAL('done')")])
-                rlm_sandbox.RLM(model=root.model, max_iterations=50).run("q", "ctx")
-                iterations[0] += 50
+                root = ScriptedModel([fence("print(1)")] * (per_run - 1) + [fence("print(1)\nFINAL('done')")])
+                rlm_sandbox.RLM(model=root.model, max_iterations=per_run).run("q", "ctx")
+                iterations[0] += per_run
                 root.close()
 
         worker = threading.Thread(target=workload, name="bench-workload")
         worker.start()
-        time.sleep(1.0)
+        time.sleep(self.n(1.0, 1.0, 0.2))
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "profile.txt"
             started_at = iterations[0]
@@ -693,7 +742,7 @@ t3 = time.perf_counter()
 assert result.answer == "done", result
 print(json.dumps({"import_rlm_sandbox": t1 - t0, "import_litellm": t2 - t1, "first_run": t3 - t2,
                   "total": t3 - t0,
-                  "first_model_call": [e for e in result.trajectory if e["event"] == "model_reply"][0]["duration_s"]}))
+                  "first_model_call": [e for e in result.trajectory if e.event == "model_reply"][0].latency_s}))
 """
 
 
@@ -705,7 +754,7 @@ def fresh_process(n: int) -> dict[str, Any]:
                               timeout=120)
         wall = perf() - t0
         if proc.returncode != 0:
-            return {"error": proc.stderr.strip()[-500:]}
+            raise RuntimeError(f"the fresh process failed: {proc.stderr.strip()[-500:]}")
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         row["process_wall"] = wall
         row["interpreter_start_and_exit"] = wall - row["total"]
@@ -757,7 +806,7 @@ BENCHES = ["batched", "iteration", "concurrent", "llm_query", "cold_start", "pro
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples (about a minute)")
+    mode_arguments(parser)
     parser.add_argument("--only", nargs="+", choices=BENCHES, metavar="NAME",
                         help=f"run only these: {', '.join(BENCHES)}")
     args = parser.parse_args(argv)
@@ -766,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     client = docker_client()
     say("checking the sandbox image (builds it once if missing; not timed)")
     image = ensure_image(client=client)
-    bench = Bench(args.quick, client)
+    bench = Bench(mode_of(args), client)
     say("warm-up run (litellm's import and first call, the image's page cache; not timed)")
     with ScriptedModel(["FINAL(done)"]) as warm:
         rlm_sandbox.RLM(model=warm.model).run("Say done.", "warm-up")
@@ -782,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/bench_engine.py", *map(shlex.quote, argv or sys.argv[1:])]),
         "quick": args.quick,
+        "smoke": args.smoke,
         "image": image,
         "litellm_version": getattr(litellm, "__version__", None) or _dist_version("litellm"),
         "machine": mach,

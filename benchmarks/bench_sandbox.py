@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Sandbox micro-benchmarks: cold start, cell round trip, callbacks, upload, memory.
 
-    python benchmarks/bench_sandbox.py [--quick] [--only NAME ...]
+    python benchmarks/bench_sandbox.py [--quick | --smoke] [--only NAME ...]
 
 Prints ONE JSON object on stdout (progress goes to stderr). Figures are wall-clock
 ``time.perf_counter()`` spans seen by the host caller, summarised as p50/p99 with the
 sample count. Sizes: 1 MB = 10**6 bytes; a "1 MB str" context is 10**6 ASCII characters.
-See benchmarks/README.md for what each figure means.
+See benchmarks/README.md for what each figure means. ``--smoke`` runs every benchmark once
+at the smallest sizes (tests/test_benchmarks.py does, so the script cannot rot): its figures
+mean nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -37,6 +39,7 @@ from rlm_sandbox.sandbox.client import docker_client
 from rlm_sandbox.sandbox.image import ensure_image
 
 perf = time.perf_counter
+N = TypeVar("N", int, float)
 MB = 1_000_000
 RUN_LABEL = "org.rlm-sandbox.benchmark"
 RUN_ID = uuid.uuid4().hex[:12]
@@ -145,71 +148,6 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
-# -- an instrumented sandbox: same code, with timestamps around the start-up stages ---------
-
-class _StageTimes:
-    """Mixin recording where start() spends its time. Calls straight through to the real
-    methods; the only cost is a few perf_counter() calls."""
-
-    marks: dict[str, float]
-
-    def _start_kernel(self) -> None:  # type: ignore[override]
-        self.marks = {}
-        t0 = perf()
-        super()._start_kernel()  # type: ignore[misc]
-        self.marks["start_kernel"] = perf() - t0
-
-    def _launch(self, socket_dir: Path, token: str) -> None:
-        t0 = perf()
-        super()._launch(socket_dir, token)  # type: ignore[misc]
-        self.marks["launch"] = perf() - t0
-
-    def _resolve_image(self) -> str:
-        t0 = perf()
-        tag = super()._resolve_image()  # type: ignore[misc]
-        self.marks["resolve_image"] = perf() - t0
-        return tag
-
-    def _accept(self, listener: Any) -> Any:
-        t0 = perf()
-        sock = super()._accept(listener)  # type: ignore[misc]
-        self.marks["accept_wait"] = perf() - t0
-        return sock
-
-    def _handshake(self, conn: Any, token: str) -> None:
-        marks = self.marks
-        t0 = perf()
-        real_read, real_send = conn.read, conn.send
-
-        def read(timeout: float) -> Any:
-            message = real_read(timeout=timeout)
-            marks["hello_wait"] = perf() - t0
-            return message
-
-        def send(message_type: str, **fields: Any) -> int:
-            s = perf()
-            marks.setdefault("first_send_at", s)
-            request_id = real_send(message_type, **fields)
-            marks[f"send_{message_type}"] = perf() - s
-            return request_id
-
-        conn.read, conn.send = read, send  # instance attributes shadow the methods
-        try:
-            super()._handshake(conn, token)  # type: ignore[misc]
-        finally:
-            del conn.read, conn.send
-        end = perf()
-        self.cgroup = container_cpu(getattr(self, "container_id", None))
-        marks["handshake"] = end - t0
-        # configure + context are pipelined: from the first byte sent to both replies read,
-        # i.e. wire transfer + the kernel decoding the context + one round trip.
-        marks["upload"] = end - marks.pop("first_send_at")
-
-
-class TimedDockerSandbox(_StageTimes, DockerSandbox):
-    pass
-
-
 def stage_summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     keys = sorted({k for r in runs for k in r})
     return {k: summary([r[k] for r in runs if k in r]) for k in keys}
@@ -218,17 +156,20 @@ def stage_summary(runs: list[dict[str, float]]) -> dict[str, Any]:
 # -- benchmarks -------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, quick: bool, image: str, client: Any) -> None:
-        self.quick = quick
+    def __init__(self, mode: str, image: str, client: Any) -> None:
+        self.mode = mode  # "full", "quick" or "smoke"
         self.image = image
         self.client = client
         self.limits = SandboxLimits()
+        #: The "100 MB" contexts (upload, memory); a smoke run keeps the keys, not the size.
+        self.big = 2 * MB if mode == "smoke" else 100 * MB
 
-    def n(self, full: int, quick: int) -> int:
-        return quick if self.quick else full
+    def n(self, full: N, quick: N, smoke: N | int = 1) -> N:
+        """A sample count (or size, or pause) for the mode being run."""
+        return {"full": full, "quick": quick, "smoke": smoke}[self.mode]
 
-    def docker_sandbox(self, context: Any, cls: type = DockerSandbox, **kw: Any) -> DockerSandbox:
-        return cls(context=context, image=self.image, limits=self.limits, labels=LABELS, **kw)
+    def docker_sandbox(self, context: Any, **kw: Any) -> DockerSandbox:
+        return DockerSandbox(context=context, image=self.image, limits=self.limits, labels=LABELS, **kw)
 
     # ---- cold start ----
     def cold_start(self) -> dict[str, Any]:
@@ -240,24 +181,21 @@ class Bench:
         with self.docker_sandbox(ctx) as sb:  # warm-up, not counted: page cache of a new image
             sb.exec("1")
         for i in range(n):
-            for cls in (DockerSandbox, TimedDockerSandbox):
-                t0 = perf()
-                sb = self.docker_sandbox(ctx, cls)
-                t1 = perf()
-                with sb:
-                    t2 = perf()
-                    result = sb.exec("1")
-                    t3 = perf()
-                    assert result.ok and result.stdout == "1\n", result
-                t4 = perf()
-                if cls is DockerSandbox:
-                    construct.append(t1 - t0)
-                    start.append(t2 - t1)
-                    first.append(t3 - t2)
-                    total.append(t3 - t0)
-                    close.append(t4 - t3)
-                else:
-                    stages.append(sb.marks)
+            t0 = perf()
+            sb = self.docker_sandbox(ctx)
+            t1 = perf()
+            with sb:
+                t2 = perf()
+                result = sb.exec("1")
+                t3 = perf()
+                assert result.ok and result.stdout == "1\n", result
+            t4 = perf()
+            construct.append(t1 - t0)
+            start.append(t2 - t1)
+            first.append(t3 - t2)
+            total.append(t3 - t0)
+            close.append(t4 - t3)
+            stages.append(dict(sb.start_timings))
             say(f"cold_start {i + 1}/{n}: {total[-1] * 1e3:.1f} ms")
         return {
             "context": "str, 10**6 ASCII chars",
@@ -267,9 +205,9 @@ class Bench:
             "first_exec": summary(first),
             "close": summary(close),
             "start_stages_ms": stage_summary(stages),
-            "note": "start_stages come from separate, interleaved samples of an instrumented "
-                    "subclass; launch = resolve_image + create + start the container; "
-                    "accept_wait = container boot + kernel import until it connects",
+            "note": "start_stages_ms: DockerSandbox.start_timings of the same samples; launch = "
+                    "create + start the container (resolve_image apart); accept = container boot + "
+                    "kernel import until it connects; upload includes send_context",
         }
 
     # ---- warm round trips ----
@@ -279,7 +217,7 @@ class Bench:
             return self._round_trips(sb, n)
 
     def _round_trips(self, sb: Any, n: int) -> dict[str, Any]:
-        for _ in range(100):
+        for _ in range(self.n(100, 100, 3)):
             sb.exec("1")
             sb.ping()
         out: dict[str, Any] = {}
@@ -302,10 +240,10 @@ class Bench:
             """An instant model."""
             return "ok"
 
-        reps, loop_n, single_n = self.n(15, 5), self.n(1000, 200), self.n(1000, 200)
+        reps, loop_n, single_n = self.n(15, 5), self.n(1000, 200, 5), self.n(1000, 200, 2)
         out: dict[str, Any] = {"host_function": "returns 'ok' at once"}
         with self.docker_sandbox("x" * MB, callbacks={"llm_query": llm_query}) as sb:
-            for _ in range(50):
+            for _ in range(self.n(50, 50, 2)):
                 sb.exec('llm_query("hi")')
             loop = 'for _ in range({n}):\n    llm_query({arg})'
             for label, arg in (("short_prompt", '"hi"'), ("prompt_10kb", '"y" * 10_000')):
@@ -345,15 +283,16 @@ class Bench:
     def upload(self) -> dict[str, Any]:
         n100 = self.n(9, 2)
         n1 = self.n(7, 3)
+        big = self.big
         line = "The quick brown fox jumps over the lazy dog; 0123456789.\n"
-        text_ascii = (line * (100 * MB // len(line) + 1))[: 100 * MB]
+        text_ascii = (line * (big // len(line) + 1))[:big]
         line_u = "Größenordnung — naïve café, 東京 and so on; 0123456789.\n"
         kinds: dict[str, tuple[Any, Any]] = {
             "str": ("x" * MB, text_ascii),
             "bytes": (b"x" * MB, text_ascii.encode()),
         }
-        unicode_100 = (line_u * (100 * MB // len(line_u.encode()) + 1))
-        unicode_100 = unicode_100[: len(unicode_100) * 100 * MB // len(unicode_100.encode())]
+        unicode_100 = (line_u * (big // len(line_u.encode()) + 1))
+        unicode_100 = unicode_100[: len(unicode_100) * big // len(unicode_100.encode())]
         kinds["str_non_ascii"] = (("é" * (MB // 2)), unicode_100)
         out: dict[str, Any] = {}
         for kind, (small, big) in kinds.items():
@@ -366,15 +305,15 @@ class Bench:
                 for _ in range(n):
                     gc.collect()
                     t0 = perf()
-                    sb = self.docker_sandbox(ctx, TimedDockerSandbox)
+                    sb = self.docker_sandbox(ctx)
                     t1 = perf()
                     with sb:
                         t2 = perf()
                         info = sb.context_info
+                        cgroups.append(container_cpu(sb.container_id))
                     construct.append(t1 - t0)
                     start.append(t2 - t1)
-                    stages.append(sb.marks)
-                    cgroups.append(sb.cgroup)
+                    stages.append(dict(sb.start_timings))
                     del sb
                 nbytes = len(ctx.encode()) if isinstance(ctx, str) else len(ctx)
                 uploads = [m["upload"] for m in stages]
@@ -390,8 +329,10 @@ class Bench:
             big_bytes, small_bytes = res["100mb"]["wire_bytes"], res["1mb"]["wire_bytes"]
             d_start = (res["100mb"]["start"]["p50"] - res["1mb"]["start"]["p50"]) / 1e3
             d_end = d_start + (res["100mb"]["construct_encode"]["p50"] - res["1mb"]["construct_encode"]["p50"]) / 1e3
-            res["delta_start_MBps"] = round((big_bytes - small_bytes) / MB / d_start, 1)
-            res["delta_construct_plus_start_MBps"] = round((big_bytes - small_bytes) / MB / d_end, 1)
+            # None when noise hid the difference (a smoke run's sizes are too close to show one).
+            res["delta_start_MBps"] = round((big_bytes - small_bytes) / MB / d_start, 1) if d_start > 0 else None
+            res["delta_construct_plus_start_MBps"] = (round((big_bytes - small_bytes) / MB / d_end, 1)
+                                                      if d_end > 0 else None)
             out[kind] = res
         out["host_rss_per_unstarted_sandbox_MiB"] = host_copy_cost(text_ascii, text_ascii.encode())
         out["note"] = ("upload = from the first byte of configure+context sent to both replies read "
@@ -403,14 +344,14 @@ class Bench:
     # ---- memory ----
     def memory(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for label, ctx in (("1mb_str", "x" * MB), ("100mb_str", "x" * (100 * MB))):
+        for label, ctx in (("1mb_str", "x" * MB), ("100mb_str", "x" * self.big)):
             with self.docker_sandbox(ctx) as sb:
                 sb.exec("1")
-                time.sleep(1.0)
+                time.sleep(self.n(1.0, 1.0, 0.1))
                 readings = []
-                for _ in range(3):
+                for _ in range(self.n(3, 3)):
                     readings.append(self.client.api.stats(sb.container_id, stream=False, one_shot=True))
-                    time.sleep(0.3)
+                    time.sleep(self.n(0.3, 0.3, 0))
             out[label] = memory_figures(readings)
             say(f"memory {label}: {out[label]}")
         out["note"] = ("usage_minus_cache_MiB = memory_stats.usage - stats.cache (cgroup v1) or - "
@@ -469,7 +410,7 @@ class Bench:
         ctx = "x" * MB
         n = self.n(30, 8)
         takes: list[float] = []
-        with SandboxPool(size=4, image=self.image, limits=self.limits, labels=LABELS) as pool:
+        with SandboxPool(size=self.n(4, 4), image=self.image, limits=self.limits, labels=LABELS) as pool:
             for _ in range(n):
                 while pool.idle < 1:  # time a warm take, not a container start
                     time.sleep(0.01)
@@ -647,9 +588,22 @@ def run_benches(bench: Any, names: list[str]) -> tuple[dict[str, Any], dict[str,
 BENCHES = ["cold_start", "round_trip", "callback", "upload", "memory", "pool", "variants", "local", "docker_run"]
 
 
+def mode_arguments(parser: argparse.ArgumentParser) -> None:
+    """--quick and --smoke, shared by the benchmark scripts."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="fewer samples (about a minute)")
+    group.add_argument("--smoke", action="store_true",
+                       help="every benchmark once at the smallest sizes, to check it still works "
+                            "(the tests run this); the figures mean nothing")
+
+
+def mode_of(args: argparse.Namespace) -> str:
+    return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples (about a minute)")
+    mode_arguments(parser)
     parser.add_argument("--only", nargs="+", choices=BENCHES, metavar="NAME",
                         help=f"run only these: {', '.join(BENCHES)}")
     args = parser.parse_args(argv)
@@ -658,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     client = docker_client()
     say("checking the sandbox image (builds it once if missing; not timed)")
     image = ensure_image(client=client)
-    bench = Bench(args.quick, image, client)
+    bench = Bench(mode_of(args), image, client)
     results, errors = run_benches(bench, args.only or BENCHES)
     leaked = client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"})
     for c in leaked:
@@ -669,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/bench_sandbox.py", *map(shlex.quote, argv or sys.argv[1:])]),
         "quick": args.quick,
+        "smoke": args.smoke,
         "image": image,
         "limits": bench.limits.model_dump(),
         "machine": mach,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Threads a run holds, by batch width: does a wider batch cost more threads?
 
-    python benchmarks/bench_threads.py [--widths 1 16 64] [--children 1 4]
+    python benchmarks/bench_threads.py [--widths 1 16 64] [--children 1 4] [--smoke]
 
 One run per width whose only cell calls ``llm_query_batched`` with N prompts (the scripted
 sub-model answers each after 0.5 s, so all N are in flight together), then runs whose cell
@@ -10,6 +10,8 @@ thread reads ``threading.active_count()`` every 5 ms; the figure is the peak dur
 minus the count before it. A warm-up run at the widest batch first creates the threads the
 process keeps for good (the model loop, litellm's and the scripted provider's executors),
 so what is left is what a run itself holds. Prints one JSON object; no timing is measured.
+``--smoke`` (what tests/test_benchmarks.py runs) is one batch of 2 and one child run, with
+0.1 s model latency: it checks the script works; its counts mean nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import rlm_sandbox  # noqa: E402
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
+from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402
 from rlm_sandbox.testing import Reply, ScriptedModel  # noqa: E402
+
+#: Seconds the scripted models take to answer, so that a batch is in flight at once.
+LATENCY = {"delay_s": 0.5}
 
 
 def extra_threads(code: str, sub_reply: Any, sandbox: str) -> int:
@@ -61,12 +68,12 @@ def extra_threads(code: str, sub_reply: Any, sandbox: str) -> int:
 
 def batch(width: int, sandbox: str) -> int:
     return extra_threads(f"r = llm_query_batched(['q'] * {width})\nprint(len(r))",
-                         lambda m: Reply("ok", delay_s=0.5), sandbox)
+                         lambda m: Reply("ok", **LATENCY), sandbox)
 
 
 def children(width: int, sandbox: str) -> int:
     return extra_threads(f"r = rlm_query_batched(['q'] * {width})\nprint(len(r))",
-                         lambda m: Reply("FINAL(child)", delay_s=0.5), sandbox)
+                         lambda m: Reply("FINAL(child)", **LATENCY), sandbox)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,14 +81,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--children", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--sandbox", default="docker", help="docker (default) or local")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one batch of 2 and one child run, 0.1 s latency: checks the script works")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.widths, args.children, LATENCY["delay_s"] = [2], [1], 0.1
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     batch(max(args.widths), args.sandbox)  # warm-up: threads the process keeps for good
-    out = {"llm_query_batched": {str(w): batch(w, args.sandbox) for w in args.widths},
-           "rlm_query_batched": {str(w): children(w, args.sandbox) for w in args.children},
-           "note": "peak threads above the count before the run, after a warm-up run at the widest batch"}
+    out: dict[str, Any] = {
+        "llm_query_batched": {str(w): batch(w, args.sandbox) for w in args.widths},
+        "rlm_query_batched": {str(w): children(w, args.sandbox) for w in args.children},
+        "smoke": args.smoke,
+        "note": "peak threads above the count before the run, after a warm-up run at the widest batch"}
+    leaked = []
+    if args.sandbox == "docker":  # every run closes its sandboxes: none may be left
+        client = docker_client()
+        leaked = client.api.containers(all=True, filters={"label": f"{LABEL_PID}={os.getpid()}"})
+        for container in leaked:
+            client.api.remove_container(container["Id"], force=True)
+        out["leaked_containers"] = len(leaked)
     print(json.dumps(out, indent=1))
-    return 0
+    return 1 if leaked else 0
 
 
 if __name__ == "__main__":

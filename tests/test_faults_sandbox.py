@@ -135,7 +135,7 @@ def test_closing_a_sandbox_while_it_starts_leaves_nothing(sandbox_image, docker_
     starter = threading.Thread(target=lambda: pytest.raises(Exception, sb.start), daemon=True)
     starter.start()
     assert sb.waiting.wait(30)
-    socket_dir = sb._socket_dir
+    socket_dir = sb.socket_dir
     closer = threading.Thread(target=sb.close)
     closer.start()
     time.sleep(0.3)  # close() is now waiting for the start

@@ -374,3 +374,36 @@ def test_final_var_given_a_value_instead_of_a_name_explains_the_mistake(make_san
     result = sb.exec("answer = 'The total is 42'\nFINAL_VAR(answer)")
     assert result.error.type == "NameError"
     assert "takes the NAME of a variable" in result.error.message and "FINAL(value)" in result.error.message
+
+
+# -- what a caller can read about a sandbox ------------------------------------------------
+
+def test_start_timings_closed_and_socket_dir_say_what_happened(make_sandbox, request):
+    """The public read-only hooks (the benchmarks use them instead of private state):
+    which start-up stages ran, whether the sandbox is closed, where its socket lives."""
+    provider = request.node.callspec.params["make_sandbox"]
+    expected = {"launch", "hello", "upload", "send_context"}
+    if provider.startswith("docker"):
+        expected.add("resolve_image")
+    if provider != "docker_stdio":
+        expected.add("accept")  # over stdio the container's boot is part of `hello`
+    sb = make_sandbox("x" * 1000)
+    first = sb.start_timings
+    assert set(first) == expected
+    assert all(isinstance(v, float) and v >= 0 for v in first.values())
+    with pytest.raises(TypeError):
+        first["launch"] = 0.0  # type: ignore[index]
+    assert not sb.closed
+    socket_dir = sb.socket_dir
+    assert (socket_dir is None) == (provider == "docker_stdio")
+    if socket_dir is not None:
+        assert socket_dir.is_dir()
+
+    assert sb.exec("import os; os._exit(3)").restarted
+    assert set(sb.start_timings) == expected  # the restart's own start, recorded afresh
+    assert set(first) == expected  # a view taken before still shows the first start
+
+    sb.close()
+    assert sb.closed and sb.socket_dir is None
+    if socket_dir is not None:
+        assert not socket_dir.exists()

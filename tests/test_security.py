@@ -743,7 +743,7 @@ def test_close_removes_the_container_and_socket_dir(make_docker_sandbox, docker_
     """Attacks "removal on close": after close() the container and the host socket
     directory are gone, and a second close() is harmless."""
     sb = make_docker_sandbox(CTX)
-    container_id, socket_dir = sb.container_id, sb._socket_dir
+    container_id, socket_dir = sb.container_id, sb.socket_dir
     assert container_id and not _container_gone(docker_client, container_id)
     sb.close()
     assert _container_gone(docker_client, container_id)
@@ -785,7 +785,7 @@ ORPHAN_MAKER = r'''
 import json, os, sys
 from rlm_sandbox.sandbox import DockerSandbox
 sb = DockerSandbox("orphan", image=sys.argv[1], labels=json.loads(sys.argv[2])).start()
-print(json.dumps({"id": sb.container_id, "socket_dir": str(sb._socket_dir)}), flush=True)
+print(json.dumps({"id": sb.container_id, "socket_dir": str(sb.socket_dir)}), flush=True)
 os._exit(0)  # no close(), no atexit: like a process killed outright
 '''
 

@@ -106,9 +106,12 @@ class DockerSandbox(KernelSandbox):
         )
 
     def _open_kernel(self, token: str) -> Any:
+        with self._timed("resolve_image"):
+            self._resolve_image()  # here, so that start_timings shows it apart from the launch
         if self.resolved_transport() == "socket":
             return super()._open_kernel(token)
-        self._attached = self._create_and_start(token, socket_dir=None)
+        with self._timed("launch"):
+            self._attached = self._create_and_start(token, socket_dir=None)
         return self._attached
 
     def _launch(self, socket_dir: Path, token: str) -> None:

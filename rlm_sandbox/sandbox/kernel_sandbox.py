@@ -8,6 +8,7 @@ kernel process, how to kill it and why it died.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -18,7 +19,9 @@ import tempfile
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import (
@@ -79,6 +82,7 @@ class KernelSandbox(Sandbox):
         self._lock = threading.RLock()  # one request at a time
         self._close_lock = threading.Lock()
         self._closed = False
+        self._start_timings: dict[str, float] = {}
         self.context_info: dict[str, Any] = {}
         self.restarts = 0
         cleanup.install_signal_handlers()
@@ -118,6 +122,43 @@ class KernelSandbox(Sandbox):
             self._conn.set_callbacks(self._callbacks, self._exceptions)
             self._configure_and_upload(self._conn)
             return self
+
+    # -- what a caller may read -----------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: a closed sandbox cannot start again."""
+        return self._closed
+
+    @property
+    def socket_dir(self) -> Path | None:
+        """The private directory holding the kernel's socket; None before ``start()``,
+        after ``close()`` (which removes it) and over a transport without a socket."""
+        return self._socket_dir
+
+    @property
+    def start_timings(self) -> Mapping[str, float]:
+        """Seconds each stage of the latest kernel start took (a restart starts afresh),
+        read-only; empty before ``start()``. Stages, in order, where they apply:
+
+        - ``resolve_image``: finding (or building) the image; Docker only, once per sandbox.
+        - ``launch``: creating and starting the container (or the local process).
+        - ``accept``: socket transport: from launch until the kernel connects (its boot and
+          imports).
+        - ``hello``: until the kernel's hello arrives (over stdio this holds the boot).
+        - ``upload``: configure + context sent (str contexts are encoded here) until both
+          replies are read; ``send_context`` is the sending of the context frame within it.
+          ``load()`` records these two again for the context it uploads.
+        """
+        return MappingProxyType(self._start_timings)
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._start_timings[stage] = time.perf_counter() - began
 
     # -- provider hooks -------------------------------------------------------------
 
@@ -192,6 +233,7 @@ class KernelSandbox(Sandbox):
         self._kill()
 
     def _start_kernel(self) -> None:
+        self._start_timings = {}  # a new dict: views of the previous start stay as they were
         token = secrets.token_hex(16)
         stream = self._open_kernel(token)
         if self._closed:  # closed from another thread while the kernel was starting
@@ -216,8 +258,10 @@ class KernelSandbox(Sandbox):
             self._socket_dir = _make_socket_dir(self.kernel_uid)
         listener = _listen(self._socket_dir / SOCKET_NAME, self.kernel_uid)
         try:
-            self._launch(self._socket_dir, token)
-            return self._accept(listener)
+            with self._timed("launch"):
+                self._launch(self._socket_dir, token)
+            with self._timed("accept"):
+                return self._accept(listener)
         finally:
             listener.close()
             (self._socket_dir / SOCKET_NAME).unlink(missing_ok=True)
@@ -242,7 +286,8 @@ class KernelSandbox(Sandbox):
 
     def _handshake(self, conn: KernelConnection, token: str) -> None:
         try:
-            hello = conn.read(timeout=self.limits.start_timeout_s)
+            with self._timed("hello"):
+                hello = conn.read(timeout=self.limits.start_timeout_s)
         except (TimeoutError, StreamClosed, FrameError) as exc:
             raise SandboxStartError(f"the kernel did not say hello: {exc}") from None
         if hello.get("type") != "hello" or not hmac.compare_digest(str(hello.get("token")), token):
@@ -256,21 +301,23 @@ class KernelSandbox(Sandbox):
     def _configure_and_upload(self, conn: KernelConnection) -> None:
         """Pipelined: configure and upload, then read both replies (one round trip)."""
         timeout = self.limits.start_timeout_s
-        configure_id = conn.send("configure", callbacks=[
-            {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
-            for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
-            max_output_chars=self.limits.max_stream_chars)
-        payload = self._context_bytes if self._context_bytes is not None else encode_context(self._context)[1]
-        context_id = conn.send("context", kind=self._context_kind, blob=payload)
-        for request_id in (configure_id, context_id):
-            try:
-                reply, _ = conn.wait(request_id, timeout=max(timeout, len(payload) / 50e6))
-            except (KernelUnresponsive, StreamClosed) as exc:
-                raise SandboxStartError(f"the kernel failed while loading the context: {exc}. "
-                                        f"{self._death_reason()}") from None
-            raise_for_error(reply)
-            if request_id == context_id:
-                self.context_info = {"type": reply.get("context_type"), "length": reply.get("length")}
+        with self._timed("upload"):
+            configure_id = conn.send("configure", callbacks=[
+                {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
+                for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
+                max_output_chars=self.limits.max_stream_chars)
+            payload = self._context_bytes if self._context_bytes is not None else encode_context(self._context)[1]
+            with self._timed("send_context"):
+                context_id = conn.send("context", kind=self._context_kind, blob=payload)
+            for request_id in (configure_id, context_id):
+                try:
+                    reply, _ = conn.wait(request_id, timeout=max(timeout, len(payload) / 50e6))
+                except (KernelUnresponsive, StreamClosed) as exc:
+                    raise SandboxStartError(f"the kernel failed while loading the context: {exc}. "
+                                            f"{self._death_reason()}") from None
+                raise_for_error(reply)
+                if request_id == context_id:
+                    self.context_info = {"type": reply.get("context_type"), "length": reply.get("length")}
 
     def _restart(self) -> None:
         if self._closed:
