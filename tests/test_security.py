@@ -1271,14 +1271,22 @@ print("sent")
 
 
 def _call_flood(make_docker_sandbox: Callable[..., Any], sandbox_class: type[DockerSandbox],
-                calls: int) -> tuple[Any, RssPeak, list[int], int]:
+                calls: int, *, hold_until_queued: bool = False) -> tuple[Any, RssPeak, list[int], int]:
     """Run CALL_FLOOD; returns the sandbox, the host's memory growth, the calls served, and
-    the most calls that ever sat in the callback pool's queue (each holding its arguments)."""
+    the most calls that ever sat in the callback pool's queue (each holding its arguments).
+
+    With ``hold_until_queued`` (the control), the host function does not return until more
+    calls than the bound has MiB are queued (or 30 s pass), so the control shows the queue's
+    growth however fast or slow this machine reads the flood."""
     import threading
 
     served: list[int] = []
+    released = threading.Event()
+    if not hold_until_queued:
+        released.set()
 
     def hold(text: str) -> int:
+        released.wait(60)
         time.sleep(0.1)
         served.append(len(text))
         return len(text)
@@ -1288,9 +1296,12 @@ def _call_flood(make_docker_sandbox: Callable[..., Any], sandbox_class: type[Doc
     queued = [0]
 
     def watch_queue() -> None:
+        deadline = time.monotonic() + 30
         while len(served) < calls:
             pool = sb._conn._pool if sb._conn else None
             queued[0] = max(queued[0], pool._work_queue.qsize() if pool else 0)
+            if queued[0] > MEMORY_BOUND_MIB or time.monotonic() > deadline:
+                released.set()
             time.sleep(0.005)
 
     watcher = threading.Thread(target=watch_queue, daemon=True)
@@ -1318,7 +1329,7 @@ def test_control_an_unbounded_call_queue_grows_the_host(make_docker_sandbox):
     """Control: reading every call at once and queueing it for the pool (4 at a time,
     0.1 s each): more calls than the bound has MiB wait in the queue, 1 MiB of arguments
     each, and the host grows past the bound."""
-    _, peak, _, queued = _call_flood(make_docker_sandbox, UndefendedSandbox, 200)
+    _, peak, _, queued = _call_flood(make_docker_sandbox, UndefendedSandbox, 200, hold_until_queued=True)
     assert queued > MEMORY_BOUND_MIB, f"at most {queued} calls of 1 MiB were queued"
     assert peak.growth > MEMORY_BOUND_MIB, f"host grew by only {peak.growth:.0f} MiB"
 
