@@ -40,11 +40,18 @@ def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
                   params: dict[str, Any] | None) -> list[Task]:
     """Tasks from task files, generator names and Task objects, ids unique across them."""
     tasks: list[Task] = []
+    params = params or {}
+    named = [GENERATORS[str(s)] for s in sources if not isinstance(s, Task) and str(s) in GENERATORS]
+    unused = sorted(name for name in params if not any(name in g.params for g in named))
+    if unused:
+        takes = "; ".join(f"{g.name} takes {', '.join(g.params)}" for g in named) or "no generator was named"
+        raise EvalError(f"parameter {', '.join(unused)}: no generator given takes it ({takes})")
     for source in sources:
         if isinstance(source, Task):
             tasks.append(source)
-        elif str(source) in GENERATORS:
-            tasks += generate_tasks(str(source), n=n, seed=seed, params=params)
+        elif str(source) in GENERATORS:  # each generator takes the parameters it has
+            own = {name: value for name, value in params.items() if name in GENERATORS[str(source)].params}
+            tasks += generate_tasks(str(source), n=n, seed=seed, params=own)
         elif Path(source).exists() or str(source).endswith(".jsonl"):
             tasks += load_tasks(source)
         else:
