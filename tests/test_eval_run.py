@@ -180,3 +180,10 @@ def test_the_html_report_opens_in_a_headless_browser_with_no_network_request(tmp
         assert "SCRIPTED" in page.inner_text("body")
         browser.close()
     assert requests == [page_url], requests  # the page itself, nothing else
+
+
+def test_a_10m_token_sniah_task_completes_with_the_oracle(tmp_path, sandbox_image):
+    """About 4 s and 290 MiB of host memory on this machine (benchmarks/bench_eval.py): no flag needed."""
+    summary = suite(tmp_path, n=1, params={"tokens": "10000000"})
+    result = next(iter(read_results(tmp_path / "out").values()))
+    assert summary.mean_score == 1.0 and result.context_chars >= 40_000_000 and result.sub_calls >= 1
