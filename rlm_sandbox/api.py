@@ -6,6 +6,7 @@ needs (settings, model client, tools, sandbox factory) from the caller's argumen
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings, load_provider_env
@@ -17,7 +18,9 @@ from .core.result import RLMResult
 from .core.session import Session
 from .core.sync_bridge import run_sync
 from .events.stream import Listener
+from .models.base import ModelClient
 from .models.litellm_client import LLMClient
+from .models.replay import RecordingClient, ReplayClient, cassette_path
 from .redaction import redact
 from .sandbox.base import Callbacks, Context, Sandbox
 from .sandbox.cleanup import install_signal_handlers
@@ -39,7 +42,10 @@ class RLM:
     offload_threshold, budgets, api_base, ...); left as None they come from
     ``RLM_SANDBOX_*`` variables, ``.env`` or the defaults. ``budget`` may give the limits as
     one :class:`Budget` instead. ``tools`` are host functions
-    the code may call; ``answer_schema`` a pydantic model the answer must match.
+    the code may call; ``answer_schema`` a pydantic model the answer must match. ``llm`` is any
+    :class:`~rlm_sandbox.models.ModelClient`; ``record=DIR`` keeps every model request and reply
+    in ``DIR/cassette.jsonl``, and ``replay=DIR`` answers them from it with no network and no key
+    (a request it does not hold fails, naming the closest recorded one).
     """
 
     def __init__(self, model: str | None = None, sub_model: str | None = None,
@@ -47,7 +53,8 @@ class RLM:
                  verbose: bool | None = None, *, budget: Budget | None = None,
                  tools: dict[str, Callable[..., Any]] | None = None,
                  answer_schema: AnswerSchema | None = None, on_event: Listener | None = None,
-                 sandbox_factory: SandboxFactory | None = None, llm: LLMClient | None = None,
+                 sandbox_factory: SandboxFactory | None = None, llm: ModelClient | None = None,
+                 record: str | Path | None = None, replay: str | Path | None = None,
                  **options: Any) -> None:
         options = {"model": model, "sub_model": sub_model, "max_iterations": max_iterations,
                    "max_output_chars": max_output_chars, "verbose": verbose, **options}
@@ -65,8 +72,15 @@ class RLM:
         self.answer_schema = answer_schema
         self.on_event = on_event
         self.sandbox_factory = sandbox_factory or default_sandbox_factory
-        self.llm = llm or LLMClient(max_retries=self.settings.max_retries, timeout_s=self.settings.request_timeout_s,
-                                    completion_kwargs=self.settings.completion_kwargs())
+        self.llm: ModelClient = llm or LLMClient(max_retries=self.settings.max_retries,
+                                                 timeout_s=self.settings.request_timeout_s,
+                                                 completion_kwargs=self.settings.completion_kwargs())
+        if record is not None and replay is not None:
+            raise TypeError("give record= or replay=, not both: a run either records its model traffic or replays it")
+        if record is not None:  # every model call is kept in DIR/cassette.jsonl
+            self.llm = RecordingClient(self.llm, cassette_path(record))
+        elif replay is not None:  # every model call is answered from DIR/cassette.jsonl: no network, no key
+            self.llm = ReplayClient(cassette_path(replay), inner=self.llm)
 
     def run(self, query: str, context: Context = None, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
         """Answer ``query`` about ``context``. Model and budget trouble never raise: the
@@ -77,7 +91,11 @@ class RLM:
                    answer_schema: AnswerSchema | None = None) -> RLMResult:
         """The async twin of :meth:`run`; many may run at once in one event loop."""
         _check_query(query)
+        misses = list(getattr(self.llm, "misses", ()))
         result = await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+        missed = [miss for miss in getattr(self.llm, "misses", ()) if miss not in misses]
+        if missed:  # a replay that lacked a request fails loudly, even where the loop caught it
+            result.status, result.error = "error", str(missed[0])
         if result.error:
             result.error = redact(result.error)
         return result

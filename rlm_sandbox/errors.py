@@ -132,3 +132,14 @@ class LLMUnavailable(LLMError):
 
 class LLMEmptyReply(LLMUnavailable):
     """The provider kept answering with no reply: no choices, or null content and no tool calls."""
+
+
+class UnrecordedRequest(LLMError):
+    """A replayed run sent a model request its cassette does not hold (not retried).
+
+    The message names the cassette, the call and the closest recorded request; ``label``
+    says whose run it was (an eval task's id)."""
+
+    def __init__(self, message: str, *, model: str, label: str | None = None) -> None:
+        super().__init__(message, model=model, transient=False)
+        self.label = label

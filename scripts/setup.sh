@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a Debian machine for rlm-sandbox development and CI, from nothing:
-#   1. Docker (docker.io), debootstrap and gVisor's runsc (when Debian offers it);
+#   1. Docker (docker.io), debootstrap, chromium (for the HTML report's test) and gVisor's runsc
+#      (when Debian offers it);
 #   2. a running dockerd, with runsc registered as a runtime;
 #   3. .venv with the package (editable) and its test extras;
 #   4. the sandbox image for the current kernel (built locally: no registry needed).
@@ -35,6 +36,7 @@ install_packages() {
         return 0
     fi
     has debootstrap || want+=(debootstrap)  # builds the base image when no registry answers
+    has chromium || want+=(chromium)  # the eval HTML report's test opens it in headless Chromium
     # runsc (gVisor) is optional: skip it quietly where Debian does not package it.
     if ! has runsc && { [ ${#want[@]} -gt 0 ] || apt-cache show runsc >/dev/null 2>&1; }; then
         want+=(runsc)

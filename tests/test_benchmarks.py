@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli"]
+SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -111,6 +111,10 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert all(isinstance(v, int) for v in [*report["llm_query_batched"].values(),
                                                  *report["rlm_query_batched"].values()])
         assert report["leaked_containers"] == 0
+    elif script == "bench_eval":
+        assert report["smoke"] is True and set(_benches(script)) <= set(report)
+        assert report["sniah_10m"]["score"] == 1.0 and report["throughput"]["suite_score"] == 1.0
+        assert report["throughput"]["loop_correct"] == report["throughput"]["tasks"]
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()

@@ -43,3 +43,14 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path):
     assert done.returncode != 0
     assert "2 broken" in done.stdout, done.stdout
     assert "rlm_sandbox.kernel.repl -> rlm_sandbox.errors" in done.stdout
+
+
+def test_eval_may_use_the_public_api_but_not_core(tmp_path):
+    root = copy_of_the_package(tmp_path)
+    runner = root / "rlm_sandbox" / "eval" / "runner.py"
+    runner.write_text(runner.read_text() + "\nfrom .. import RLM, Budget  # allowed: top-level public names\n")
+    assert lint_imports(root).returncode == 0
+    runner.write_text(runner.read_text() + "\nfrom ..core.loop import _Run  # forbidden: a core internal\n")
+    done = lint_imports(root)
+    assert done.returncode != 0 and "1 broken" in done.stdout, done.stdout
+    assert "rlm_sandbox.eval.runner -> rlm_sandbox.core.loop" in done.stdout

@@ -16,6 +16,7 @@ import typer
 from .common import EXIT_CODES_HELP, show_logs
 from .demo import demo
 from .doctor import doctor
+from .eval import eval_app
 from .gc import gc
 from .image import image_app
 from .run import run
@@ -63,5 +64,6 @@ app.command()(settings)
 app.add_typer(image_app, name="image")
 app.command()(gc)
 app.command()(doctor)
+app.add_typer(eval_app, name="eval")
 
 __all__ = ["app"]

@@ -94,6 +94,22 @@ def _open_trace(path: str) -> Any:
         raise fail(f"--trace {path}: cannot be written ({exc.strerror})") from None
 
 
+def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
+    """Wrap the run's model client to record into, or replay from, DIR/cassette.jsonl."""
+    from ..models.cassette import CassetteError
+    from ..models.replay import RecordingClient, ReplayClient, cassette_path
+
+    try:
+        if record:
+            rlm.llm = RecordingClient(rlm.llm, cassette_path(record))
+        elif replay:
+            rlm.llm = ReplayClient(cassette_path(replay), inner=rlm.llm)
+    except CassetteError as exc:
+        raise fail(f"--{'record' if record else 'replay'} {record or replay}: {exc}") from None
+    except OSError as exc:
+        raise fail(f"--record {record}: cannot be written ({exc.strerror or exc})") from None
+
+
 def run(
     query: Optional[str] = typer.Option(None, "--query", "-q", metavar="TEXT", help="The question to answer."),
     query_file: Optional[str] = typer.Option(None, "--query-file", metavar="PATH",
@@ -117,6 +133,10 @@ def run(
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
                                        help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
                                             "(repeatable; `rlm-sandbox settings` lists them)."),
+    record: Optional[str] = typer.Option(None, "--record", metavar="DIR",
+                                         help="Keep every model request and reply in DIR/cassette.jsonl."),
+    replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR",
+                                         help="Answer every model call from DIR/cassette.jsonl: no network, no key."),
 ) -> None:
     """Answer a question (--query) about the context in a file (--context-file).
 
@@ -130,7 +150,10 @@ def run(
     flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
              "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
              "verbose": ("--verbose", True if verbose else None)}
+    if record and replay:
+        raise fail("give --record or --replay, not both")
     rlm = make_rlm(flags, parse_set(settings))
+    _tape(rlm, record, replay)
     context = _load_context(context_file, context_format)
     writer = _open_trace(trace) if trace else None
     rlm.on_event = writer

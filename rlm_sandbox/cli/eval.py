@@ -1,0 +1,155 @@
+"""``rlm-sandbox eval``: evaluation suites for CI (``run``), task files from the built-in
+generators (``generate``), and what is built in (``list``). A thin layer over
+:mod:`rlm_sandbox.eval`: every option maps to an argument of ``run_suite``.
+
+Exit codes of ``eval run``: 0 the suite passed; 1 the mean score is below --min-score or the
+error share above --fail-on-error; 2 bad usage (an option, a task file, a generator
+parameter); 130 interrupted (finished tasks are kept; run again to resume).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .common import EXIT_INTERRUPTED, EXIT_USAGE, fail, parse_set, say
+
+eval_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Evaluation suites: run task files or built-in generators, score them, report.")
+
+EXIT_FAILED = 1
+_TASK_BUDGETS = {"task_time": "max_wall_time_s", "task_tokens": "max_total_tokens", "task_cost": "max_cost_usd",
+                 "task_sub_calls": "max_sub_calls"}
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    found = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise fail(f"{option} takes NAME=VALUE, not {value!r}")
+        found[name.strip()] = text.strip()
+    return found
+
+
+@eval_app.command("list")
+def list_builtins() -> None:
+    """The built-in generators (with their parameters) and scorers."""
+    from ..eval.generators import GENERATORS
+    from ..eval.scorers import SCORERS
+
+    for name, generator in GENERATORS.items():
+        typer.echo(f"{name}: {generator.description}")
+        for param_name, param in generator.params.items():
+            choices = f" (one of {', '.join(map(str, param.choices))})" if param.choices else ""
+            typer.echo(f"    -p {param_name}=...  {param.help}; default {param.default}{choices}")
+    typer.echo(f"scorers: {', '.join(SCORERS)}, or a Python callable as module:function")
+
+
+@eval_app.command()
+def generate(
+    name: str = typer.Argument(..., metavar="NAME", help="A built-in generator (`rlm-sandbox eval list`)."),
+    n: int = typer.Option(10, "--n", min=1, help="How many tasks."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same tasks."),
+    param: list[str] = typer.Option([], "--param", "-p", metavar="NAME=VALUE",
+                                    help="A generator parameter, e.g. -p tokens=8192,65536 (a list is cycled over)."),
+    output: str = typer.Option(..., "--output", "-o", metavar="FILE", help="The task file to write (JSONL)."),
+) -> None:
+    """Write tasks from a built-in generator to a task file. Contexts are not stored: each is
+    rebuilt from its generator and seed when the task runs."""
+    from ..eval.generators import GeneratorError
+    from ..eval.tasks import generate_tasks, write_tasks
+
+    try:
+        tasks = generate_tasks(name, n=n, seed=seed, params=_pairs(param, "--param"))
+        write_tasks(tasks, output)
+    except (GeneratorError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"--output {output}: cannot be written ({exc.strerror or exc})") from None
+    say(f"wrote {len(tasks)} {name} task(s) to {output}")
+
+
+@eval_app.command()
+def run(
+    sources: list[str] = typer.Argument(..., metavar="TASKS_OR_GENERATOR...",
+                                        help="Task files (JSONL) and/or built-in generator names."),
+    model: str = typer.Option(..., "--model", "-m", metavar="MODEL", help="Root model (scripted/oracle: the "
+                              "scripted oracle, for testing the pipeline)."),
+    sub_model: Optional[str] = typer.Option(None, "--sub-model", metavar="MODEL", help="Model for llm_query."),
+    out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory (results are resumed from it)."),
+    n: int = typer.Option(10, "--n", min=1, help="Tasks per generator named."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated tasks."),
+    param: list[str] = typer.Option([], "--param", "-p", metavar="NAME=VALUE", help="Generator parameter."),
+    limit: Optional[str] = typer.Option(None, "--limit", metavar="N|A-B", help="The first N tasks, or tasks A to B."),
+    task_id: list[str] = typer.Option([], "--task-id", metavar="ID", help="Only this task (repeatable)."),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Runs per task."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tasks at once (each in its own sandbox)."),
+    max_connections: Optional[int] = typer.Option(None, "--max-connections", min=1,
+                                                  help="Sub-calls in flight at once across all tasks."),
+    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="HTML report here (default DIR/report.html)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X", help="Exit 1 if the mean score is below X."),
+    fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P",
+                                                  help="Exit 1 if more than this share of runs ended in error (0-1)."),
+    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N", help="Rerun an errored task N times."),
+    record: Optional[str] = typer.Option(None, "--record", metavar="DIR", help="Record all model traffic (one "
+                                         "cassette per task) in DIR."),
+    replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR", help="Answer every model call from the "
+                                         "cassettes in DIR: no network, no key."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", metavar="direct",
+                                           help="Also ask the model directly, the whole context in its prompt."),
+    baseline_model: Optional[str] = typer.Option(None, "--baseline-model", metavar="MODEL",
+                                                 help="Model of the direct baseline (default: --model)."),
+    force: bool = typer.Option(False, "--force", help="Rerun tasks whose results are already in DIR."),
+    task_time: Optional[float] = typer.Option(None, "--task-time", metavar="S", help="Wall-time budget per task."),
+    task_tokens: Optional[int] = typer.Option(None, "--task-tokens", metavar="N", help="Token budget per task."),
+    task_cost: Optional[float] = typer.Option(None, "--task-cost", metavar="USD", help="Cost budget per task."),
+    task_sub_calls: Optional[int] = typer.Option(None, "--task-sub-calls", metavar="N", help="Sub-calls per task."),
+    settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help="Any setting of the runs."),
+    label: list[str] = typer.Option([], "--label", metavar="KEY=VALUE", help="Extra label on the containers."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+) -> None:
+    """Run an evaluation suite: each task in its own sandbox, concurrently, scored, with
+    results.jsonl, summary.json, report.md, JUnit XML, an HTML report and one trace per task in DIR.
+
+    \b
+    Exit codes: 0 passed; 1 below --min-score or above --fail-on-error;
+    2 bad usage; 130 interrupted (run again to resume)."""
+    from ..errors import SettingsError
+    from ..eval.runner import EvalError, run_suite
+    from ..eval.tasks import TaskFileError
+
+    options: dict[str, Any] = dict(parse_set(settings))
+    budgets = {"task_time": task_time, "task_tokens": task_tokens, "task_cost": task_cost,
+               "task_sub_calls": task_sub_calls}
+    options.update({_TASK_BUDGETS[flag]: value for flag, value in budgets.items() if value is not None})
+    if fail_on_error is not None and not 0 <= fail_on_error <= 1:
+        raise fail(f"--fail-on-error {fail_on_error}: give a share from 0 to 1")
+    try:
+        summary = run_suite(sources, model=model, sub_model=sub_model, out=out, n=n, seed=seed,
+                            params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
+                            concurrency=concurrency, max_connections=max_connections, retry_on_error=retry_on_error,
+                            record=record, replay=replay, baseline=baseline, baseline_model=baseline_model,
+                            force=force, min_score=min_score, fail_on_error=fail_on_error, junit=junit, html=html,
+                            options=options, labels=_pairs(label, "--label"), progress=not quiet)
+    except (TaskFileError, EvalError, SettingsError, ValueError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished tasks are in {out}/results.jsonl (run again to resume)",
+                   EXIT_INTERRUPTED) from None
+    s = summary
+    cost = "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+    scripted = " [SCRIPTED models: not a real model's result]" if s.scripted else ""
+    typer.echo(f"mean score {s.mean_score:.4f} ± {s.stderr:.4f} over {s.tasks} task(s); pass rate {s.pass_rate:.1%}; "
+               f"errors {s.errors}; limits hit {s.limit_hits}; tokens {s.input_tokens + s.output_tokens:,}; "
+               f"cost {cost}{scripted}")
+    say(f"reports in {Path(out)}: summary.json, report.md, {junit or 'junit.xml'}, {html or 'report.html'}")
+    for reason in s.exit_reasons:
+        say(f"FAILED: {reason}", typer.colors.RED)
+    raise typer.Exit(EXIT_FAILED if s.exit_reasons else 0)
+
+
+__all__ = ["eval_app"]
