@@ -43,3 +43,14 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path):
     assert done.returncode != 0
     assert "2 broken" in done.stdout, done.stdout
     assert "rlm_sandbox.kernel.repl -> rlm_sandbox.errors" in done.stdout
+
+
+def test_the_library_may_not_import_the_viewers(tmp_path):
+    """view/ renders events for the CLI; the library must run without it (issue 10)."""
+    root = copy_of_the_package(tmp_path)
+    loop = root / "rlm_sandbox" / "core" / "loop.py"
+    loop.write_text(loop.read_text() + "\nfrom ..view import live  # forbidden: core -> view\n")
+    done = lint_imports(root)
+    assert done.returncode != 0
+    assert "only the CLI (and evaluation) render events with view/" in done.stdout, done.stdout
+    assert "rlm_sandbox.core.loop -> rlm_sandbox.view.live" in done.stdout
