@@ -20,6 +20,7 @@ from .gc import gc
 from .image import image_app
 from .run import run
 from .settings import settings
+from .trace import trace_app
 
 
 class _App(typer.Typer):
@@ -61,6 +62,7 @@ app.command()(run)
 app.command()(demo)
 app.command()(settings)
 app.add_typer(image_app, name="image")
+app.add_typer(trace_app, name="trace")
 app.command()(gc)
 app.command()(doctor)
 

@@ -251,6 +251,9 @@ def outline(node: RunNode) -> RunOutline:
     for orphan in children.values():  # a child whose child_run_start is missing
         run.children.append(orphan)
     run.turns = sorted(turns.values(), key=lambda t: (t.iteration, t.purpose == "answer_now"))
+    for turn in run.turns:  # in the order they were sent (a batch's answers arrive in any order)
+        for cell in turn.cells.values():
+            cell.calls.sort(key=lambda c: (c.request or c.sub_call).seq if (c.request or c.sub_call) else 0)
     total = Usage()
     for turn in run.turns:
         turn.usage.add_reply(turn.root.reply)
