@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli"]
+SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_html"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -111,6 +111,10 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert all(isinstance(v, int) for v in [*report["llm_query_batched"].values(),
                                                  *report["rlm_query_batched"].values()])
         assert report["leaked_containers"] == 0
+    elif script == "bench_html":
+        assert report["smoke"] is True and report["events"] > 20 and report["html_bytes"] > 0
+        assert report["browser"]["requests_other_than_the_file"] == 0
+        assert {"goto_load_s", "load_event_end_ms", "expand_sub_call_s"} <= set(report["browser"])
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()
