@@ -249,3 +249,15 @@ def test_a_run_that_builds_the_image_emits_image_build_events(tmp_path, docker_c
     assert result.status == "completed"
     assert builds and builds[-1].done and builds[-1].image == tag
     assert any(e.step == 1 for e in builds)
+
+
+def test_demo_shows_the_live_display_on_a_terminal_and_leaves_the_verdict(sandbox_image):
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("RLM_SANDBOX_")}
+    env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(REPO), "TERM": "xterm-256color"})
+    env.pop("NO_COLOR", None)
+    code, output = in_pty(["demo"], env)
+    assert code == 0, output
+    assert "\x1b[" in output and "iteration 1 of 20" in output  # the live display was drawn
+    screen = final_screen(output)
+    assert screen[-1].startswith("expected $") and screen[-1].endswith("correct"), screen
+    assert not any(" of 20 · " in line for line in screen), screen  # and then cleared

@@ -280,11 +280,15 @@ def build_debian_base(
 def _build(client: docker.DockerClient, context: str, tag: str, base: str, khash: str,
            progress: Progress) -> list[str]:
     """Run the build, streaming Docker's output so each "Step k/n" is reported as it starts;
-    returns the output's lines. A failed step raises ImageError with the end of the log."""
+    returns the output's lines. A failed step raises ImageError with the end of the log.
+
+    The build's RUN step needs no network (it compiles the kernel copied in), so it runs with
+    none: no download can slip into the image, and a daemon whose bridge network is broken
+    still builds it."""
     lines: list[str] = []
     try:
         for chunk in client.api.build(path=context, tag=tag, buildargs={"BASE": base, "KERNEL_HASH": khash},
-                                      pull=False, rm=True, forcerm=True, decode=True):
+                                      pull=False, rm=True, forcerm=True, decode=True, network_mode="none"):
             if "error" in chunk:
                 raise ImageError(
                     f"Building {tag} on {base} failed: {str(chunk['error']).strip()}\n"
