@@ -140,3 +140,22 @@ def test_run_html_into_a_missing_directory_fails_before_the_run(tmp_path):
                    env={"RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": "sk-test"})
         assert not server.requests
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+@pytest.mark.parametrize("where, expected", [("missing/out.html", "does not exist"), (".", "is a directory")])
+def test_trace_html_into_a_bad_place_exits_2(traces, tmp_path, where, expected):
+    done = cli("trace", "html", traces.completed, "-o", tmp_path / where)
+    assert done.returncode == 2 and expected in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_trace_cut_short_makes_a_partial_html_that_says_so(traces, tmp_path):
+    lines = traces.children.read_text().splitlines()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    out = tmp_path / "cut.html"
+    done = cli("trace", "html", cut, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert "the trace is partial" in done.stderr
+    text = out.read_text()
+    assert '<div class="partial" id="partial">PARTIAL TRACE: the trace ends before the run finished' in text
+    assert "the trace ends here, before the run finished" in text
