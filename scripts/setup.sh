@@ -4,7 +4,9 @@
 #      (when Debian offers it);
 #   2. a running dockerd, with runsc registered as a runtime;
 #   3. .venv with the package (editable) and its test extras;
-#   4. the sandbox image for the current kernel (built locally: no registry needed).
+#   4. the sandbox image for the current kernel (built locally: no registry needed);
+#   5. Debian's chromium, which the HTML viewer's browser tests (the `test` extra's
+#      playwright) drive headless: playwright's own browser download cannot work here.
 # Every step checks first, so a second run takes seconds. Root is needed only for steps
 # 1 and 2, and only when they have something to do.
 set -euo pipefail
@@ -125,7 +127,26 @@ ensure_runsc_runtime() {
     say "WARNING: dockerd has not picked up runsc from $DAEMON_JSON (started with another --config-file?); restart dockerd to use gVisor"
 }
 
+# The test extra's playwright drives Debian's chromium (tests/test_html_viewer.py); without
+# it those tests fail with a message naming this script.
+install_chromium() {
+    has chromium && return 0
+    if ! can_apt; then
+        say "WARNING: chromium is missing and this is not a root shell with apt-get; the HTML viewer's browser tests will fail until 'apt-get install -y chromium' is run as root"
+        return 0
+    fi
+    local log
+    log="$(mktemp /tmp/rlm-sandbox-apt.XXXXXX)"
+    say "installing chromium with apt-get (one-time; the HTML viewer's browser tests use it)"
+    apt-cache show chromium >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=120 update -q >"$log" 2>&1 \
+        || { tail -20 "$log" >&2; die "apt-get update failed (log: $log)"; }
+    apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends chromium >>"$log" 2>&1 \
+        || { tail -20 "$log" >&2; die "apt-get install chromium failed (log: $log)"; }
+    rm -f "$log"
+}
+
 install_packages
+install_chromium
 docker_ok || start_docker
 ensure_runsc_runtime
 

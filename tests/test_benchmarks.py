@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval"]
+SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -115,6 +115,10 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert report["smoke"] is True and set(_benches(script)) <= set(report)
         assert report["sniah_10m"]["score"] == 1.0 and report["throughput"]["suite_score"] == 1.0
         assert report["throughput"]["loop_correct"] == report["throughput"]["tasks"]
+    elif script == "bench_html":
+        assert report["smoke"] is True and report["events"] > 20 and report["html_bytes"] > 0
+        assert report["browser"]["requests_other_than_the_file"] == 0
+        assert {"goto_load_s", "load_event_end_ms", "expand_sub_call_s"} <= set(report["browser"])
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()

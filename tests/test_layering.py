@@ -54,3 +54,12 @@ def test_eval_may_use_the_public_api_but_not_core(tmp_path):
     done = lint_imports(root)
     assert done.returncode != 0 and "1 broken" in done.stdout, done.stdout
     assert "rlm_sandbox.eval.runner -> rlm_sandbox.core.loop" in done.stdout
+def test_the_library_may_not_import_the_viewers(tmp_path):
+    """view/ renders events for the CLI; the library must run without it (issue 10)."""
+    root = copy_of_the_package(tmp_path)
+    loop = root / "rlm_sandbox" / "core" / "loop.py"
+    loop.write_text(loop.read_text() + "\nfrom ..view import live  # forbidden: core -> view\n")
+    done = lint_imports(root)
+    assert done.returncode != 0
+    assert "only the CLI (and evaluation) render events with view/" in done.stdout, done.stdout
+    assert "rlm_sandbox.core.loop -> rlm_sandbox.view.live" in done.stdout

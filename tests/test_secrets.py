@@ -212,8 +212,8 @@ def test_an_unexpected_crash_prints_its_traceback_with_the_key_masked(workdir):
     """A bug (injected here: the context loader raises with a key in its message) still
     shows a traceback, for the bug report, but never the key."""
     script = ("import os, sys\nimport rlm_sandbox.cli\nrun = sys.modules['rlm_sandbox.cli.run']\n"
-              "def broken(path, fmt):\n    raise RuntimeError('boom ' + os.environ['OPENAI_API_KEY'])\n"
-              "run._load_context = broken\n"
+              "def broken(*args):\n    raise RuntimeError('boom ' + os.environ['OPENAI_API_KEY'])\n"
+              "run.load_context = broken\n"
               "rlm_sandbox.cli.app(['run', '-q', 'x', '-f', 'context.txt'], prog_name='rlm-sandbox')\n")
     done = workdir.python(script)
     assert done.returncode == 1

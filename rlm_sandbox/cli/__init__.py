@@ -21,6 +21,7 @@ from .gc import gc
 from .image import image_app
 from .run import run
 from .settings import settings
+from .trace import trace_app
 
 
 class _App(typer.Typer):
@@ -62,6 +63,7 @@ app.command()(run)
 app.command()(demo)
 app.command()(settings)
 app.add_typer(image_app, name="image")
+app.add_typer(trace_app, name="trace")
 app.command()(gc)
 app.command()(doctor)
 app.add_typer(eval_app, name="eval")

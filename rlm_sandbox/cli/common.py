@@ -133,22 +133,25 @@ _SOURCES = {"answer_now": "the model's reply to one last answer-now request",
             "last_reply": "the model's last reply"}
 
 
-def print_result(result: Any, as_json: bool) -> None:
-    """The answer (or the whole result) on stdout; the summary, and how the run ended, on stderr.
+def print_result(result: Any, as_json: bool, *, quiet: bool = False, settings: Any = None,
+                 trace: str | None = None, html: str | None = None) -> None:
+    """The answer (or the result as JSON, see ``result_json``) on stdout; the summary, and how
+    the run ended, on stderr. ``quiet`` leaves out the summary, never the warnings.
 
     A fallback answer never passes for a FINAL one: stderr says where it came from.
     """
     if as_json:
-        data = result.to_dict()
-        data.pop("trajectory", None)
-        typer.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+        from .result_json import result_json
+
+        typer.echo(redact(result_json(result, settings, trace=trace, html=html)))
     else:
         typer.echo(redact(result.answer))
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
                f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
                f"cost={cost} time={result.duration_s:.1f}s answer_from={result.answer_from}")
-    typer.secho(redact(summary), err=True, dim=True)
+    if not quiet:
+        typer.secho(redact(summary), err=True, dim=True)
     if result.error:
         say(result.error, typer.colors.YELLOW)
     if result.answer_from == "final":

@@ -18,6 +18,7 @@ from .common import (
     make_rlm,
     print_result,
 )
+from .display import RunDisplay
 
 
 def demo(
@@ -25,7 +26,8 @@ def demo(
                                         help="Use this real model instead of the scripted one."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
                                           help="docker (default) or local (NOT a security boundary)."),
-    verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr."),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr (live on a terminal) "
+                                                                 "or only the verdict."),
 ) -> None:
     """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).
 
@@ -55,12 +57,16 @@ def demo(
         options = {"model": scripted[0].model, "sub_model": scripted[1].model}
     try:
         rlm = make_rlm({"model": ("--model", options["model"]), "sub_model": ("--sub-model", options.get("sub_model")),
-                        "sandbox": ("--sandbox", sandbox), "verbose": ("--verbose", verbose)}, {})
+                        "sandbox": ("--sandbox", sandbox)}, {})
         if real:
             typer.secho(f"model: {rlm.settings.model}", fg=typer.colors.CYAN, err=True)
         typer.secho(f"query: {QUERY}\ncontext: a generated report of {len(report):,} characters "
                     "(only its description reaches the model)", err=True)
-        result = rlm.run(QUERY, report)
+        display = RunDisplay(verbose=verbose, quiet=not verbose)  # it draws progress, not the library
+        rlm.settings = rlm.settings.model_copy(update={"verbose": False})
+        rlm.on_event = display.listener
+        with display:
+            result = rlm.run(QUERY, report)
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
     except RLMSandboxError as exc:

@@ -1,43 +1,206 @@
-"""``rlm-sandbox doctor``: check the machine and say what to fix."""
+"""``rlm-sandbox doctor``: the one place that explains a broken setup.
+
+It checks, in order: Docker reachable (its version, the DOCKER_HOST in use), its runtimes
+(runc; runsc for gVisor), the image for this kernel, a real sandbox started with one cell
+run over the transport the settings choose (the socket, on a local daemon), the memory and
+pids limits as the container's cgroup enforces them, provider keys (names only, from the
+environment and ``.env``) and ``api_base`` when one is set. Every failed check prints the
+one command that fixes it; ``--json`` prints the same as data; the exit code is 1 when a
+required check failed. Nothing secret is printed (every line goes through ``redact``).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
 import typer
+from pydantic import BaseModel
 
 from ..errors import RLMSandboxError
 from ..redaction import redact
 
+#: What the cell prints: the limits the container's cgroup (v2, else v1) enforces.
+_LIMITS_CELL = """
+def _first(*paths):
+    for path in paths:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    return 'unknown'
+print(len(context), _first('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'),
+      _first('/sys/fs/cgroup/pids.max', '/sys/fs/cgroup/pids/pids.max'))
+"""
 
-def doctor() -> None:
-    """Check Docker, the sandbox image, gVisor and provider keys (names only); say what to fix."""
-    failures = 0
 
-    def report(ok: bool, what: str, fix: str = "", *, required: bool = True) -> None:
-        nonlocal failures
-        failures += required and not ok
-        label, colour = ("ok  ", "green") if ok else (("FAIL", "red") if required else ("warn", "yellow"))
-        typer.echo(typer.style(label, fg=colour) + redact(f" {what}" + (f"\n     -> {fix}" if fix and not ok else "")))
+class Check(BaseModel):
+    name: str
+    status: Literal["ok", "fail", "warn", "skipped"]
+    detail: str
+    fix: str | None = None
 
-    from ..sandbox.client import docker_client
 
+class Checks:
+    """The checks made so far, printed as they come (unless ``--json``)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.items: list[Check] = []
+
+    def add(self, name: str, status: str, detail: str, fix: str | None = None) -> None:
+        check = Check(name=name, status=status, detail=redact(detail),
+                      fix=redact(fix) if fix and status != "ok" else None)  # type: ignore[arg-type]
+        self.items.append(check)
+        if not self.as_json:
+            label, colour = {"ok": ("ok  ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow"),
+                             "skipped": ("skip", "yellow")}[check.status]
+            typer.echo(typer.style(label, fg=colour) + f" {check.detail}"
+                       + (f"\n     -> {check.fix}" if check.fix else ""))
+
+    def report(self, ok: bool, what: str, fix: str = "", *, required: bool = True, name: str | None = None) -> None:
+        """A yes/no check: ok, else failed (``required``) or a warning. ``name`` defaults to
+        the first word of ``what``."""
+        self.add(name or what.split()[0], "ok" if ok else ("fail" if required else "warn"), what, fix or None)
+
+    @property
+    def failed(self) -> bool:
+        return any(check.status == "fail" for check in self.items)
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
+    """Check Docker, its runtimes, the sandbox image, a real sandbox (a cell run, its memory
+    and pids limits), provider keys (names only) and api_base; each failure prints the command
+    that fixes it. Exit code 1 when a required check failed."""
+    checks = Checks(as_json)
+    settings = _settings(checks)
+    client = _docker(checks)
+    if client is not None:
+        image = _image(checks, client, settings)
+        _sandbox(checks, client, settings, image)
+    _keys(checks)
+    if settings is not None and settings.api_base:
+        _api_base(checks, settings.api_base)
+    if as_json:
+        typer.echo(json.dumps({"ok": not checks.failed, "checks": [c.model_dump() for c in checks.items]}, indent=2))
+    raise typer.Exit(1 if checks.failed else 0)
+
+
+def _settings(checks: Checks) -> Any:
+    from ..config import Settings
+    from ..errors import SettingsError
+
+    try:
+        return Settings()
+    except SettingsError as exc:
+        checks.add("settings", "fail", f"settings: {exc}", "rlm-sandbox settings  # shows each value and where it "
+                   "comes from: fix or unset the one named")
+        return None
+
+
+def _docker(checks: Checks) -> Any:
+    from ..sandbox.client import DEFAULT_DOCKER_HOST, docker_client
+
+    host = os.environ.get("DOCKER_HOST")
+    where = f"DOCKER_HOST={host}" if host else f"DOCKER_HOST not set: {DEFAULT_DOCKER_HOST}"
     try:
         client = docker_client()
         info = client.info()
-        report(True, f"Docker {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '?')})")
-        from ..sandbox.image import default_image_tag
-
-        tag = default_image_tag()
-        report(bool(client.api.images(name=tag)), f"sandbox image {tag}",
-               "run `rlm-sandbox image build` (or let the first sandbox build it)")
-        report("runsc" in (info.get("Runtimes") or {}), "gVisor runtime (runsc) for runtime='runsc'",
-               "apt-get install runsc and register it in /etc/docker/daemon.json (scripts/setup.sh does both)",
-               required=False)
     except RLMSandboxError as exc:
-        report(False, "Docker daemon", str(exc))
+        fix = ("unset DOCKER_HOST  # or start the daemon it names" if host and host != DEFAULT_DOCKER_HOST else
+               "sudo systemctl start docker" if Path("/run/systemd/system").is_dir() else "sudo dockerd &")
+        checks.add("docker", "fail", f"Docker daemon ({where}): {str(exc).split(': ', 1)[-1][:300]}", fix)
+        return None
+    checks.add("docker", "ok", f"Docker {info.get('ServerVersion')} ({where}; {info.get('Driver')}, "
+               f"cgroup v{info.get('CgroupVersion', '?')})")
+    runtimes = sorted(info.get("Runtimes") or {})
+    checks.report("runc" in runtimes, f"runtimes: {', '.join(runtimes) or 'none'} (runc is the default)",
+                  "sudo apt-get install -y runc && sudo systemctl restart docker", name="runc")
+    checks.report("runsc" in runtimes, "gVisor runtime (runsc) for runtime='runsc'"
+                  + ("" if "runsc" in runtimes else ": not registered"),
+                  "sudo bash scripts/setup.sh  # installs runsc and registers it in /etc/docker/daemon.json",
+                  required=False, name="runsc")
+    return client
+
+
+def _image(checks: Checks, client: Any, settings: Any) -> str | None:
+    from ..sandbox.image import default_image_tag
+
+    tag = (settings.image if settings is not None else None) or default_image_tag()
+    present = bool(client.api.images(name=tag))
+    checks.add("image", "ok" if present else "fail", f"sandbox image {tag}" + ("" if present else ": not present"),
+               None if present else ("rlm-sandbox image build" if tag == default_image_tag() else
+                                     f"docker pull {tag}  # or unset RLM_SANDBOX_IMAGE to use the built one"))
+    return tag if present else None
+
+
+def _sandbox(checks: Checks, client: Any, settings: Any, image: str | None) -> None:
+    """Start a real sandbox, run a cell, and read the limits its cgroup enforces."""
+    if settings is None or image is None:
+        checks.add("sandbox", "skipped", "sandbox start: skipped (needs " + ("valid settings" if settings is None
+                                                                               else "the image") + ")")
+        checks.add("limits", "skipped", "memory and pids limits: skipped (needs a sandbox)")
+        return
+    from docker.utils import parse_bytes
+
+    from ..sandbox.docker import DockerSandbox
+
+    limits = settings.limits()
+    sandbox = DockerSandbox("doctor", image=image, limits=limits, runtime=settings.runtime,
+                            transport=settings.transport, client=client)
+    transport = sandbox.resolved_transport()
+    what = f"a sandbox started and ran a cell ({transport} transport, runtime {settings.runtime or 'runc'})"
+    try:
+        with sandbox:
+            result = sandbox.exec(_LIMITS_CELL)
+    except (RLMSandboxError, OSError) as exc:
+        checks.add("sandbox", "fail", f"sandbox start ({transport} transport): {exc}",
+                   "export RLM_SANDBOX_TRANSPORT=stdio  # the socket cannot be shared with this daemon"
+                   if transport == "socket" else "rlm-sandbox gc && rlm-sandbox image build")
+        checks.add("limits", "skipped", "memory and pids limits: skipped (needs a sandbox)")
+        return
+    if result.error or len(result.stdout.split()) != 3:
+        checks.add("sandbox", "fail", f"{what}, but the cell failed: {result.error or result.stdout!r}",
+                   "rlm-sandbox image build  # the image's kernel does not answer as expected")
+        return
+    checks.add("sandbox", "ok", what)
+    _, memory, pids = result.stdout.split()
+    want_memory, want_pids = parse_bytes(limits.memory), limits.pids
+    enforced = memory == str(want_memory) and pids == str(want_pids)
+    checks.add("limits", "ok" if enforced else "fail",
+               f"limits enforced in the container: memory {memory} (want {want_memory}), pids {pids} "
+               f"(want {want_pids})",
+               None if enforced else "enable the memory and pids cgroup controllers (boot with "
+                                     "systemd.unified_cgroup_hierarchy=1), then restart dockerd; `docker info` "
+                                     "lists what it cannot enforce")
+
+
+def _keys(checks: Checks) -> None:
     from ..config import provider_keys
 
     keys = provider_keys()  # names only, never values
-    report(bool(keys), "provider keys: " + (", ".join(f"{name} ({where})" for name, where in keys) or "none"),
-           "export OPENAI_API_KEY=... or put it in ./.env (or another provider's key) to use real models; "
-           "the demo runs without", required=False)
-    raise typer.Exit(1 if failures else 0)
+    names = ", ".join(f"{name} ({where})" for name, where in keys) or "none"
+    checks.report(bool(keys), f"provider keys: {names}", "export OPENAI_API_KEY=...  # or put it (or another "
+                  "provider's key) in ./.env; the demo runs without", required=False, name="provider_keys")
+
+
+def _api_base(checks: Checks, api_base: str) -> None:
+    """Any HTTP answer (even 401 or 404) proves the server is there; no key is sent."""
+    import urllib.error
+    import urllib.request
+
+    url = api_base.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=10) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        checks.add("api_base", "fail", f"api_base {api_base}: unreachable ({reason})",
+                   f"start the server that should answer at {api_base}, or unset RLM_SANDBOX_API_BASE")
+        return
+    checks.add("api_base", "ok", f"api_base {api_base}: answers (HTTP {status} for GET /models)")

@@ -1,13 +1,13 @@
-"""``rlm-sandbox run``: answer a question about the context in a file.
+"""``rlm-sandbox run``: answer a question about the context in files, a directory or stdin.
 
 Everything the user gave is checked before a container starts or a model is called;
-the trajectory is written as the run goes, so an interrupted run keeps what it did.
+the trajectory is written as the run goes, so an interrupted run keeps what it did, and
+``--html`` renders whatever happened, even when the run was cut short.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -26,58 +26,8 @@ from .common import (
     print_result,
     say,
 )
-
-_FORMATS = ("auto", "text", "json", "lines", "bytes")
-
-
-def _read(path: str, option: str) -> bytes:
-    """The bytes of ``path`` (``-``: stdin), or a one-line failure naming ``option``."""
-    if path == "-":
-        return sys.stdin.buffer.read()
-    file = Path(path)
-    if file.is_dir():
-        raise fail(f"{option} {path}: is a directory; give a file (or - for stdin)")
-    if not file.exists():
-        raise fail(f"{option} {path}: does not exist (give a path, or - for stdin)")
-    try:
-        return file.read_bytes()
-    except OSError as exc:
-        raise fail(f"{option} {path}: cannot be read ({exc.strerror})") from None
-
-
-def _load_query(query: str | None, query_file: str | None) -> str:
-    if (query is None) == (query_file is None):
-        raise fail("give the question with --query TEXT or --query-file PATH (one of them)")
-    if query_file is not None:
-        try:
-            query = _read(query_file, "--query-file").decode("utf-8")
-        except UnicodeDecodeError:
-            raise fail(f"--query-file {query_file}: is not UTF-8 text") from None
-    assert query is not None
-    if not query.strip():
-        raise fail(f"{'--query-file ' + str(query_file) if query_file else '--query'}: the question is empty; "
-                   "give the question to answer")
-    return query
-
-
-def _load_context(path: str, fmt: str) -> Any:
-    data = _read(path, "--context-file")
-    if fmt == "auto":
-        fmt = "json" if path.endswith(".json") else "text"
-    if fmt == "bytes":
-        return data
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise fail(f"--context-file {path}: is not UTF-8 text; use --context-format bytes") from None
-    if fmt == "json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise fail(f"--context-file {path}: is not valid JSON ({exc}); use --context-format text") from None
-    if fmt == "lines":
-        return text.splitlines()
-    return text
+from .contexts import load_context, load_query
+from .display import RunDisplay, listeners
 
 
 def _open_trace(path: str) -> Any:
@@ -108,14 +58,40 @@ def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
         raise fail(f"--{'record' if record else 'replay'} {record or replay}: {exc}") from None
     except OSError as exc:
         raise fail(f"--record {record}: cannot be written ({exc.strerror or exc})") from None
+def _check_html(path: str) -> None:
+    """Fail now, not after the run, when the HTML file cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise fail(f"--html {path}: is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise fail(f"--html {path}: the directory {str(target.parent)!r} does not exist")
+
+
+def _write_html(path: str, events: list[Any]) -> None:
+    from ..view.html import write_html
+
+    try:
+        write_html(events, path)
+    except OSError as exc:
+        say(f"--html {path}: could not be written ({exc.strerror or exc})", typer.colors.YELLOW)
 
 
 def run(
     query: Optional[str] = typer.Option(None, "--query", "-q", metavar="TEXT", help="The question to answer."),
     query_file: Optional[str] = typer.Option(None, "--query-file", metavar="PATH",
                                              help="Read the question from this file (- for stdin), e.g. a long one."),
-    context_file: str = typer.Option(..., "--context-file", "-f", metavar="PATH",
-                                     help="File holding the context, or - for stdin."),
+    context_files: list[str] = typer.Option([], "--context-file", "-f", metavar="PATH",
+                                            help="A file holding the context, - for stdin. Repeat it for several "
+                                                 "files: they become a list (or a dict, --context-as dict). "
+                                                 "Without -f or --context-dir, piped stdin is the context."),
+    context_dir: Optional[str] = typer.Option(None, "--context-dir", metavar="DIR",
+                                              help="Every file of DIR matching --glob, in name order, as a list "
+                                                   "(or a dict keyed by path, --context-as dict)."),
+    glob: str = typer.Option("*", "--glob", metavar="PATTERN",
+                             help="Which files of --context-dir (default *; **/*.md for every .md below it)."),
+    context_as: str = typer.Option("auto", "--context-as", metavar="SHAPE",
+                                   help="auto (one file: its content; several: a list), list, or dict "
+                                        "(keyed by file name)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL",
                                         help="Root model as litellm names it (default gpt-4o-mini)."),
     sub_model: Optional[str] = typer.Option(None, "--sub-model", metavar="MODEL",
@@ -126,10 +102,15 @@ def run(
                                                  help="Root-model turns before a forced answer (default 20)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
                                           help="docker (default) or local (NOT a security boundary)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress on stderr."),
-    as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Every event on stderr (above the live "
+                                                                "display on a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print the answer alone: no live display, no summary "
+                                                      "(warnings and errors still go to stderr)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (schema in the README)."),
     trace: Optional[str] = typer.Option(None, "--trace", metavar="PATH",
                                         help="Write the trajectory as JSONL to this file, as the run goes."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="PATH",
+                                       help="Write the run as one self-contained HTML file (also when cut short)."),
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
                                        help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
                                             "(repeatable; `rlm-sandbox settings` lists them)."),
@@ -138,36 +119,51 @@ def run(
     replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR",
                                          help="Answer every model call from DIR/cassette.jsonl: no network, no key."),
 ) -> None:
-    """Answer a question (--query) about the context in a file (--context-file).
+    """Answer a question (--query) about a context (-f FILE..., --context-dir DIR, or stdin).
 
-    The answer goes to stdout, progress and the summary to stderr.
+    The answer goes to stdout. On a terminal, stderr shows a live display of the run (and
+    every event above it with -v); elsewhere, one line per event with -v, and a one-line
+    summary at the end.
     """
-    if context_format not in _FORMATS:
-        raise fail(f"--context-format {context_format}: not a format; use one of {', '.join(_FORMATS)}")
-    if query_file == "-" and context_file == "-":
+    if verbose and quiet:
+        raise fail("--verbose and --quiet contradict each other; give one")
+    if query_file == "-" and "-" in context_files:
         raise fail("--query-file - and --context-file - cannot both read stdin; give one of them a file")
-    text = _load_query(query, query_file)
+    text = load_query(query, query_file)
     flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
-             "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
-             "verbose": ("--verbose", True if verbose else None)}
+             "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox)}
     if record and replay:
         raise fail("give --record or --replay, not both")
     rlm = make_rlm(flags, parse_set(settings))
     _tape(rlm, record, replay)
-    context = _load_context(context_file, context_format)
+    piped = query_file != "-" and not sys.stdin.isatty()
+    context = load_context(context_files, context_dir, glob, context_format, context_as, piped)
+    if html:
+        _check_html(html)
     writer = _open_trace(trace) if trace else None
-    rlm.on_event = writer
+    # The command draws progress itself (live on a terminal, plain lines otherwise).
+    display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
+    rlm.settings = rlm.settings.model_copy(update={"verbose": False})
+    events: list[Any] = []
+    rlm.on_event = listeners(writer, display.listener, events.append if html else None)
     try:
-        result = rlm.run(text, context)
+        with display:
+            result = rlm.run(text, context)
     except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
-        raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else ""),
-                   EXIT_INTERRUPTED) from None
+        if html:
+            _write_html(html, events)
+        raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else "")
+                   + (f"; the run so far is in {html}" if html else ""), EXIT_INTERRUPTED) from None
     except RLMSandboxError as exc:
+        if html and events:
+            _write_html(html, events)
         raise error_exit(exc) from None
     finally:
         if writer is not None:
             writer.close()
-    print_result(result, as_json)
+    if html:
+        _write_html(html, result.trajectory)
+    print_result(result, as_json, quiet=quiet, settings=rlm.settings, trace=trace, html=html)
     if writer is not None and writer.error is not None:
         say(f"the trajectory in {trace} is incomplete: writing it failed ({writer.error})", typer.colors.YELLOW)
     raise typer.Exit(exit_code(result.status))

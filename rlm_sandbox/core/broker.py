@@ -28,7 +28,7 @@ from ..models.base import Completion
 from ..models.runtime import on_model_loop
 from .concurrency import PROCESS_SLOTS
 from .metering import Meter
-from .recording import retries_of
+from .recording import retries_of, retry_reporter
 from .tools import CELL_EXCEPTIONS, HELPERS, RESERVED_NAMES, ToolError, check_tools, describe_tools, tool_caller
 
 __all__ = ["CELL_EXCEPTIONS", "HELPERS", "RESERVED_NAMES", "Broker", "BrokerSwitch", "ToolError", "callback_docs",
@@ -196,7 +196,7 @@ class Broker:
                           reserved_tokens=reservation.tokens if reservation else None)
         try:
             async with self._slots():
-                completion = await on_model_loop(self._limited_call(model, messages, max_tokens))
+                completion = await on_model_loop(self._limited_call(model, messages, max_tokens, call_id))
         except BaseException as exc:
             self._meter.settle_failure(reservation, "sub", exc)
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)
@@ -223,11 +223,13 @@ class Broker:
         # Counting tokens and waiting for room block: off the loop.
         return await asyncio.to_thread(self._meter.reserve, "llm_query", model, messages, max_tokens)
 
-    async def _limited_call(self, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Completion:
+    async def _limited_call(self, model: str, messages: list[dict[str, Any]], max_tokens: int,
+                            call_id: str) -> Completion:
         """On the model loop: hold a process-wide slot for the duration of the call."""
         async with PROCESS_SLOTS.slot(self._meter.settings.max_process_concurrency):
             return await self._llm.acomplete(model, messages, max_tokens=max_tokens,
-                                             price=self._meter.custom_price(model))
+                                             price=self._meter.custom_price(model),
+                                             on_retry=retry_reporter(self._events, call_id, "sub", model))
 
     async def _one_rlm_query(self, query: str, context: Any, where: dict[str, Any]) -> str:
         if self._at_depth_limit():

@@ -31,7 +31,7 @@ from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
 from .budget import Ledger
 from .metering import Meter
 from .parsing import FinalInText, parse_reply
-from .recording import context_shape, masker, retries_of
+from .recording import build_reporter, context_shape, masker, retries_of, retry_reporter
 from .result import AnswerSource, RLMResult, Status
 
 T = TypeVar("T")
@@ -126,6 +126,8 @@ class _Run:
         owned = self.sandbox is None
         sandbox = self.sandbox or self.rlm.sandbox_factory(self.context, broker.callbacks(), CELL_EXCEPTIONS,
                                                            settings)
+        if owned:  # building the image (first use of a kernel version) shows as events
+            sandbox.on_progress = build_reporter(self.events)
         if self.switch is not None:
             self.switch.current = broker
         answer, status, error = "", "error", None
@@ -306,7 +308,8 @@ class _Run:
         call_id = self._record_request(messages, purpose, reservation)
         remaining = self.ledger.remaining_time_s()
         call = self.rlm.llm.acomplete(self.model, messages, max_tokens=max_tokens,
-                                      price=self.meter.custom_price(self.model))
+                                      price=self.meter.custom_price(self.model),
+                                      on_retry=retry_reporter(self.events, call_id, role, self.model))
         began = time.monotonic()
         try:
             if remaining is not None and remaining <= 0:

@@ -90,3 +90,18 @@ def _unquote(argument: str) -> str:
         if isinstance(value, str):
             return value
     return argument
+
+
+def split_fences(text: str) -> list[tuple[str | None, str]]:
+    """``text`` as pieces in order: ``(None, prose)`` and ``(language, code)`` for each fenced
+    block (language "" for a bare fence). The viewers use it to highlight a reply's code."""
+    pieces: list[tuple[str | None, str]] = []
+    position = 0
+    for match in _FENCE.finditer(text):
+        if text[position:match.start()].strip():
+            pieces.append((None, text[position:match.start()]))
+        pieces.append((match.group(1).lower(), match.group(2)))
+        position = match.end()
+    if text[position:].strip():
+        pieces.append((None, text[position:]))
+    return pieces

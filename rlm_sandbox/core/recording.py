@@ -1,14 +1,17 @@
 """Small pieces the loop and the broker use to fill events: a context's shape, secret
-masking of every value, retries as event records, and clipping of tool arguments."""
+masking of every value, retries as event records (and as they happen), image-build
+progress as events, and clipping of tool arguments."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Callable
 
-from ..events.types import Retry
-from ..models.base import RetryCause
+from ..events.stream import RunRecorder
+from ..events.types import ImageBuild, ModelRetry, Retry
+from ..models.base import OnRetry, RetryCause
 from ..redaction import Redactor
+from ..sandbox.base import BuildProgress
 
 #: Longest JSON text of one tool argument kept in an event (the rest is summarised).
 MAX_ARGUMENT_CHARS = 2000
@@ -46,6 +49,26 @@ def masker(redactor: Redactor) -> Callable[[Any], Any]:
 
 def retries_of(causes: tuple[RetryCause, ...]) -> list[Retry]:
     return [Retry(cause=cause.cause, wait_s=cause.wait_s) for cause in causes]
+
+
+def retry_reporter(events: RunRecorder, call_id: str, role: str, model: str) -> OnRetry:
+    """A model call's ``on_retry``: each retried attempt becomes a ``model_retry`` event at once."""
+
+    def report(cause: RetryCause, attempt: int, max_attempts: int) -> None:
+        events.emit(ModelRetry, call_id=call_id, role=role, model=model, attempt=attempt,
+                    max_attempts=max_attempts, cause=cause.cause, wait_s=cause.wait_s)
+
+    return report
+
+
+def build_reporter(events: RunRecorder) -> Callable[[BuildProgress], None]:
+    """A sandbox's ``on_progress``: the image build's progress becomes ``image_build`` events."""
+
+    def report(progress: BuildProgress) -> None:
+        events.emit(ImageBuild, image=progress.image, message=progress.message, step=progress.step,
+                    steps=progress.steps, done=progress.done)
+
+    return report
 
 
 def clip_json(value: Any, limit: int = MAX_ARGUMENT_CHARS) -> Any:

@@ -69,6 +69,12 @@ class VerbosePrinter:
             if event.error:
                 return f"sandbox ({where}) failed to start: {_one_line(event.error, 200)}", ""
             return f"sandbox ({where}) started in {event.duration_s:.2f}s", ""
+        if isinstance(event, ev.ImageBuild):
+            return _one_line(event.message, 200), ""
+        if isinstance(event, ev.ModelRetry):
+            who = "sub-call" if event.role == "sub" else "model call"
+            return (f"{who} {event.model}: attempt {event.attempt} of {event.max_attempts} failed "
+                    f"({_one_line(event.cause, 120)}); retrying in {event.wait_s:.1f}s"), ""
         if isinstance(event, ev.SandboxRestart):
             return f"sandbox restarted: {_one_line(event.reason, 200)}", ""
         if isinstance(event, ev.SandboxClose):

@@ -116,6 +116,18 @@ class SandboxStart(EventBase):
     error: str | None = None
 
 
+class ImageBuild(EventBase):
+    """The sandbox image for this kernel is being built (once per kernel version): the run's
+    sandbox waits for it. ``step`` of ``steps`` counts the Dockerfile's steps while they run."""
+
+    event: Literal["image_build"] = "image_build"
+    image: str | None = Field(None, description="the tag being built (null while waiting for another process)")
+    message: str = Field(description="what is happening, in one line")
+    step: int | None = Field(None, description="the build step running now, from 1")
+    steps: int | None = Field(None, description="how many steps the build has")
+    done: bool = Field(False, description="the build finished (the image is there)")
+
+
 class SandboxRestart(EventBase):
     """The kernel died or ignored an interrupt; a fresh one holds the context, variables are gone."""
 
@@ -195,6 +207,20 @@ class ModelReply(EventBase):
     attempts: int = 1
     retries: list[Retry] = Field(default_factory=list)
     error: str | None = None
+
+
+class ModelRetry(EventBase):
+    """A model call's attempt failed transiently and will be retried after ``wait_s``
+    (emitted as it happens; the call's ``model_reply`` lists every retry again)."""
+
+    event: Literal["model_retry"] = "model_retry"
+    call_id: str
+    role: Role
+    model: str
+    attempt: int = Field(ge=1, description="the attempt that failed, from 1")
+    max_attempts: int = Field(ge=1, description="attempts the call may make in all")
+    cause: str = Field(description="what failed, e.g. RateLimitError: 429 slow down")
+    wait_s: float = Field(description="backoff before the next attempt")
 
 
 # --- callbacks from the code ----------------------------------------------------------------
@@ -283,15 +309,15 @@ class BudgetExhausted(EventBase):
 
 
 EVENT_TYPES: tuple[type[EventBase], ...] = (
-    RunStart, Final, RunInterrupted, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
-    ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
-    BudgetExhausted,
+    RunStart, Final, RunInterrupted, Iteration, SandboxStart, ImageBuild, SandboxRestart, SandboxClose, Cell,
+    ModelRequest, ModelRetry, ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge,
+    SchemaRejected, BudgetExhausted,
 )
 
 Event = Annotated[Union[
-    RunStart, Final, RunInterrupted, Iteration, SandboxStart, SandboxRestart, SandboxClose, Cell, ModelRequest,
-    ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge, SchemaRejected,
-    BudgetExhausted,
+    RunStart, Final, RunInterrupted, Iteration, SandboxStart, ImageBuild, SandboxRestart, SandboxClose, Cell,
+    ModelRequest, ModelRetry, ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge,
+    SchemaRejected, BudgetExhausted,
 ], Field(discriminator="event")]
 
 #: Validates one event from a dict or JSON (``EVENT_ADAPTER.validate_json(line)``).

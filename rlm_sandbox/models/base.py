@@ -9,9 +9,9 @@ are wrappers around any implementation. Every failure is an ``LLMError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
-__all__ = ["Completion", "ModelClient", "Price", "RetryCause"]
+__all__ = ["Completion", "ModelClient", "OnRetry", "Price", "RetryCause"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class RetryCause:
 
     cause: str
     wait_s: float
+
+
+#: Told of each retried attempt as it happens: (cause, the attempt that failed from 1, most
+#: attempts the call may make), before the backoff wait, so a display can say so live.
+OnRetry = Callable[[RetryCause, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,9 @@ class ModelClient(Protocol):
     """What a run needs from a model provider."""
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None) -> Completion:
-        """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries)."""
+                        price: Price | None = None, on_retry: OnRetry | None = None) -> Completion:
+        """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries),
+        calling ``on_retry`` before each retry's wait."""
         ...
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:

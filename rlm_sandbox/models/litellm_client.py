@@ -28,7 +28,7 @@ from ..errors import (
     LLMUnavailable,
 )
 from ..redaction import redact, remember_secret
-from .base import Completion, Price, RetryCause
+from .base import Completion, OnRetry, Price, RetryCause
 from .runtime import load_litellm, on_model_loop
 
 __all__ = ["Completion", "LLMClient", "Price", "is_transient"]
@@ -397,8 +397,9 @@ class LLMClient:
         kwargs["stream"] = False
         return kwargs
 
-    def _retrying_kwargs(self, causes: list[RetryCause]) -> dict[str, Any]:
-        """tenacity's arguments; each retried failure is noted in ``causes`` (the events show them)."""
+    def _retrying_kwargs(self, causes: list[RetryCause], on_retry: OnRetry | None = None) -> dict[str, Any]:
+        """tenacity's arguments; each retried failure is noted in ``causes`` (the events show them)
+        and told to ``on_retry`` as it happens."""
         from tenacity import retry_if_exception, stop_after_attempt, stop_any, wait_exponential, wait_random
 
         backoff = wait_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s) + \
@@ -422,6 +423,8 @@ class LLMClient:
             error = outcome.exception() if outcome is not None else None
             cause = f"{type(error).__name__}: {redact(_first_line(error, {}, 200))}" if error else "unknown"
             causes.append(RetryCause(cause=cause, wait_s=round(float(getattr(sleep, "sleep", 0.0) or 0.0), 3)))
+            if on_retry is not None:
+                on_retry(causes[-1], retry_state.attempt_number, self.max_retries + 1)
 
         return {"stop": stop_any(stop_after_attempt(self.max_retries + 1), connect_failed), "wait": wait,
                 "retry": retry_if_exception(is_transient), "reraise": True, "before_sleep": note}
@@ -461,12 +464,13 @@ class LLMClient:
         return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None) -> Completion:
-        """Async twin of `complete`; runs on the process's litellm loop, whatever loop awaits it."""
-        return await on_model_loop(self._acomplete(model, messages, max_tokens, price))
+                        price: Price | None = None, on_retry: OnRetry | None = None) -> Completion:
+        """Async twin of `complete`; runs on the process's litellm loop, whatever loop awaits it.
+        ``on_retry(cause, attempt, max_attempts)`` is called before each retry's wait."""
+        return await on_model_loop(self._acomplete(model, messages, max_tokens, price, on_retry))
 
     async def _acomplete(self, model: str, messages: list[dict], max_tokens: int | None,
-                         price: Price | None) -> Completion:
+                         price: Price | None, on_retry: OnRetry | None = None) -> Completion:
         from tenacity import AsyncRetrying
 
         litellm = load_litellm()
@@ -475,7 +479,7 @@ class LLMClient:
         started = time.perf_counter()
         attempts, causes = 0, []
         try:
-            async for attempt in AsyncRetrying(**self._retrying_kwargs(causes)):
+            async for attempt in AsyncRetrying(**self._retrying_kwargs(causes, on_retry)):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response = await litellm.acompletion(**kwargs)

@@ -63,6 +63,22 @@ class SandboxLimits(ContainerLimits):
 
 
 @dataclass(frozen=True)
+class BuildProgress:
+    """One step of building the sandbox image, for a sandbox's ``on_progress`` callback
+    (the run turns it into an ``image_build`` event; this layer knows nothing of events)."""
+
+    message: str
+    image: str | None = None
+    step: int | None = None
+    steps: int | None = None
+    done: bool = False
+
+
+#: Told of the image build's progress; a sandbox with none set prints progress lines on stderr.
+ProgressCallback = Callable[[BuildProgress], None]
+
+
+@dataclass(frozen=True)
 class ExecError:
     """An exception raised by a cell, or the reason a cell was stopped."""
 
@@ -121,7 +137,12 @@ class Sandbox(ABC):
 
         with DockerSandbox(context="...") as sb:
             print(sb.exec("print(len(context))").stdout)
+
+    ``on_progress``, when set before ``start()``, is told of slow one-time preparation
+    (building the image) instead of it being printed on stderr.
     """
+
+    on_progress: ProgressCallback | None = None
 
     @abstractmethod
     def start(self) -> "Sandbox":

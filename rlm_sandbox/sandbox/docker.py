@@ -67,7 +67,7 @@ class DockerSandbox(KernelSandbox):
         if self._image_tag is None:
             from .image import ensure_image
 
-            self._image_tag = ensure_image(self.image, client=self._docker())
+            self._image_tag = ensure_image(self.image, client=self._docker(), progress=self.on_progress or True)
         return self._image_tag
 
     def resolved_transport(self) -> str:

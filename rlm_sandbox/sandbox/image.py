@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,12 +22,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Union
 
 import docker
-from docker.errors import APIError, BuildError, DockerException, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from ..errors import ImageError
+from .base import BuildProgress, ProgressCallback
 from .client import docker_client
+
+#: ``True``: progress lines on stderr; ``False``: silent; a callback: told of each step instead.
+Progress = Union[bool, ProgressCallback]
+_STEP = re.compile(r"^Step (\d+)/(\d+) :")
 
 IMAGE_REPO = "rlm-sandbox"
 OFFICIAL_BASE = "python:3.12-slim"
@@ -115,7 +122,7 @@ def ensure_image(
     image: str | None = None,
     *,
     base: str | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     client: docker.DockerClient | None = None,
 ) -> str:
     """Return an image name that is present on the daemon, building ours if it is missing.
@@ -123,7 +130,8 @@ def ensure_image(
     ``image``: a user's own image; it is only checked, never built or pulled, because
     pulling something the user named is their decision. ``base``: build our image on
     this base (for example one with numpy) instead of choosing one. Progress lines go to
-    stderr unless ``progress=False`` or ``RLM_SANDBOX_QUIET=1``.
+    stderr unless ``progress=False`` or ``RLM_SANDBOX_QUIET=1``; a callable ``progress`` is
+    told of each step (``BuildProgress``) instead, and nothing is printed.
     """
     client = client or docker_client()
     khash = kernel_hash()
@@ -176,7 +184,7 @@ def build_image(
     *,
     client: docker.DockerClient | None = None,
     kernel_root: Path | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     expect_hash: str | None = None,
 ) -> str:
     """Build the sandbox image ``tag`` on ``base`` (which must be present) and return it.
@@ -189,7 +197,7 @@ def build_image(
     client = client or docker_client()
     root = Path(kernel_root) if kernel_root is not None else kernel_dir()
     _say(progress, f"building sandbox image {tag} on {base} (once per kernel version; about a minute "
-                   "unless Docker has the layers cached) ...")
+                   "unless Docker has the layers cached) ...", image=tag)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rlm-sandbox-build-") as context:
         khash = _assemble_context(Path(context), root)
@@ -198,32 +206,15 @@ def build_image(
                 f"The kernel sources in {root} changed while {tag} was being prepared; "
                 "run again to build the image for the new sources."
             )
-        try:
-            _, log = client.images.build(
-                path=context,
-                tag=tag,
-                buildargs={"BASE": base, "KERNEL_HASH": khash},
-                pull=False,
-                rm=True,
-                forcerm=True,
-            )
-        except BuildError as exc:
-            log = "".join(str(c.get("stream") or c.get("error") or "") for c in exc.build_log)
-            raise ImageError(
-                f"Building {tag} on {base} failed: {exc.msg}\n{log[-2000:]}\n"
-                "The base needs python3 >= 3.11 on its PATH and /bin/sh; pick another base "
-                "or fix that one."
-            ) from exc
-        except APIError as exc:
-            raise ImageError(f"Docker refused to build {tag} on {base}: {exc}") from exc
-    if any("Running in " in str(chunk.get("stream", "")) for chunk in log):
-        _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s")
+        log = _build(client, context, tag, base, khash, progress)
+    if any("Running in " in line for line in log):
+        _say(progress, f"built {tag} in {time.monotonic() - started:.0f} s", image=tag, done=True)
     else:  # no step ran: every layer came from Docker's build cache
-        _say(progress, f"tagged {tag}: every layer was already in Docker's build cache")
+        _say(progress, f"tagged {tag}: every layer was already in Docker's build cache", image=tag, done=True)
     return tag
 
 
-def ensure_base(client: docker.DockerClient | None = None, *, progress: bool = True) -> str:
+def ensure_base(client: docker.DockerClient | None = None, *, progress: Progress = True) -> str:
     """Return a present base image, pulling or building one when none is.
 
     Order: the official slim image, the Debian base, a pull of the official image, a
@@ -249,7 +240,7 @@ def ensure_base(client: docker.DockerClient | None = None, *, progress: bool = T
 
 
 def build_debian_base(
-    tag: str = DEBIAN_BASE, *, rootfs: Path | None = None, progress: bool = True
+    tag: str = DEBIAN_BASE, *, rootfs: Path | None = None, progress: Progress = True
 ) -> str:
     """Build a bookworm + python3 base with ``build-base.sh`` and return its tag.
 
@@ -285,6 +276,36 @@ def build_debian_base(
 
 
 # --- helpers ------------------------------------------------------------------------
+
+def _build(client: docker.DockerClient, context: str, tag: str, base: str, khash: str,
+           progress: Progress) -> list[str]:
+    """Run the build, streaming Docker's output so each "Step k/n" is reported as it starts;
+    returns the output's lines. A failed step raises ImageError with the end of the log.
+
+    The build's RUN step needs no network (it compiles the kernel copied in), so it runs with
+    none: no download can slip into the image, and a daemon whose bridge network is broken
+    still builds it."""
+    lines: list[str] = []
+    try:
+        for chunk in client.api.build(path=context, tag=tag, buildargs={"BASE": base, "KERNEL_HASH": khash},
+                                      pull=False, rm=True, forcerm=True, decode=True, network_mode="none"):
+            if "error" in chunk:
+                raise ImageError(
+                    f"Building {tag} on {base} failed: {str(chunk['error']).strip()}\n"
+                    f"{''.join(lines)[-2000:]}\n"
+                    "The base needs python3 >= 3.11 on its PATH and /bin/sh; pick another base "
+                    "or fix that one.")
+            line = str(chunk.get("stream") or "")
+            lines.append(line)
+            step = _STEP.match(line)
+            if step:
+                _say(progress, f"building the sandbox image {tag}, step {step[1]}/{step[2]}: "
+                               f"{line.split(':', 1)[1].strip()[:80]}",
+                     image=tag, step=int(step[1]), steps=int(step[2]), line=False)
+    except APIError as exc:
+        raise ImageError(f"Docker refused to build {tag} on {base}: {exc}") from exc
+    return lines
+
 
 def _assemble_context(context: Path, kernel_root: Path) -> str:
     """Copy the Dockerfile and kernel files (as ``rlm_kernel/``) into ``context``.
@@ -333,7 +354,7 @@ def _pull(client: docker.DockerClient, name: str) -> str | None:
     return None
 
 
-def _ensure_explicit_base(client: docker.DockerClient, base: str, progress: bool) -> None:
+def _ensure_explicit_base(client: docker.DockerClient, base: str, progress: Progress) -> None:
     if _exists(client, base):
         return
     _say(progress, f"base image {base} is not present; trying to pull it")
@@ -369,7 +390,7 @@ def _stop_group(proc: subprocess.Popen[str]) -> None:
 
 
 @contextlib.contextmanager
-def _build_lock(progress: bool) -> Iterator[None]:
+def _build_lock(progress: Progress) -> Iterator[None]:
     """Hold an exclusive file lock so concurrent processes build the image only once.
 
     The kernel frees an flock when its holder dies, so a crash never leaves it stuck; the
@@ -399,6 +420,11 @@ def _build_lock(progress: bool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _say(progress: bool, message: str) -> None:
-    if progress and os.environ.get("RLM_SANDBOX_QUIET", "").lower() not in ("1", "true", "yes"):
+def _say(progress: Progress, message: str, *, image: str | None = None, step: int | None = None,
+         steps: int | None = None, done: bool = False, line: bool = True) -> None:
+    """Tell ``progress`` (a callback) of a step, or print ``message`` on stderr (``line``
+    False: only callbacks hear it, e.g. every build step)."""
+    if callable(progress):
+        progress(BuildProgress(message=message, image=image, step=step, steps=steps, done=done))
+    elif line and progress and os.environ.get("RLM_SANDBOX_QUIET", "").lower() not in ("1", "true", "yes"):
         print(f"rlm-sandbox: {message}", file=sys.stderr, flush=True)
