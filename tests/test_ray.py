@@ -1,0 +1,149 @@
+"""Evaluation on a real two-node Ray cluster (a head and a worker node, separate raylet
+processes, each with its own ``rlm_sandbox_slots``): tasks land on both nodes and score as
+the local runner does, a worker killed mid-task has its task retried, and nothing is left
+behind (no container, no Ray process). Real Docker sandboxes, the scripted oracle through
+litellm."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (scripts/setup.sh installs it)")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from rlm_sandbox.eval import run_suite  # noqa: E402
+from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402
+from rlm_sandbox.eval.ray_limiter import RateLimit  # noqa: E402
+from rlm_sandbox.eval.results import read_results  # noqa: E402
+from rlm_sandbox.events import read_events  # noqa: E402
+from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
+
+pytestmark = pytest.mark.docker
+LABELS = {TEST_SESSION_LABEL: TEST_SESSION}
+SMALL = {"tokens": "1024"}
+RAY_PROCESSES = ("raylet", "gcs_server", "default_worker", "ray::", "plasma_store", "log_monitor")
+
+
+def ray_pids() -> set[int]:
+    """Processes of a Ray cluster on this machine (by their command line)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(name in cmdline for name in RAY_PROCESSES):
+                pids.add(int(entry.name))
+    return pids
+
+
+def our_containers(docker_client) -> list:
+    return docker_client.api.containers(all=True, filters={"label": f"{TEST_SESSION_LABEL}={TEST_SESSION}"})
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox_image):
+    """Two Ray nodes on this machine, each its own raylet with 2 sandbox slots; gone afterwards."""
+    before = ray_pids()
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {SLOTS: 2},
+                                                           "include_dashboard": False})
+    nodes.add_node(num_cpus=1, resources={SLOTS: 2})
+    nodes.wait_for_nodes()
+    yield nodes
+    nodes.shutdown()
+    deadline = time.monotonic() + 30
+    while (left := ray_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"Ray processes left behind: {sorted(left)}"
+
+
+def node_ids(cluster) -> set[str]:
+    return {node.node_id for node in cluster.list_all_nodes()}
+
+
+def suite(tmp_path: Path, name: str, backend=None, **kwargs):
+    return run_suite(["sniah"], model="scripted/oracle", out=tmp_path / name, params=SMALL, labels=LABELS,
+                     progress=False, backend=backend, **kwargs)
+
+
+def test_forty_tasks_land_on_both_nodes_and_score_as_the_local_runner(tmp_path, cluster, docker_client):
+    backend = RayBackend(address=cluster.address)
+    summary = suite(tmp_path, "ray", backend, n=40)
+    assert backend.capacity == 4  # 2 slots on each node
+    assert (summary.tasks, summary.errors, summary.mean_score) == (40, 0, 1.0)
+    on_ray = read_results(tmp_path / "ray")
+    assert {result.node for result in on_ray.values()} == node_ids(cluster)
+    assert not any(result.retried for result in on_ray.values())
+    for result in on_ray.values():  # each trace came back from its node, whole
+        trace = read_events(tmp_path / "ray" / result.trajectory)
+        assert not trace.partial and trace.events[0].event == "run_start"
+    local = read_results(tmp_path / "local") if suite(tmp_path, "local", n=40, concurrency=4) else {}
+    assert {key: (r.score, r.answer, r.status) for key, r in on_ray.items()} == \
+        {key: (r.score, r.answer, r.status) for key, r in local.items()}
+    assert not our_containers(docker_client)
+    assert not ray.is_initialized()  # the backend let go of the cluster it connected to
+
+
+def test_a_worker_killed_mid_task_has_its_task_retried(tmp_path, cluster, docker_client):
+    backend = RayBackend(address=cluster.address)
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=suite(tmp_path, "killed", backend, n=16)))
+    runner.start()
+    deadline = time.monotonic() + 240
+    killed = None
+    while runner.is_alive() and time.monotonic() < deadline and killed is None:
+        done = (tmp_path / "killed" / "results.jsonl")
+        busy = [node for node, jobs in backend.busy.items() if jobs]
+        if busy and done.exists() and len(done.read_text().splitlines()) >= 2:
+            info = ray.get(backend.workers[busy[0]].info.remote())
+            os.kill(info["pid"], signal.SIGKILL)  # the worker process dies mid-task
+            killed = info
+        time.sleep(0.05)
+    runner.join(timeout=300)
+    assert killed is not None, "no task was in flight to kill"
+    summary = outcome["summary"]
+    results = read_results(tmp_path / "killed")
+    assert (summary.tasks, summary.errors, summary.mean_score) == (16, 0, 1.0)
+    retried = [result for result in results.values() if result.retried]
+    assert retried and all(result.passed for result in retried)
+    assert not our_containers(docker_client)  # the dead worker's warm and running containers were reaped
+
+
+def test_a_task_whose_workers_die_every_time_is_recorded_as_crashed(tmp_path, cluster, docker_client):
+    backend = RayBackend(address=cluster.address, max_attempts=1)  # no retry: the first death is final
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=suite(tmp_path, "dead", backend, n=8)))
+    runner.start()
+    deadline = time.monotonic() + 240
+    while runner.is_alive() and time.monotonic() < deadline:
+        busy = [node for node, jobs in backend.busy.items() if jobs]
+        if busy:
+            os.kill(ray.get(backend.workers[busy[0]].info.remote())["pid"], signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    runner.join(timeout=300)
+    results = read_results(tmp_path / "dead")
+    assert len(results) == 8  # nothing dropped
+    crashed = [result for result in results.values() if result.status == "crashed"]
+    assert crashed and all("Ray worker running it died 1 times" in result.error for result in crashed)
+    assert outcome["summary"].errors == len(crashed)
+    assert not our_containers(docker_client)
+
+
+def test_the_cluster_wide_rate_limit_paces_every_model_request(tmp_path, cluster, docker_client):
+    limit = RateLimit(requests_per_minute=120, burst=1)  # one request every 0.5 s, across both nodes
+    backend = RayBackend(address=cluster.address, rate_limit=limit)
+    started = time.monotonic()
+    summary = suite(tmp_path, "limited", backend, n=8)
+    elapsed = time.monotonic() - started
+    assert (summary.errors, summary.mean_score) == (0, 1.0)
+    requests = sum(result.iterations + result.sub_calls for result in read_results(tmp_path / "limited").values())
+    assert requests >= 16
+    assert elapsed >= (requests - 1) * 0.5  # paced: the limit held across both nodes
