@@ -48,19 +48,15 @@ class RateSchedule:
     def reserve(self, tokens: int = 0) -> float:
         """Reserve a request of ``tokens`` input tokens; returns the seconds to wait before it starts."""
         now = self.clock()
-        start = now
-        if self.limit.requests_per_minute:
-            interval = 60.0 / self.limit.requests_per_minute
-            slack = interval * (self.limit.burst - 1)
-            self._request_at = max(self._request_at, now - slack)
-            start = max(start, self._request_at)
-            self._request_at += interval
-        if self.limit.tokens_per_minute and tokens:
-            self._token_at = max(self._token_at, now)
-            start = max(start, self._token_at)
-            self._token_at = max(self._token_at, start) + tokens * 60.0 / self.limit.tokens_per_minute
+        limit = self.limit
+        interval = 60.0 / limit.requests_per_minute if limit.requests_per_minute else 0.0
+        cost = tokens * 60.0 / limit.tokens_per_minute if limit.tokens_per_minute else 0.0
+        # A request may start once its theoretical time, less the burst's slack, has come.
+        start = max(now, self._request_at - interval * (limit.burst - 1), self._token_at)
+        self._request_at = max(self._request_at, start) + interval
+        self._token_at = max(self._token_at, start) + cost
         self.granted += 1
-        return max(0.0, start - now)
+        return start - now
 
 
 class RateLimitedClient:
