@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -147,3 +149,42 @@ def test_the_cluster_wide_rate_limit_paces_every_model_request(tmp_path, cluster
     requests = sum(result.iterations + result.sub_calls for result in read_results(tmp_path / "limited").values())
     assert requests >= 16
     assert elapsed >= (requests - 1) * 0.5  # paced: the limit held across both nodes
+
+
+def test_the_cli_runs_a_suite_on_the_cluster(tmp_path, cluster, docker_client):
+    out = tmp_path / "cli"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "rlm_sandbox", "eval", "run", "sniah", "--n", "6", "-p", "tokens=1024",
+                           "--model", "scripted/oracle", "--out", str(out), "--ray", cluster.address, "-q",
+                           "--label", f"{TEST_SESSION_LABEL}={TEST_SESSION}"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mean score 1.0000" in done.stdout
+    assert all(result.node in node_ids(cluster) for result in read_results(out).values())
+    assert not our_containers(docker_client)
+
+
+def test_the_pipeline_example_runs_its_tasks_on_the_cluster(cluster):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RLM_SANDBOX_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parent.parent), RAY_ADDRESS=cluster.address)
+    done = subprocess.run([sys.executable, "examples/ray_pipeline.py", "--quiet"], cwd=env["PYTHONPATH"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.stdout.startswith("model: scripted demo model (offline")
+    assert "correct: yes (8/8)" in done.stdout and "nodes used: 2" in done.stdout
+
+
+def test_a_replayed_ray_run_gives_the_replayed_local_runs_results(tmp_path, cluster, docker_client):
+    tape = tmp_path / "tape"
+    suite(tmp_path, "recorded", n=6, record=tape, baseline="direct")
+    on_ray = suite(tmp_path, "ray", RayBackend(address=cluster.address), n=6, replay=tape, baseline="direct")
+    local = suite(tmp_path, "local", n=6, replay=tape, baseline="direct")
+    assert on_ray.errors == local.errors == 0
+
+    def comparable(name: str) -> dict:
+        timing = {"duration_s": True, "node": True, "baseline": {"duration_s": True}}
+        return {key: result.model_dump(exclude=timing) for key, result in read_results(tmp_path / name).items()}
+
+    assert comparable("ray") == comparable("local")
+    assert {result.node for result in read_results(tmp_path / "ray").values()} == node_ids(cluster)
+    assert not our_containers(docker_client)

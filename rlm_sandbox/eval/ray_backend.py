@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,10 @@ class NodeWorker:
                 self.pools[key] = await asyncio.to_thread(SandboxPool, self.slots, spec=spec)
         return self.pools[key]
 
-    async def run(self, job: TaskJob, cassette: bytes | None) -> tuple[TaskResult, bytes, bytes | None]:
-        """Run ``job`` with its files in a private temp dir; give back the result, trace and recording."""
+    async def run(self, job: TaskJob, cassette: bytes | None) -> tuple[TaskResult, bytes, bytes | None, float]:
+        """Run ``job`` with its files in a private temp dir; give back the result, trace, recording
+        and the seconds this took here (the driver's wait less this is Ray's overhead)."""
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="rlm-sandbox-ray-") as tmp:
             here = Path(tmp)
             local = dataclasses.replace(job, trace_path=here / "trace.jsonl",
@@ -94,7 +97,7 @@ class NodeWorker:
             trace = local.trace_path.read_bytes() if local.trace_path.exists() else b""
             recorded = local.record.read_bytes() if local.record is not None and local.record.exists() else None
         result.node = ray.get_runtime_context().get_node_id()
-        return result, trace, recorded
+        return result, trace, recorded, time.perf_counter() - started
 
     def close(self) -> int:
         """Close the pools and remove what dead workers left on this node; returns containers reaped."""
@@ -153,6 +156,7 @@ class RayBackend:
         self.init_options = init_options or {}
         self.workers: dict[str, Any] = {}
         self.busy: dict[str, int] = {}
+        self.overheads: list[float] = []  # per job: the driver's wait less the node's own time (seconds)
         self.limiter: Any = None
         self.capacity: int | None = None
         self._slots: _Slots | None = None
@@ -198,8 +202,9 @@ class RayBackend:
         while len(failures) < self.max_attempts:
             node = await self._slots.take(avoid=last)
             self.busy[node] += 1
+            sent = time.perf_counter()
             try:
-                result, trace, recorded = await self.workers[node].run.remote(job, cassette)
+                result, trace, recorded, worked = await self.workers[node].run.remote(job, cassette)
             except WORKER_DIED as exc:
                 failures.append(f"node {node[:12]}: {type(exc).__name__}")
                 last = node
@@ -208,6 +213,7 @@ class RayBackend:
             finally:
                 self.busy[node] -= 1
                 await self._slots.give(node)
+            self.overheads.append(time.perf_counter() - sent - worked)
             await asyncio.to_thread(_write, job, trace, recorded)
             result.retried = bool(failures)
             return result
