@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from rlm_sandbox.eval import run_suite
 from rlm_sandbox.eval.oracle import respond
 from rlm_sandbox.eval.results import read_results
 from rlm_sandbox.events import read_events
-from rlm_sandbox.testing import OpenAICompatibleServer
+from rlm_sandbox.testing import OpenAICompatibleServer, Reply
 from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
 pytestmark = pytest.mark.docker
@@ -187,3 +188,42 @@ def test_a_10m_token_sniah_task_completes_with_the_oracle(tmp_path, sandbox_imag
     summary = suite(tmp_path, n=1, params={"tokens": "10000000"})
     result = next(iter(read_results(tmp_path / "out").values()))
     assert summary.mean_score == 1.0 and result.context_chars >= 40_000_000 and result.sub_calls >= 1
+
+
+def test_epochs_and_retry_on_error(tmp_path, sandbox_image):
+    """Every task runs once per epoch; a run that ended in error is run again (--retry-on-error):
+    the model server fails the first root call of each run with a 500, litellm retries nothing."""
+    failed: set[str] = set()
+    lock = threading.Lock()
+
+    def flaky(messages):
+        first = str(messages[1]["content"]) if len(messages) > 1 else ""
+        with lock:
+            fail = messages[0]["role"] == "system" and len(messages) == 2 and first not in failed
+            failed.add(first)
+        return Reply(error=RuntimeError("the provider is down")) if fail else respond(messages)
+
+    kwargs = dict(n=2, params={"tokens": "1024"}, model="openai/oracle-over-http", epochs=2, concurrency=2)
+    with OpenAICompatibleServer(flaky) as server:
+        options = {"api_base": server.url, "api_key": "sk-test-0123456789abcdef", "max_retries": 0}
+        plain = suite(tmp_path, "plain", options=options, **kwargs)
+        failed.clear()
+        retried = suite(tmp_path, "retried", options=options, retry_on_error=1, **kwargs)
+    assert (plain.runs, plain.errors, plain.mean_score) == (4, 2, 0.5)  # an epoch's run of each task failed
+    results = read_results(tmp_path / "plain")
+    assert sorted(results) == [("sniah-0000", 1), ("sniah-0000", 2), ("sniah-0001", 1), ("sniah-0001", 2)]
+    assert sorted(r.status for r in results.values()) == ["completed", "completed", "error", "error"]
+    assert (retried.runs, retried.errors, retried.mean_score) == (4, 0, 1.0)
+
+
+def test_a_tasks_own_budget_overrides_the_command_lines(tmp_path, sandbox_image):
+    tasks = tmp_path / "tasks.jsonl"
+    lines = [{"id": id_, "query": "What is the special magic number for a-b mentioned in the provided text?",
+              "context": "x\nOne of the special magic numbers for a-b is: 1234567.\ny", "expected": ["1234567"],
+              "scorer": {"name": "string_match_all"}, **extra}
+             for id_, extra in (("own", {"budget": {"max_sub_calls": 5}}), ("default", {}))]
+    tasks.write_text("\n".join(map(json.dumps, lines)))
+    suite(tmp_path, sources=[tasks], options={"max_sub_calls": 0})
+    results = {key[0]: result for key, result in read_results(tmp_path / "out").items()}
+    assert results["own"].status == "completed" and results["own"].passed
+    assert results["default"].status == "budget_exhausted" and results["default"].limit_hit
