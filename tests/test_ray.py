@@ -140,15 +140,19 @@ def test_a_task_whose_workers_die_every_time_is_recorded_as_crashed(tmp_path, cl
 
 
 def test_the_cluster_wide_rate_limit_paces_every_model_request(tmp_path, cluster, docker_client):
-    limit = RateLimit(requests_per_minute=120, burst=1)  # one request every 0.5 s, across both nodes
-    backend = RayBackend(address=cluster.address, rate_limit=limit)
-    started = time.monotonic()
+    interval = 0.5
+    backend = RayBackend(address=cluster.address, rate_limit=RateLimit(requests_per_minute=60 / interval, burst=1))
     summary = suite(tmp_path, "limited", backend, n=8)
-    elapsed = time.monotonic() - started
     assert (summary.errors, summary.mean_score) == (0, 1.0)
-    requests = sum(result.iterations + result.sub_calls for result in read_results(tmp_path / "limited").values())
-    assert requests >= 16
-    assert elapsed >= (requests - 1) * 0.5  # paced: the limit held across both nodes
+    # When each request reached the provider: its reply less the client's own latency (which
+    # excludes the limiter's wait).
+    sent = sorted(event.ts.timestamp() - event.latency_s for result in read_results(tmp_path / "limited").values()
+                  for event in read_events(tmp_path / "limited" / result.trajectory).events
+                  if event.event == "model_reply")
+    assert len(sent) >= 16
+    assert backend.rate_granted == len(sent)  # every request, from both nodes, went through the one limiter
+    assert sent[-1] - sent[0] >= (len(sent) - 1) * interval - 0.5  # started interval apart (burst 1)
+    assert not our_containers(docker_client)
 
 
 def test_the_cli_runs_a_suite_on_the_cluster(tmp_path, cluster, docker_client):

@@ -158,6 +158,7 @@ class RayBackend:
         self.busy: dict[str, int] = {}
         self.overheads: list[float] = []  # per job: the driver's wait less the node's own time (seconds)
         self.limiter: Any = None
+        self.rate_granted = 0  # requests the cluster-wide limiter paced (read when the backend closes)
         self.capacity: int | None = None
         self._slots: _Slots | None = None
         self._owns_ray = False
@@ -237,6 +238,8 @@ class RayBackend:
                 ray.get(ref, timeout=120)
             except (*WORKER_DIED, ray.exceptions.GetTimeoutError):
                 pass  # a dead node's daemon is out of reach; its own reaper runs on its next start
+        if self.limiter is not None:
+            self.rate_granted = ray.get(self.limiter.granted_count.remote(), timeout=60)
         for actor in [*self.workers.values(), *([self.limiter] if self.limiter is not None else [])]:
             ray.kill(actor, no_restart=True)
         self.workers.clear()

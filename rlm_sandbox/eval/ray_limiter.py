@@ -58,6 +58,10 @@ class RateSchedule:
         self.granted += 1
         return start - now
 
+    def granted_count(self) -> int:
+        """Requests reserved so far (an actor's attributes are not readable from outside)."""
+        return self.granted
+
 
 class RateLimitedClient:
     """A model client that waits for the shared schedule before every request."""
