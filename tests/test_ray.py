@@ -192,3 +192,13 @@ def test_a_replayed_ray_run_gives_the_replayed_local_runs_results(tmp_path, clus
     assert comparable("ray") == comparable("local")
     assert {result.node for result in read_results(tmp_path / "ray").values()} == node_ids(cluster)
     assert not our_containers(docker_client)
+
+
+def test_a_node_s_slots_are_its_resource_else_what_its_cpus_and_memory_allow():
+    from rlm_sandbox.eval.ray_backend import node_slots
+
+    gib = 2**30
+    assert node_slots({SLOTS: 3.0, "CPU": 64.0, "memory": 512 * gib}, 2 * gib) == 3  # advertised: used as is
+    assert node_slots({"CPU": 16.0, "memory": 8 * gib}, 2 * gib) == 4  # memory-bound
+    assert node_slots({"CPU": 2.0, "memory": 64 * gib}, 2 * gib) == 2  # CPU-bound
+    assert node_slots({"CPU": 0.5, "memory": 1 * gib}, 2 * gib) == 1  # never zero
