@@ -72,6 +72,15 @@ def generate(
     say(f"wrote {len(tasks)} {name} task(s) to {output}")
 
 
+def _ray_backend(address: str, concurrency: int | None) -> Any:
+    """The Ray backend, or a clear error when Ray is not installed."""
+    try:
+        from ..eval.ray_backend import RayBackend
+    except ImportError:
+        raise fail('--ray needs Ray: pip install "rlm-sandbox[ray]"', EXIT_USAGE) from None
+    return RayBackend(address=address, max_in_flight=concurrency)
+
+
 @eval_app.command()
 def run(
     sources: list[str] = typer.Argument(..., metavar="TASKS_OR_GENERATOR...",
@@ -86,7 +95,8 @@ def run(
     limit: Optional[str] = typer.Option(None, "--limit", metavar="N|A-B", help="The first N tasks, or tasks A to B."),
     task_id: list[str] = typer.Option([], "--task-id", metavar="ID", help="Only this task (repeatable)."),
     epochs: int = typer.Option(1, "--epochs", min=1, help="Runs per task."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tasks at once (each in its own sandbox)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Tasks at once, each in its own "
+                                              "sandbox (default 4; with --ray: every slot of the cluster)."),
     max_connections: Optional[int] = typer.Option(None, "--max-connections", min=1,
                                                   help="Sub-calls in flight at once across all tasks."),
     junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
@@ -111,6 +121,8 @@ def run(
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help="Any setting of the runs."),
     label: list[str] = typer.Option([], "--label", metavar="KEY=VALUE", help="Extra label on the containers."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help="Run the tasks on a Ray cluster "
+                                      "(needs rlm-sandbox[ray]): 'auto' or the head's address."),
 ) -> None:
     """Run an evaluation suite: each task in its own sandbox, concurrently, scored, with
     results.jsonl, summary.json, report.md, JUnit XML, an HTML report and one trace per task in DIR.
@@ -129,9 +141,10 @@ def run(
     if fail_on_error is not None and not 0 <= fail_on_error <= 1:
         raise fail(f"--fail-on-error {fail_on_error}: give a share from 0 to 1")
     try:
+        backend = _ray_backend(ray, concurrency) if ray else None
         summary = run_suite(sources, model=model, sub_model=sub_model, out=out, n=n, seed=seed,
                             params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
-                            concurrency=concurrency, max_connections=max_connections, retry_on_error=retry_on_error,
+                            concurrency=concurrency or 4, backend=backend, max_connections=max_connections, retry_on_error=retry_on_error,
                             record=record, replay=replay, baseline=baseline, baseline_model=baseline_model,
                             force=force, min_score=min_score, fail_on_error=fail_on_error, junit=junit, html=html,
                             options=options, labels=_pairs(label, "--label"), progress=not quiet)

@@ -15,7 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .. import RLM, RLMSandboxError, SandboxPool, SandboxSpec
 from ..events import JsonlWriter
@@ -28,7 +28,7 @@ from .results import LIMITS, BaselineResult, TaskResult
 from .scorers import ScorerError, score
 from .tasks import Task
 
-__all__ = ["Backend", "LocalBackend", "TaskJob", "execute_job"]
+__all__ = ["Backend", "LocalBackend", "TaskJob", "crashed_result", "execute_job"]
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,38 @@ def _score(task: Task, answer: str) -> tuple[float, str | None]:
         return 0.0, f"scoring failed: {exc}"
 
 
-async def execute_job(job: TaskJob, sandbox_factory: Any = None) -> TaskResult:
-    """Run one task and score it; never raises for the task's own failures (they are results)."""
+def _common(job: TaskJob) -> dict[str, Any]:
+    task, options = job.task, job.options
+    return dict(task_id=task.id, epoch=job.epoch, source=task.source, query=task.query, expected=task.expected,
+                pass_threshold=task.pass_threshold, scorer=task.scorer.name, model=options["model"],
+                sub_model=options.get("sub_model") or options["model"], scripted=job.scripted,
+                length=task.metadata.get("tokens"), records=task.metadata.get("records"), metadata=task.metadata,
+                trajectory=job.trace_name)
+
+
+def crashed_result(job: TaskJob, error: str, duration_s: float = 0.0) -> TaskResult:
+    """The result of a job whose run raised or whose worker died: recorded, never dropped."""
+    return TaskResult(**_common(job), status="crashed", error=redact(error), duration_s=duration_s)
+
+
+async def execute_job(job: TaskJob, sandbox_factory: Any = None,
+                      wrap_client: Callable[[ModelClient], ModelClient] | None = None) -> TaskResult:
+    """Run one task and score it; never raises for the task's own failures (they are results).
+
+    ``wrap_client`` wraps the run's model client (a distributed backend's shared rate limit)."""
     task, options = job.task, job.options
     if ORACLE_MODEL in (options.get("model"), options.get("sub_model"), job.baseline_model) and job.replay is None:
         ensure_oracle()
     started = time.perf_counter()
-    common = dict(task_id=task.id, epoch=job.epoch, source=task.source, query=task.query, expected=task.expected,
-                  pass_threshold=task.pass_threshold, scorer=task.scorer.name, model=options["model"],
-                  sub_model=options.get("sub_model") or options["model"], scripted=job.scripted,
-                  length=task.metadata.get("tokens"), records=task.metadata.get("records"), metadata=task.metadata)
+    common = _common(job)
     writer = JsonlWriter(job.trace_path)
     try:
         context = await asyncio.to_thread(task.load_context)
         rlm = RLM(**{**options, **task.budget}, on_event=writer, sandbox_factory=sandbox_factory)
-        rlm.llm = client = _wrap(job, rlm.llm)
+        rlm.llm = client = _wrap(job, wrap_client(rlm.llm) if wrap_client else rlm.llm)
         run = await rlm.arun(task.query, context)
     except (RLMSandboxError, OSError, ValueError) as exc:  # the sandbox, a file, a cassette: the task crashed
-        return TaskResult(**common, status="crashed", error=redact(f"{type(exc).__name__}: {exc}"),
-                          duration_s=time.perf_counter() - started, trajectory=job.trace_name)
+        return crashed_result(job, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
     finally:
         writer.close()
     value, problem = _score(task, run.answer)
@@ -90,7 +103,7 @@ async def execute_job(job: TaskJob, sandbox_factory: Any = None) -> TaskResult:
         limit_hit=run.status in LIMITS, error=run.error or problem, score=value,
         passed=value >= task.pass_threshold and not problem, input_tokens=run.total_input_tokens,
         output_tokens=run.total_output_tokens, cost_usd=run.cost_usd, duration_s=run.duration_s,
-        iterations=run.iterations, sub_calls=run.sub_calls, trajectory=job.trace_name,
+        iterations=run.iterations, sub_calls=run.sub_calls,
         context_chars=len(context) if isinstance(context, (str, bytes, list)) else None)
     if job.baseline_model is not None:
         direct = await ask_direct(client, job.baseline_model, context, task.query)

@@ -76,6 +76,8 @@ class TaskResult(BaseModel):
     trajectory: str | None = Field(None, description="the task's trace, relative to the output directory")
     baseline: BaselineResult | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    node: str | None = Field(None, description="the Ray node that ran the task (None: this process)")
+    retried: bool = Field(False, description="its first worker died mid-task and it ran again (Ray)")
 
     @property
     def key(self) -> tuple[str, int]:

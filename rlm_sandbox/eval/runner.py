@@ -162,7 +162,7 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
     reporter.start(len(todo), skipped=len(wanted) - len(todo))
     results_file = ResultsFile(out)
     backend = backend or LocalBackend(spec, size=min(concurrency, max(1, len(todo))))
-    slots = asyncio.Semaphore(concurrency)
+    slots = asyncio.Semaphore(concurrency)  # a backend with its own capacity (Ray: the cluster's slots) sets it
     started = time.monotonic()
 
     def job_for(task: Task, epoch: int) -> TaskJob:
@@ -187,6 +187,7 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
     try:
         if todo:
             await backend.start()
+            slots = asyncio.Semaphore(getattr(backend, "capacity", None) or concurrency)
             new = await asyncio.gather(*(one(task, epoch) for task, epoch in todo))
             done.update({result.key: result for result in new})
     finally:
