@@ -1,9 +1,14 @@
 """Sandboxes on a Docker daemon that is really separate: a second ``dockerd`` started here
-with its own socket, data root, exec root, pid file and containerd, no bridge network and no
-iptables, reached over TCP as a remote daemon would be. ``DOCKER_HOST`` points at it; the
+with its own socket, data root, exec root, pid file, containerd and bridge, and no iptables,
+reached over TCP as a remote daemon would be. ``DOCKER_HOST`` points at it; the
 sandbox image is built there; the conformance suite's Docker half and an RLM run through it,
 ``transport="auto"`` choosing stdio (a remote daemon cannot bind-mount our socket). Needs
-root (to start dockerd); the daemon and its files are gone afterwards."""
+root (to start dockerd); the daemon, its bridge and its files are gone afterwards.
+
+Not ``--bridge=none``: a dockerd started with it deletes the host's ``docker0`` (Moby's
+``removeDefaultBridgeInterface``), which breaks the first daemon's bridge network for every
+test after this one. The second daemon gets a bridge of its own on a documentation-only
+subnet (192.0.2.0/24, never routed), and a test checks ``docker0`` survives."""
 
 from __future__ import annotations
 
@@ -53,6 +58,10 @@ def second_daemon(docker_client):
     """A second dockerd (own everything, TCP on 127.0.0.1); yields its DOCKER_HOST."""
     if os.geteuid() != 0 or not shutil.which("dockerd"):
         pytest.fail("starting a second dockerd needs root and dockerd (scripts/setup.sh installs Docker)")
+    bridge = f"rlmtest{os.getpid() % 100000}"  # an interface name has at most 15 bytes
+    docker0_before = Path("/sys/class/net/docker0").exists()
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", "192.0.2.1/24", "dev", bridge], check=True, capture_output=True)
     root = Path(tempfile.mkdtemp(prefix="rlm-dockerd-"))  # short: a Unix socket path has ~100 bytes
     (root / "daemon.json").write_text("{}")  # not /etc/docker/daemon.json: nothing shared with the first
     host = f"tcp://127.0.0.1:{free_port()}"
@@ -60,7 +69,7 @@ def second_daemon(docker_client):
     daemon = subprocess.Popen(
         ["dockerd", "--config-file", str(root / "daemon.json"), "--host", f"unix://{root}/docker.sock",
          "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip-masq=false"],
+         "--pidfile", str(root / "docker.pid"), f"--bridge={bridge}", "--iptables=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT)
     client = None
     try:
@@ -73,6 +82,7 @@ def second_daemon(docker_client):
                     raise RuntimeError(f"the second dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
                 time.sleep(0.3)
         assert client.info()["DockerRootDir"] == str(root / "data")  # really another daemon
+        assert Path("/sys/class/net/docker0").exists() == docker0_before, "the second dockerd removed docker0"
         # No registry here: hand it the base image (as `docker save | docker load` would), not ours.
         base = next(name for name in (OFFICIAL_BASE, DEBIAN_BASE) if docker_client.images.list(name=name))
         client.images.load(b"".join(docker_client.images.get(base).save(named=True)))
@@ -89,6 +99,7 @@ def second_daemon(docker_client):
             daemon.wait()
         log.close()
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
