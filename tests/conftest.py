@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -124,3 +125,34 @@ def sandbox_factory(sandbox_image: str, docker_client: Any) -> Callable[..., Any
                              labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return factory
+
+
+# -- attacks run per runtime ---------------------------------------------------------------
+#: test id -> the runtime it ran under, for tests parametrized by a ``runtime`` fixture
+#: (tests/test_security.py runs every attack under runc and under gVisor's runsc).
+_RUNTIME_OF: dict[str, str] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:  # after -k/-m deselection
+        runtime = getattr(getattr(item, "callspec", None), "params", {}).get("runtime")
+        if runtime is not None:
+            _RUNTIME_OF[item.nodeid] = runtime
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how many runtime-parametrized tests ran (passed or failed) and were skipped,
+    per runtime: an attack suite silently skipped under one runtime would otherwise look green."""
+    if not _RUNTIME_OF:
+        return
+    counts: dict[str, Counter[str]] = {runtime: Counter() for runtime in sorted(set(_RUNTIME_OF.values()))}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            runtime = _RUNTIME_OF.get(getattr(report, "nodeid", ""))
+            if runtime is not None and (outcome != "passed" or report.when == "call"):
+                counts[runtime][outcome] += 1
+    terminalreporter.section("attacks run per runtime")
+    for runtime, counted in counts.items():
+        ran = counted["passed"] + counted["failed"]
+        terminalreporter.write_line(f"{runtime}: {ran} run ({counted['passed']} passed, {counted['failed']} failed), "
+                                    f"{counted['skipped']} skipped, {counted['error']} errors")

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html"]
+SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html",
+           "bench_compare", "bench_capacity"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -105,6 +106,17 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         if script == "bench_engine":  # py-spy is a test dependency: the profile must really run
             assert "skipped" not in report["results"]["profile"], report["results"]["profile"]
             assert report["results"]["profile"]["samples"] > 0
+    elif script == "bench_compare":
+        assert report["smoke"] is True and report["errors"] == {} and report["leaked_containers"] == 0
+        assert set(report["results"]) | set(report["skipped"]) == set(_benches(script))
+        for name, operations in report["results"].items():
+            assert set(operations) == {"trivial_cell", "callback", "context_10mb_cell", "start_close"}, name
+            assert operations["trivial_cell"]["median_ms"] is not None, name
+    elif script == "bench_capacity":
+        assert report["smoke"] is True and report["leaked_containers"] == 0
+        idle, busy = report["results"]["idle"], report["results"]["busy"]
+        assert idle["up"] == 3 and idle["first_failure"] is None, idle
+        assert busy["ok"] == busy["cells"] == busy["alive_after"] == 3, busy
     elif script == "bench_threads":
         assert report["smoke"] is True
         assert set(report["llm_query_batched"]) == {"2"} and set(report["rlm_query_batched"]) == {"1"}

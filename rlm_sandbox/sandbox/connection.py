@@ -42,6 +42,9 @@ WRITE_STALL_S = 10.0
 KEPT_NOTICES, NOTICE_CHARS = 8, 500
 
 _REPLY_HEAD = re.compile(rb'^\s*\{\s*"type"\s*:\s*"reply"\s*,\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
+#: A call's head (the kernel writes "type" and "id" first): a refused call is answered at
+#: once, or the cell would wait for its reply until its timeout.
+_CALL_HEAD = re.compile(rb'^\s*\{\s*"type"\s*:\s*"call"\s*,\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 
 
 class KernelUnresponsive(Exception):
@@ -150,6 +153,11 @@ class KernelConnection:
                 if refused and int(refused.group(1)) == request_id:
                     return error_reply(request_id, "ReplyTooLarge", f"the kernel's reply was refused: {exc}; "
                                        "ask for less at once (a slice, or the value as one string)"), interrupted
+                call = _CALL_HEAD.match(exc.head)
+                if call:
+                    self._send_quietly(error_reply(call.group(1).decode(), "ValueTooLarge",
+                                                   f"the call was refused: {exc}; send less at once "
+                                                   "(smaller chunks over several calls)"))
                 self._drop("refused a line from the kernel: %s", exc)
                 continue
             except FrameError as exc:

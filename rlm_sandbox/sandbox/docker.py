@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from docker.errors import DockerException, NotFound
-from docker.types import LogConfig
+from docker.types import LogConfig, Ulimit
 
 from ..errors import SandboxClosed, SandboxStartError
 from .attach import AttachedStream
@@ -25,6 +25,17 @@ Transport = Literal["auto", "socket", "stdio"]
 SANDBOX_UID = 65534  # "nobody": exists in every Debian-based image
 SOCKET_MOUNT = "/run/rlm"
 _SIGNALS = {int(sig): sig.name for sig in signal.Signals}
+#: Host tasks allowed per guest task under gVisor. The host's pids cgroup counts gVisor's own
+#: threads (the Sentry, the gofer and, on the ptrace platform, one stub thread per Sentry
+#: thread in every guest address space): about 40 for an idle sandbox, about 30 more per
+#: busy multi-threaded guest process (measured in BENCHMARKS.md). A guest limit of ``pids``
+#: is therefore a host ceiling of ``pids * 64`` tasks, which gVisor never nears.
+GVISOR_HOST_TASKS_PER_TASK = 64
+
+
+def is_gvisor(runtime: str | None) -> bool:
+    """True for Docker runtimes named after gVisor's runsc ("runsc", "runsc-kvm", ...)."""
+    return bool(runtime) and runtime.startswith("runsc")
 
 
 class DockerSandbox(KernelSandbox):
@@ -84,6 +95,7 @@ class DockerSandbox(KernelSandbox):
         nothing from the host at all.
         """
         limits: SandboxLimits = self.limits
+        gvisor = is_gvisor(self.runtime)
         return self._docker().api.create_host_config(
             # Read-only: connect() works, but a cell cannot store files on the host or
             # plant a file where the next kernel's socket must go.
@@ -93,7 +105,14 @@ class DockerSandbox(KernelSandbox):
             tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_size},mode=1777"},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            pids_limit=limits.pids,
+            # Under runc the pids cgroup counts the sandbox's own processes and threads; a
+            # fork flood gets EAGAIN. Under gVisor it counts gVisor's host threads too, and
+            # when it is reached gVisor's Go runtime cannot make a thread and the whole
+            # sandbox dies (exit 2). So there the guest's limit is RLIMIT_NPROC, enforced
+            # by gVisor's kernel on the sandbox's own tasks (its own user namespace: no
+            # sharing with other sandboxes), and the cgroup is a far host ceiling.
+            pids_limit=limits.pids * GVISOR_HOST_TASKS_PER_TASK if gvisor else limits.pids,
+            ulimits=[Ulimit(name="nproc", soft=limits.pids, hard=limits.pids)] if gvisor else None,
             mem_limit=limits.memory,
             memswap_limit=limits.memory,
             nano_cpus=int(limits.cpus * 1e9),
