@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from ..errors import RLMSandboxError
 from ..redaction import redact
 
 
-def doctor() -> None:
+def doctor(model: Optional[str] = typer.Option(None, "--model", metavar="MODEL",
+                                               help="Also ask MODEL once whether it sees the system message.")) -> None:
     """Check Docker, the sandbox image, gVisor and provider keys (names only); say what to fix."""
     failures = 0
 
@@ -40,4 +43,17 @@ def doctor() -> None:
     report(bool(keys), "provider keys: " + (", ".join(f"{name} ({where})" for name, where in keys) or "none"),
            "export OPENAI_API_KEY=... or put it in ./.env (or another provider's key) to use real models; "
            "the demo runs without", required=False)
+    if model:  # one call, through the settings' api_base, key and root model options
+        from ..config import Settings
+        from ..models.probe import check_system_message
+
+        settings = Settings()
+        try:
+            seen = check_system_message(model, completion_kwargs={**settings.completion_kwargs(),
+                                                                  **settings.model_options})
+            report(seen.seen is not False, f"model {model} sees the system message: {seen.detail}",
+                   "set supports_system_message=false (--set, RLM_SANDBOX_SUPPORTS_SYSTEM_MESSAGE or .env): the "
+                   "system prompt is then folded into the first user message", required=False)
+        except RLMSandboxError as exc:
+            report(False, f"model {model}", str(exc))
     raise typer.Exit(1 if failures else 0)

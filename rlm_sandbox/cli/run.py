@@ -80,6 +80,19 @@ def _load_context(path: str, fmt: str) -> Any:
     return text
 
 
+def _options(pairs: list[str], flag: str) -> dict[str, Any] | None:
+    """``KEY=VALUE`` flags as a dict of litellm options (None when none were given)."""
+    from ..models.options import parse_option_value
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{flag} takes KEY=VALUE, e.g. {flag} top_p=0.9, not {pair!r}")
+        options[key.strip()] = parse_option_value(value)
+    return options or None
+
+
 def _open_trace(path: str) -> Any:
     """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
     from ..events.jsonl import JsonlWriter
@@ -114,6 +127,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
     trace: Optional[str] = typer.Option(None, "--trace", metavar="PATH",
                                         help="Write the trajectory as JSONL to this file, as the run goes."),
+    model_option: list[str] = typer.Option([], "--model-option", metavar="KEY=VALUE",
+                                           help="A litellm option for the root model's calls, e.g. top_p=0.9 or "
+                                                "stop='[\"END\"]' (VALUE is JSON or text; repeatable)."),
+    sub_model_option: list[str] = typer.Option([], "--sub-model-option", metavar="KEY=VALUE",
+                                               help="A litellm option for sub-calls and child runs (repeatable)."),
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
                                        help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
                                             "(repeatable; `rlm-sandbox settings` lists them)."),
@@ -129,7 +147,9 @@ def run(
     text = _load_query(query, query_file)
     flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
              "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
-             "verbose": ("--verbose", True if verbose else None)}
+             "verbose": ("--verbose", True if verbose else None),
+             "model_options": ("--model-option", _options(model_option, "--model-option")),
+             "sub_model_options": ("--sub-model-option", _options(sub_model_option, "--sub-model-option"))}
     rlm = make_rlm(flags, parse_set(settings))
     context = _load_context(context_file, context_format)
     writer = _open_trace(trace) if trace else None

@@ -48,6 +48,13 @@ def retries_of(causes: tuple[RetryCause, ...]) -> list[Retry]:
     return [Retry(cause=cause.cause, wait_s=cause.wait_s) for cause in causes]
 
 
+def failure_fields(exc: BaseException | None) -> dict[str, Any]:
+    """What a failed model call's ``model_reply`` says it cost and tried (an LLMError knows)."""
+    return {"input_tokens": getattr(exc, "input_tokens", 0), "output_tokens": getattr(exc, "output_tokens", 0),
+            "cost_usd": getattr(exc, "cost_usd", None), "attempts": getattr(exc, "attempts", 1),
+            "retries": retries_of(getattr(exc, "retry_causes", ()))}
+
+
 def clip_json(value: Any, limit: int = MAX_ARGUMENT_CHARS) -> Any:
     """``value`` if its JSON is short, else a string saying what it was (events stay small)."""
     try:

@@ -9,7 +9,7 @@ are wrappers around any implementation. Every failure is an ``LLMError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Completion", "ModelClient", "Price", "RetryCause"]
 
@@ -64,8 +64,12 @@ class ModelClient(Protocol):
     """What a run needs from a model provider."""
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None) -> Completion:
-        """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries)."""
+                        price: Price | None = None, options: dict[str, Any] | None = None) -> Completion:
+        """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries).
+
+        ``options`` are extra provider options for this call (the run's ``model_options`` or
+        ``sub_model_options``, checked by ``models.options``); callers pass it only when
+        there are some, so a client written before it existed keeps working without them."""
         ...
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
