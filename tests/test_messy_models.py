@@ -394,3 +394,14 @@ def test_doctor_model_says_when_the_template_drops_the_system_message(sandbox_im
         asked = len(server.requests)
     assert asked == 1
     assert "drops it" in done.stdout + done.stderr and "supports_system_message=false" in done.stdout + done.stderr
+
+
+def test_a_stalled_run_exits_3_and_says_its_answer_is_not_final(tmp_path, sandbox_image):
+    context = tmp_path / "c.txt"
+    context.write_text("abc")
+    with OpenAICompatibleServer(lambda messages: "I am still thinking about it.") as server:
+        done = cli("run", "-q", "x", "-f", str(context), "-m", "openai/x",
+                   env={"RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": "sk-test"})
+        calls = len(server.requests)
+    assert done.returncode == 3 and "status=stalled" in done.stderr and "NOT A FINAL ANSWER" in done.stderr
+    assert calls == 3  # two identical replies, then one answer-now call: not 20 paid calls of nothing
