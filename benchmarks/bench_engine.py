@@ -226,12 +226,13 @@ class Bench:
 
     # ---- 2. host overhead per iteration ----
     def iteration(self) -> dict[str, Any]:
-        """N root turns of `print(1)` (the last also calls FINAL), root model instant."""
+        """N root turns of `print(i)` (the last also calls FINAL), root model instant."""
         n_iter, n_small = self.n(50, 50, 3), self.n(10, 10, 2)
         reps = self.n(9, 2)
 
         def run_of(n: int) -> dict[str, Any]:
-            replies = [fence("print(1)")] * (n - 1) + [fence("print(1)\nFINAL('done')")]
+            # each reply differs (print(i)): the same reply twice would be a stalled run (issue 9)
+            replies = [fence(f"print({i})") for i in range(n - 1)] + [fence("print(1)\nFINAL('done')")]
             root = ScriptedModel(replies)
             rlm = rlm_sandbox.RLM(model=root.model, max_iterations=n)
             gc.collect()
@@ -633,7 +634,8 @@ class Bench:
 
         def workload() -> None:
             while not stop.is_set():
-                root = ScriptedModel([fence("print(1)")] * (per_run - 1) + [fence("print(1)\nFINAL('done')")])
+                root = ScriptedModel([fence(f"print({i})") for i in range(per_run - 1)]
+                                     + [fence("print(1)\nFINAL('done')")])
                 rlm_sandbox.RLM(model=root.model, max_iterations=per_run).run("q", "ctx")
                 iterations[0] += per_run
                 root.close()

@@ -15,14 +15,15 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .core.budget import Budget, BudgetFields
 from .errors import SettingsError
 from .models.base import Price
+from .models.options import check_model_options
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import ContainerLimits, SandboxLimits
 from .sandbox.registry import provider_names
@@ -126,7 +127,7 @@ def _problem(error: Any) -> tuple[str, str | None, str]:
 
 
 def _shown(name: str, value: Any) -> str | None:
-    if is_secret_name(name):
+    if is_secret_name(name) or name.endswith("model_options"):  # options may hold a credential given by mistake
         return None
     text = redact(str(value))  # a key typed in the wrong place is still a key
     return text if len(text) <= 80 else text[:60] + f"... [{len(text)} chars]"
@@ -156,6 +157,18 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     request_timeout_s: float = Field(600.0, gt=0)
     max_tokens: int = Field(4096, ge=1, description="longest reply of the root model (and of child RLMs' roots)")
     sub_max_tokens: int = Field(4096, ge=1, description="longest reply of an llm_query sub-call")
+    # NoDecode: a JSON object in RLM_SANDBOX_MODEL_OPTIONS is read by our validator, whose errors say what to do
+    model_options: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, description="litellm options for the root model's calls, e.g. {\"top_p\": 0.9} "
+                                          "(not max_tokens, keys, retries or prices: those are settings)")
+    sub_model_options: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, description="litellm options for sub-calls and child RLMs' roots")
+    supports_system_message: bool = Field(True, description="false folds the system prompt into the first user "
+                                          "message, for chat templates that drop system messages")
+    context_window: int | None = Field(None, ge=256, description="model's context window in tokens, prompt and "
+                                       "reply (default: litellm's model info; learnt from the provider's refusal)")
+    sub_context_window: int | None = Field(None, ge=256, description="sub_model's context window, for child RLMs "
+                                           "(default: context_window when it is the same model, else litellm's)")
     # custom pricing (litellm's), for models its price map does not know: USD per token
     input_cost_per_token: float | None = Field(None, ge=0, description="price of model's input tokens")
     output_cost_per_token: float | None = Field(None, ge=0, description="price of model's output tokens")
@@ -167,6 +180,12 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     offload: bool = Field(True, description="keep long outputs in the sandbox as _result_N")
     offload_threshold: int = Field(500, ge=0, description="longer stdout is offloaded")
     preview_chars: int = Field(200, ge=0, description="start of an offloaded output that is shown")
+    compact_at: float = Field(0.85, gt=0, le=1, description="fold older iterations into a digest when a root "
+                              "request reaches this fraction of the room the context window leaves for prompts")
+    stall_repeats: int = Field(2, ge=0, description="end the run as stalled when the same reply, with the same "
+                               "outcome, comes this many times in a row (0: never)")
+    stall_idle_replies: int = Field(3, ge=0, description="end the run as stalled after this many replies in a row "
+                                    "with no code run and no FINAL (0: never)")
     verbose: bool = False
 
     # sub-calls across the process (the per-run limits are the shared budget fields)
@@ -194,6 +213,11 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
             raise SettingsError([_problem(error) for error in exc.errors()]) from None
         remember_secret(self.api_key.get_secret_value() if self.api_key else None, "api_key")
         _warn_about_unknown_variables()
+
+    @field_validator("model_options", "sub_model_options", mode="before")
+    @classmethod
+    def _litellm_options(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
+        return check_model_options(value, info.field_name or "model_options")
 
     @field_validator("output_cost_per_token", "sub_output_cost_per_token")
     @classmethod
@@ -244,6 +268,17 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
         """The run's sandbox as a picklable spec (what a pool, a worker or a Ray task rebuilds)."""
         return SandboxSpec(provider=self.sandbox, limits=self.limits(),
                            **self.model_dump(include=set(ContainerChoice.model_fields)))
+
+    def model_options_for(self, role: Literal["root", "sub"]) -> dict[str, Any]:
+        """The litellm options of the root model's calls, or of sub-calls and child runs' roots."""
+        return dict(self.model_options if role == "root" else self.sub_model_options)
+
+    def window(self, role: Literal["root", "sub"]) -> int | None:
+        """The context window given for the root model or the sub-model (None: ask litellm)."""
+        if role == "root":
+            return self.context_window
+        same = self.sub_model in (None, self.model)
+        return self.sub_context_window or (self.context_window if same else None)
 
     def completion_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

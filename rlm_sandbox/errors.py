@@ -112,6 +112,7 @@ class LLMError(RLMSandboxError):
         self.output_tokens = 0
         self.cost_usd: float | None = 0.0
         self.retry_causes: tuple[Any, ...] = ()  # RetryCause of each retried attempt
+        self.detail = message  # what the provider said, when the message adds advice to it
 
 
 class LLMAuthenticationError(LLMError):

@@ -55,7 +55,8 @@ class Reply:
     retries. `delay_s` sleeps first (time.sleep in sync calls, asyncio.sleep in async).
     `no_choices` answers with an empty `choices` list, as a misbehaving provider may.
     `raw_body` (OpenAICompatibleServer only) is sent as the HTTP 200 body exactly as given:
-    malformed JSON, a response cut short, anything a broken proxy may send.
+    malformed JSON, a response cut short, anything a broken proxy may send. `finish_reason`
+    is the choice's (``length`` for a reply cut off at ``max_tokens``).
     """
 
     content: str | None = ""
@@ -65,6 +66,7 @@ class Reply:
     error: BaseException | None = None
     no_choices: bool = False
     raw_body: bytes | None = None
+    finish_reason: str = "stop"
 
 
 ReplyLike = str | Reply | BaseException | Callable[[list[dict]], str | Reply]
@@ -160,7 +162,7 @@ def _make_handler_class() -> type:
                                                "answers through litellm's objects, not raw HTTP")
         response: Any = model_response if model_response is not None else litellm.ModelResponse()
         response.choices[0].message.content = reply.content
-        response.choices[0].finish_reason = "stop"
+        response.choices[0].finish_reason = reply.finish_reason
         if reply.no_choices:
             response.choices = []
         response.model = scripted.model
@@ -454,7 +456,7 @@ class OpenAICompatibleServer:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": str(body.get("model", "test-model")),
-                    "choices": [] if reply.no_choices else [{"index": 0, "finish_reason": "stop", "message": {
+                    "choices": [] if reply.no_choices else [{"index": 0, "finish_reason": reply.finish_reason, "message": {
                         "role": "assistant", "content": reply.content}}],
                     "usage": None if usage is None else {
                         "prompt_tokens": usage[0], "completion_tokens": usage[1],

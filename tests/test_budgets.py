@@ -20,8 +20,9 @@ def make_rlm(sandbox_factory):
 
 
 def cell_feedback(root, turn=1):
-    """What the model was told after its first reply's code ran (not the fallback prompt)."""
-    return [m for m in user_messages(root.calls[turn]) if "budget is used up" not in m][-1]
+    """What the model was told after its first reply's code ran (not the fallback prompt, which
+    the answer-now request appends to that same message so roles keep alternating)."""
+    return user_messages(root.calls[turn])[-1].split("\n\nThe run's budget is used up")[0]
 
 
 def test_max_sub_calls_raises_in_the_cell_then_ends_the_run_with_the_fallback_answer(make_rlm):

@@ -28,12 +28,15 @@ CHILD = "```repl\nFINAL(str(len(context)))\n```"
 
 def every_kind_run(sandbox_factory: Any) -> Any:
     """One run that makes every kind of event a run can make: a batch, child runs, a tool,
-    a restart, a nudge, a retried sub-call, and a budget stop."""
+    a restart, a nudge, a retried sub-call, a FINAL refused, a reply cut off, a history
+    folded to fit a small context window, and a budget stop."""
     root = ScriptedModel([
         "Let me think first.",  # no code: a nudge
         "```repl\nanswers = llm_query_batched(['a', 'b', 'c'])\nprint(answers)\n```",
         "```repl\nsizes = rlm_query_batched([('count', 'xx'), ('count', 'yyy')])\nprint(sizes, lookup('k'))\n```",
         "```repl\nimport os\nos._exit(3)\n```",  # the kernel dies: a restart
+        "```repl\nx = undefined_name\n```\nFINAL(premature)",  # a FINAL refused: its code failed
+        Reply("```repl\nprint('kept ' * 300)\n```\n```repl\nrows = [1,", finish_reason="length"),  # cut off
         "```repl\nfor i in range(10):\n    llm_query('more')\n```",  # runs out of sub-calls
         "FINAL(best effort)",
     ])
@@ -45,7 +48,7 @@ def every_kind_run(sandbox_factory: Any) -> Any:
         return next(retried, None) or Reply("sub answer")
 
     sub = ScriptedModel(responder=sub_reply)
-    return make_rlm(sandbox_factory, root, sub, max_depth=1, max_sub_calls=8,
+    return make_rlm(sandbox_factory, root, sub, max_depth=1, max_sub_calls=8, context_window=2400,
                     tools={"lookup": lambda key: f"value of {key}"}).run("q", "the context"), root
 
 
@@ -71,7 +74,8 @@ def test_a_real_run_makes_every_kind_and_each_validates_against_the_shipped_sche
     kinds = {event.event for event in result.trajectory}
     # image_build happens only when the image is missing (tests/test_live.py builds one).
     expected = {cls.model_fields["event"].default for cls in EVENT_TYPES} - {"run_interrupted", "schema_rejected",
-                                                                              "depth_fallback", "image_build"}
+                                                                              "depth_fallback", "image_build",
+                                                                              "stalled"}
     assert expected <= kinds, expected - kinds
     schema = shipped_json_schema()
     for event in result.trajectory:

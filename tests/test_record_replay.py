@@ -3,6 +3,7 @@ network; an unrecorded request fails loudly; cassettes never hold a key."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -195,3 +196,25 @@ def test_child_runs_are_recorded_and_replayed(tmp_path, sandbox_factory):
     replayed = RLM(**kwargs, replay=tmp_path / "t").run("Total words?", "a b c|d e|f")  # the model is closed
     assert (replayed.answer, replayed.status, replayed.sub_calls, replayed.total_input_tokens) == \
         (recorded.answer, "completed", recorded.sub_calls, recorded.total_input_tokens)
+
+
+
+async def _ask(client, **extra):
+    return await client.acomplete("openai/m", [{"role": "user", "content": "2+2?"}], max_tokens=5, **extra)
+
+
+def test_provider_options_pass_through_and_are_part_of_the_recorded_request(tmp_path):
+    """The wrappers forward the protocol's other keywords (options, on_retry) to the client they
+    wrap, and a call's options are part of what is recorded: a replay with other options misses."""
+    with OpenAICompatibleServer(lambda messages: "4") as server:
+        recording = RecordingClient(fast(completion_kwargs={"api_base": server.url, "api_key": "sk-test"}),
+                                    tmp_path / "cassette.jsonl")
+        completion = asyncio.run(_ask(recording, options={"top_p": 0.5}, on_retry=lambda *_: None))
+        bodies = [request.body for request in server.requests]
+    assert completion.text == "4" and [body.get("top_p") for body in bodies] == [0.5]  # reached the provider
+    replay = ReplayClient(tmp_path / "cassette.jsonl")
+    assert asyncio.run(_ask(replay, options={"top_p": 0.5}, on_retry=lambda *_: None)).text == "4"
+    with pytest.raises(UnrecordedRequest):
+        asyncio.run(_ask(replay, options={"top_p": 0.9}))
+    with pytest.raises(UnrecordedRequest):
+        asyncio.run(_ask(replay))  # no options: another request

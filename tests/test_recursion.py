@@ -57,7 +57,8 @@ def test_a_child_spends_the_parents_budget(sandbox_factory):
     model = ScriptedModel(responder=lambda m: next(child_script, "sub answer"))
     result = make_rlm(sandbox_factory, root, model, max_depth=1, max_sub_calls=3).run("q", "ctx")
     assert result.sub_calls == 3  # 1 rlm_query + 2 llm_query inside the child
-    cell_output = user_messages(root.calls[1])[-2]  # the last message is the budget fallback prompt
+    # the budget fallback prompt is appended to the cell's output, in the same (last) message
+    cell_output = user_messages(root.calls[1])[-1].split("\n\nThe run's budget is used up")[0]
     assert "BudgetExceeded" in cell_output
     assert result.status == "budget_exhausted" and "max_sub_calls" in result.error
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import typer
 from pydantic import BaseModel
@@ -71,10 +71,13 @@ class Checks:
         return any(check.status == "fail" for check in self.items)
 
 
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+           model: Optional[str] = typer.Option(None, "--model", metavar="MODEL",
+                                               help="Also ask MODEL once whether it sees the system message.")) -> None:
     """Check Docker, its runtimes, the sandbox image, a real sandbox (a cell run, its memory
-    and pids limits), provider keys (names only) and api_base; each failure prints the command
-    that fixes it. Exit code 1 when a required check failed."""
+    and pids limits), provider keys (names only), api_base and (--model) whether a model sees
+    the system message; each failure prints the command that fixes it. Exit code 1 when a
+    required check failed."""
     checks = Checks(as_json)
     settings = _settings(checks)
     client = _docker(checks)
@@ -84,6 +87,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     _keys(checks)
     if settings is not None and settings.api_base:
         _api_base(checks, settings.api_base)
+    if model and settings is not None:
+        _system_message(checks, model, settings)
     if as_json:
         typer.echo(json.dumps({"ok": not checks.failed, "checks": [c.model_dump() for c in checks.items]}, indent=2))
     raise typer.Exit(1 if checks.failed else 0)
@@ -204,3 +209,20 @@ def _api_base(checks: Checks, api_base: str) -> None:
                    f"start the server that should answer at {api_base}, or unset RLM_SANDBOX_API_BASE")
         return
     checks.add("api_base", "ok", f"api_base {api_base}: answers (HTTP {status} for GET /models)")
+
+
+def _system_message(checks: Checks, model: str, settings: Any) -> None:
+    """One call, through the settings' api_base, key and root model options."""
+    from ..models.probe import check_system_message
+
+    try:
+        seen = check_system_message(model, completion_kwargs={**settings.completion_kwargs(),
+                                                              **settings.model_options})
+    except RLMSandboxError as exc:
+        checks.add("system_message", "fail", f"model {model}: {exc}",
+                   "check the model name, api_base and key: rlm-sandbox settings")
+        return
+    checks.report(seen.seen is not False, f"model {model} sees the system message: {seen.detail}",
+                  "rlm-sandbox run --set supports_system_message=false ...  # or RLM_SANDBOX_SUPPORTS_SYSTEM_MESSAGE="
+                  "false: the system prompt is then folded into the first user message", required=False,
+                  name="system_message")

@@ -30,6 +30,19 @@ from .contexts import load_context, load_query
 from .display import RunDisplay, listeners
 
 
+def _options(pairs: list[str], flag: str) -> dict[str, Any] | None:
+    """``KEY=VALUE`` flags as a dict of litellm options (None when none were given)."""
+    from ..models.options import parse_option_value
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{flag} takes KEY=VALUE, e.g. {flag} top_p=0.9, not {pair!r}")
+        options[key.strip()] = parse_option_value(value)
+    return options or None
+
+
 def _open_trace(path: str) -> Any:
     """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
     from ..events.jsonl import JsonlWriter
@@ -111,6 +124,11 @@ def run(
                                         help="Write the trajectory as JSONL to this file, as the run goes."),
     html: Optional[str] = typer.Option(None, "--html", metavar="PATH",
                                        help="Write the run as one self-contained HTML file (also when cut short)."),
+    model_option: list[str] = typer.Option([], "--model-option", metavar="KEY=VALUE",
+                                           help="A litellm option for the root model's calls, e.g. top_p=0.9 or "
+                                                "stop='[\"END\"]' (VALUE is JSON or text; repeatable)."),
+    sub_model_option: list[str] = typer.Option([], "--sub-model-option", metavar="KEY=VALUE",
+                                               help="A litellm option for sub-calls and child runs (repeatable)."),
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
                                        help="Any setting, e.g. --set max_cost_usd=0.5 --set runtime=runsc "
                                             "(repeatable; `rlm-sandbox settings` lists them)."),
@@ -131,7 +149,9 @@ def run(
         raise fail("--query-file - and --context-file - cannot both read stdin; give one of them a file")
     text = load_query(query, query_file)
     flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
-             "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox)}
+             "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
+             "model_options": ("--model-option", _options(model_option, "--model-option")),
+             "sub_model_options": ("--sub-model-option", _options(sub_model_option, "--sub-model-option"))}
     if record and replay:
         raise fail("give --record or --replay, not both")
     rlm = make_rlm(flags, parse_set(settings))

@@ -28,7 +28,7 @@ from ..models.base import Completion
 from ..models.runtime import on_model_loop
 from .concurrency import PROCESS_SLOTS
 from .metering import Meter
-from .recording import retries_of, retry_reporter
+from .recording import failure_fields, retries_of, retry_reporter
 from .tools import CELL_EXCEPTIONS, HELPERS, RESERVED_NAMES, ToolError, check_tools, describe_tools, tool_caller
 
 __all__ = ["CELL_EXCEPTIONS", "HELPERS", "RESERVED_NAMES", "Broker", "BrokerSwitch", "ToolError", "callback_docs",
@@ -198,12 +198,10 @@ class Broker:
             async with self._slots():
                 completion = await on_model_loop(self._limited_call(model, messages, max_tokens, call_id))
         except BaseException as exc:
-            self._meter.settle_failure(reservation, "sub", exc)
+            self._meter.settle_failure(reservation, "sub", model, exc)
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)
             self._events.emit(ev.ModelReply, call_id=call_id, role="sub", model=model, outcome="error",
-                              error=error, attempts=getattr(exc, "attempts", 1),
-                              retries=retries_of(getattr(exc, "retry_causes", ())),
-                              latency_s=round(time.monotonic() - started, 4))
+                              error=error, latency_s=round(time.monotonic() - started, 4), **failure_fields(exc))
             self._events.emit(ev.SubCall, **summary, outcome="error", error=error,
                               duration_s=round(time.monotonic() - started, 4))
             raise
@@ -229,7 +227,8 @@ class Broker:
         async with PROCESS_SLOTS.slot(self._meter.settings.max_process_concurrency):
             return await self._llm.acomplete(model, messages, max_tokens=max_tokens,
                                              price=self._meter.custom_price(model),
-                                             on_retry=retry_reporter(self._events, call_id, "sub", model))
+                                             on_retry=retry_reporter(self._events, call_id, "sub", model),
+                                             **self._meter.call_options("sub"))
 
     async def _one_rlm_query(self, query: str, context: Any, where: dict[str, Any]) -> str:
         if self._at_depth_limit():

@@ -151,17 +151,18 @@ class Ledger:
         return None
 
     def settle(self, reservation: Reservation | None, role: str, model: str, input_tokens: int,
-               output_tokens: int, cost_usd: float | None, *, answered: bool = True) -> None:
+               output_tokens: int, cost_usd: float | None, *, answered: bool = True, attempts: int = 1) -> None:
         """Replace a reservation by what the call really used (zero for a call that failed
-        unpaid); `answered=False` records the spend without counting a call."""
+        unpaid); `answered=False` records a failed call; `attempts` is how many requests it sent."""
         with self._lock:
             self._release(reservation)
-            if answered or input_tokens or output_tokens or cost_usd:
-                usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]
-                usage.calls += 1 if answered else 0
-                usage.input_tokens += input_tokens
-                usage.output_tokens += output_tokens
-                usage.cost_usd = None if cost_usd is None or usage.cost_usd is None else usage.cost_usd + cost_usd
+            usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]
+            usage.calls += 1 if answered else 0
+            usage.failed_calls += 0 if answered else 1
+            usage.attempts += attempts
+            usage.input_tokens += input_tokens
+            usage.output_tokens += output_tokens
+            usage.cost_usd = None if cost_usd is None or usage.cost_usd is None else usage.cost_usd + cost_usd
             self._settled.notify_all()
 
     def _release(self, reservation: Reservation | None) -> None:

@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
 from ..config import Settings
-from ..errors import BudgetExceeded, LLMError
+from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
 from ..events.stream import EventLog, Listener, RunRecorder, new_call_id
 from ..models.base import Completion, ModelClient
+from ..models.litellm_client import model_window
 from ..models.runtime import load_litellm
 from ..redaction import Redactor
 from ..sandbox.base import Callbacks, Context, ExecResult, Sandbox
@@ -29,12 +30,18 @@ from . import prompts
 from .answer_schema import AnswerSchema, schema_prompt, validate_answer
 from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
 from .budget import Ledger
+from .compaction import DoesNotFit, History, iteration_note, prompt_room, window_from_error
 from .metering import Meter
 from .parsing import FinalInText, parse_reply
-from .recording import build_reporter, context_shape, masker, retries_of, retry_reporter
+from .progress import StallWatch
+from .recording import build_reporter, context_shape, failure_fields, masker, retries_of, retry_reporter
 from .result import AnswerSource, RLMResult, Status
 
 T = TypeVar("T")
+
+#: Where a run's context window came from, as messages say it.
+_WINDOW_SOURCES = {"setting": "the context_window setting", "litellm": "litellm's model map",
+                   "provider": "the provider's refusal"}
 
 #: Makes the sandbox for a run: (context, callbacks, exceptions, settings) -> Sandbox.
 SandboxFactory = Callable[[Context, Callbacks, tuple[str, ...], Settings], Sandbox]
@@ -66,6 +73,8 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     models = [settings.model, settings.sub_model or settings.model]
     meter.check_prices(models)
     meter.warm_up(models)
+    if settings.window("root") or model_window(settings.model):  # root requests will be measured
+        rlm.llm.count_tokens(settings.model, text="warm up")
 
 
 def new_event_log(rlm: RunOwner) -> EventLog:
@@ -89,6 +98,7 @@ class _Run:
         self.query, self.context, self.depth = query, context, depth
         self.answer_schema = answer_schema
         self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
+        self.role = "root" if depth == 0 else "sub"  # child runs' roots are the sub-model
         self._is_root = recorder is None and ledger is None
         self.events: RunRecorder = recorder or new_event_log(rlm).recorder()
         self.ledger = ledger or Ledger(settings.budget())
@@ -96,10 +106,13 @@ class _Run:
         self.placement = placement or {}  # where a child run was started: iteration, cell, batch index
         self.answer_from: AnswerSource = "none"
         self.sandbox, self.switch, self.session_notes = sandbox, switch, session_notes
-        self.messages: list[dict[str, Any]] = []
+        self.history: History | None = None  # the root conversation, made when the run starts
         self._sent: list[dict[str, Any]] = []  # the messages of this run's previous root request
         self.iterations = 0
         self.nudges = 0
+        self.stalls = StallWatch(settings.stall_repeats, settings.stall_idle_replies)
+        self._window: tuple[int, str] | None = None  # (tokens, source) once known
+        self._max_tokens_sent: int | None = None  # the reply limit of the latest root call
         self.parsed: Any = None
         self.broker: Broker | None = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="rlm-sandbox-io")
@@ -136,8 +149,7 @@ class _Run:
         self._sandbox_started = asyncio.ensure_future(self._start(sandbox)) if owned else None
         interrupted = False
         try:
-            self.messages = [{"role": "system", "content": self._system_prompt()},
-                             {"role": "user", "content": self.session_notes + prompts.first_user_message(self.query)}]
+            self.history = History(self._first_messages(), functools.partial(self.rlm.llm.count_tokens, self.model))
             answer, status, error = await self._loop_until_final(sandbox)
         except asyncio.CancelledError:
             interrupted = True
@@ -188,6 +200,14 @@ class _Run:
         assert self._loop is not None
         return await self._loop.run_in_executor(self._io, functools.partial(function, *args, **kwargs))
 
+    def _first_messages(self) -> list[dict[str, Any]]:
+        """The system prompt and the first user message, or (``supports_system_message=False``)
+        one user message holding both, for chat templates that drop system messages."""
+        system, first = self._system_prompt(), self.session_notes + prompts.first_user_message(self.query)
+        if self.settings.supports_system_message:
+            return [{"role": "system", "content": system}, {"role": "user", "content": first}]
+        return [{"role": "user", "content": prompts.folded_system_prompt(system, first)}]
+
     def _system_prompt(self) -> str:
         s = self.settings
         return prompts.system_prompt(
@@ -197,32 +217,41 @@ class _Run:
             answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None)
 
     async def _loop_until_final(self, sandbox: Sandbox) -> tuple[str, Status, str | None]:
+        assert self.history is not None
         for _ in range(self.ledger.budget.max_iterations):
             self.iterations += 1
             self.ledger.start_iteration()
             self.events.emit(ev.Iteration, iteration=self.iterations, model=self.model)
             try:
                 self.ledger.check_spend()
-                reply = (await self._ask_root(self.messages, "step")).text
+                completion = await self._ask_root(sandbox, "step", self.iterations)
             except LLMError as exc:
                 return self._partial_answer(), "error", str(exc)
             except BudgetExceeded as exc:
                 return await self._out_of_budget(sandbox, exc)
-            self.messages.append({"role": "assistant", "content": reply})
+            self.history.say("assistant", completion.text)
             if self._sandbox_started is not None:
                 await self._sandbox_started  # raises if the sandbox could not start
                 self._sandbox_started = None
-            answer = await self._handle_reply(sandbox, reply)
+            answer = await self._handle_reply(sandbox, completion.text, completion.finish_reason)
             if answer is not None:
                 return answer, "completed", None
             if self.ledger.exhausted is not None:
                 return await self._out_of_budget(sandbox, self.ledger.exhausted)
+            stall = self.stalls.stalled()
+            if stall is not None:
+                self.events.emit(ev.Stalled, rule=stall.rule, count=stall.count, setting=stall.setting)
+                return await self._last_chance(sandbox, "stalled", StallWatch.explain(stall),
+                                               reason=prompts.stalled_reason(stall.rule, stall.count))
         return await self._last_chance(sandbox, "max_iterations")
 
-    async def _handle_reply(self, sandbox: Sandbox, reply: str) -> str | None:
+    async def _handle_reply(self, sandbox: Sandbox, reply: str, finish_reason: str | None = None) -> str | None:
         """Run the reply's code; return the answer if the reply finished the task."""
+        assert self.history is not None
         parsed = parse_reply(reply)
+        cut_off = finish_reason == "length"
         observations: list[str] = []
+        cells: list[tuple[str, str]] = []
         failed = False
         blocks = parsed.code_blocks
         final: FinalInText | None = parsed.final
@@ -230,6 +259,7 @@ class _Run:
             result = await self._run_cell(sandbox, code, index)
             shown = prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars)
             observations.append(shown)
+            cells.append((code, shown))
             self._record_cell(index, code, shown, result)
             if result.error is not None:
                 failed = True
@@ -239,19 +269,35 @@ class _Run:
             if result.final is not None:
                 final = FinalInText("VALUE", result.final.answer)
                 break
-        if final is not None and failed:
-            observations.append(prompts.final_rejected_after_error())
+        if cut_off or parsed.unclosed_block is not None:
+            observations.append(prompts.reply_cut(cut_off=cut_off, max_tokens=self._max_tokens_sent,
+                                                  unclosed=parsed.unclosed_block is not None, blocks_run=len(cells)))
+            self.events.emit(ev.ReplyCut, iteration=self.iterations, finish_reason=finish_reason,
+                             max_tokens=self._max_tokens_sent, unclosed_block=parsed.unclosed_block is not None,
+                             blocks_run=len(cells))
+        acted = bool(cells) or final is not None
+        if final is not None and final.kind != "VALUE" and cut_off and not final.closed:
+            observations.append(self._reject_final("cut_off", prompts.final_cut_off()))
+        elif final is not None and failed:
+            observations.append(self._reject_final("code_failed", prompts.final_rejected_after_error()))
         elif final is not None:
             answer, problem = await self._resolve_final(sandbox, final)
             if answer is not None:
                 return answer
             observations.append(problem or "")
-        elif not blocks:
+        elif not blocks and not cut_off and parsed.unclosed_block is None:
             self.nudges += 1
             self.events.emit(ev.Nudge, count=self.nudges)
             observations.append(prompts.no_code_nudge())
-        self.messages.append({"role": "user", "content": "\n\n".join(observations)})
+        feedback = "\n\n".join(observations)
+        self.history.say("user", feedback)
+        self.history.noted(self.iterations, iteration_note(self.iterations, reply, cells))
+        self.stalls.turn(reply, feedback, acted)
         return None
+
+    def _reject_final(self, reason: str, problem: str) -> str:
+        self.events.emit(ev.FinalRejected, iteration=self.iterations, reason=reason, problem=problem)
+        return problem
 
     def _record_cell(self, index: int, code: str, shown: str, result: ExecResult) -> None:
         error = result.error
@@ -288,7 +334,7 @@ class _Run:
             if result.final is not None:
                 text = result.final.answer
             elif final.kind == "FINAL_VAR":
-                return None, prompts.missing_final_var(final.value)
+                return None, self._reject_final("no_such_variable", prompts.missing_final_var(final.value))
         if self.answer_schema is not None and text is not None:
             parsed, problem = validate_answer(self.answer_schema, text)
             if problem is not None:
@@ -297,34 +343,125 @@ class _Run:
             self.parsed = parsed
         return text, None
 
-    async def _ask_root(self, messages: list[dict[str, Any]], purpose: str) -> Completion:
-        """One root-model call, reserved in the budget first, recorded as a request and a reply."""
+    async def _ask_root(self, sandbox: Sandbox, purpose: str, iteration: int) -> Completion:
+        """One root-model call, kept inside the model's context window (the history is folded
+        when it would not fit; a refusal as too long teaches the window and is retried)."""
+        assert self.history is not None
+        overflow: LLMContextWindowExceeded | None = None
+        for _ in range(3):
+            try:
+                messages, max_tokens = await self._fitted(sandbox, iteration, overflow)
+            except DoesNotFit as exc:
+                raise self._does_not_fit(exc, overflow) from overflow
+            try:
+                completion = await self._send(messages, purpose, iteration, max_tokens)
+            except LLMContextWindowExceeded as exc:
+                overflow = exc
+                self._learn_window(exc, messages)
+                continue
+            self.history.calibrate(messages, completion.input_tokens)
+            return completion
+        assert overflow is not None
+        raise self._does_not_fit(None, overflow)
+
+    def _window_now(self) -> tuple[int, str] | None:
+        """The context window and where it came from: the settings, litellm's model map, or
+        (learnt from a refusal) the provider."""
+        if self._window is None:
+            given = self.settings.window(self.role)  # type: ignore[arg-type]
+            known = given or model_window(self.model)
+            if known:
+                self._window = (known, "setting" if given else "litellm")
+        return self._window
+
+    async def _fitted(self, sandbox: Sandbox, iteration: int,
+                      overflow: LLMContextWindowExceeded | None) -> tuple[list[dict[str, Any]], int]:
+        """What to send and the reply's limit: the history folded to fit the window, when known."""
+        assert self.history is not None and self._loop is not None
+        history, max_tokens = self.history, self.settings.max_tokens
+        window = self._window_now()
+        if window is None:
+            return history.messages, max_tokens
+        tokens, source = window
+        limit = int(prompt_room(tokens, max_tokens) * self.settings.compact_at)
+        if await self._loop.run_in_executor(None, history.tokens) > limit:
+            variables = await self._variables(sandbox)
+            done = await self._loop.run_in_executor(None, history.fit, limit, variables)
+            if done is not None:
+                self.events.emit(ev.Compaction, iteration=iteration, reason="overflow" if overflow else "threshold",
+                                 window=tokens, window_source=source, limit=limit, tokens_before=done.tokens_before,
+                                 tokens_after=done.tokens_after, folded=done.folded, kept=done.kept,
+                                 clipped=done.clipped)
+        # the reply may use what the prompt leaves of the window, up to max_tokens
+        return history.messages, max(1, min(max_tokens, tokens - history.tokens()))
+
+    async def _variables(self, sandbox: Sandbox) -> str | None:
+        """What the REPL holds (for a digest), or None when it cannot be asked."""
+        if self._sandbox_started is not None:
+            return None  # not started yet: nothing was run, nothing to list
+        try:
+            result = await self._call(sandbox.exec, "print(memory_status())", timeout=10)
+        except Exception:  # noqa: BLE001 - a digest without the variables is still a digest
+            return None
+        return result.stdout if result.error is None else None
+
+    def _learn_window(self, exc: LLMContextWindowExceeded, sent: list[dict[str, Any]]) -> None:
+        """A refusal as too long: take the window it states, or assume one a little below what was sent."""
+        assert self.history is not None
+        stated = window_from_error(str(exc))
+        guess = stated or int(self.history.tokens(sent) * 0.9)
+        if self._window is not None and guess >= self._window[0]:
+            guess = int(self._window[0] * 0.8)  # the provider counts more than we thought: shrink
+        self._window = (guess, "provider")
+
+    def _does_not_fit(self, problem: DoesNotFit | None, overflow: LLMContextWindowExceeded | None) -> LLMError:
+        """Why the run's own conversation cannot be sent, and what setting changes it."""
+        window = self._window_now()
+        where = (f"the model's context window ({window[0]:,} tokens, from {_WINDOW_SOURCES[window[1]]})"
+                 if window else "the model's context window")
+        said = f" The provider said: {overflow.detail.rstrip('.')}." if overflow is not None else ""
+        if problem is not None:
+            what = f"{problem}, leaving no room for the latest iteration"
+        else:
+            what = "it was refused as too long even after folding older iterations into a digest"
+        return LLMContextWindowExceeded(
+            f"the run's own conversation with the root model does not fit {where}: {what}.{said} Set "
+            "context_window to the model's real window if it is not that, lower max_tokens (the reply's share) "
+            "or max_output_chars (the output shown per turn), shorten the query, or use a model with a longer "
+            "window.", model=self.model, transient=False)
+
+    async def _send(self, messages: list[dict[str, Any]], purpose: str, iteration: int,
+                    max_tokens: int) -> Completion:
+        """One root-model request, reserved in the budget first, recorded as a request and a reply."""
         assert self._loop is not None
-        role = "root" if self.depth == 0 else "sub"
-        max_tokens = self.settings.max_tokens
+        role = self.role
+        self._max_tokens_sent = max_tokens
         reservation = await self._loop.run_in_executor(
             None, self.meter.reserve, "root model call" if self.depth == 0 else "child root call",
             self.model, messages, max_tokens)
-        call_id = self._record_request(messages, purpose, reservation)
+        call_id = self._record_request(messages, purpose, iteration, reservation)
         remaining = self.ledger.remaining_time_s()
         call = self.rlm.llm.acomplete(self.model, messages, max_tokens=max_tokens,
-                                      price=self.meter.custom_price(self.model),
+                                      price=self.meter.custom_price(self.model), **self.meter.call_options(role),
                                       on_retry=retry_reporter(self.events, call_id, role, self.model))
         began = time.monotonic()
+        started = remaining is None or remaining > 0
         try:
-            if remaining is not None and remaining <= 0:
+            if not started:
                 call.close()  # never started: nothing to await, nothing to warn about
                 raise asyncio.TimeoutError
             completion = await asyncio.wait_for(call, timeout=remaining)
         except asyncio.TimeoutError:
-            self.meter.settle_failure(reservation, role, asyncio.TimeoutError())
-            self._record_failure(call_id, role, "the wall-time budget ran out during the call", began, None)
-            self.ledger.check_time()  # raises: the wall-time budget ran out mid-call
+            self.meter.settle_failure(reservation, role, self.model, asyncio.TimeoutError(), sent=started)
+            self._record_failure(call_id, "the wall-time budget ran out " + ("during" if started else "before")
+                                 + " the call", began, None, attempts=1 if started else 0)
+            self.ledger.check_time()  # raises: the wall-time budget ran out
             raise LLMError("the root model did not answer within the wall-time budget", model=self.model,
                            transient=True) from None
         except BaseException as exc:
-            self.meter.settle_failure(reservation, role, exc)
-            self._record_failure(call_id, role, f"{type(exc).__name__}: {exc}", began, exc)
+            self.meter.settle_failure(reservation, role, self.model, exc)
+            self._record_failure(call_id, f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc),
+                                 began, exc)
             raise
         self.meter.settle(reservation, role, completion)
         self.events.emit(ev.ModelReply, call_id=call_id, role=role, model=self.model, outcome="ok",
@@ -334,23 +471,26 @@ class _Run:
                          attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
         return completion
 
-    def _record_request(self, messages: list[dict[str, Any]], purpose: str, reservation: Any) -> str:
+    def _record_request(self, messages: list[dict[str, Any]], purpose: str, iteration: int,
+                        reservation: Any) -> str:
         """A model_request carrying only what is new since this run's previous root request."""
         base = 0
         while base < min(len(messages), len(self._sent)) and messages[base] is self._sent[base]:
             base += 1
         self._sent = list(messages)
         call_id = new_call_id()
-        self.events.emit(ev.ModelRequest, call_id=call_id, role="root" if self.depth == 0 else "sub",
-                         model=self.model, purpose=purpose, iteration=self.iterations, base=base,
-                         messages=messages[base:], reserved_tokens=reservation.tokens if reservation else None)
+        self.events.emit(ev.ModelRequest, call_id=call_id, role=self.role, model=self.model, purpose=purpose,
+                         iteration=iteration, base=base, messages=messages[base:],
+                         reserved_tokens=reservation.tokens if reservation else None)
         return call_id
 
-    def _record_failure(self, call_id: str, role: str, error: str, began: float, exc: BaseException | None) -> None:
-        self.events.emit(ev.ModelReply, call_id=call_id, role=role, model=self.model, outcome="error", error=error,
-                         input_tokens=getattr(exc, "input_tokens", 0), output_tokens=getattr(exc, "output_tokens", 0),
-                         cost_usd=getattr(exc, "cost_usd", None), latency_s=round(time.monotonic() - began, 4),
-                         attempts=getattr(exc, "attempts", 1), retries=retries_of(getattr(exc, "retry_causes", ())))
+    def _record_failure(self, call_id: str, error: str, began: float, exc: BaseException | None,
+                        attempts: int | None = None) -> None:
+        fields = failure_fields(exc)
+        if attempts is not None:
+            fields["attempts"] = attempts
+        self.events.emit(ev.ModelReply, call_id=call_id, role=self.role, model=self.model, outcome="error",
+                         error=error, latency_s=round(time.monotonic() - began, 4), **fields)
 
     async def _run_child(self, query: str, context: Any, placement: dict[str, Any]) -> RLMResult:
         """A child RLM (``rlm_query``) on this run's event loop, sharing its ledger and events."""
@@ -365,16 +505,21 @@ class _Run:
 
     # -- ending without FINAL -------------------------------------------------------------
 
-    async def _last_chance(self, sandbox: Sandbox, status: Status,
-                           error: str | None = None) -> tuple[str, Status, str | None]:
-        """One more root call asking for the best answer from what is known."""
-        reason = f"The run's budget is used up ({error})." if error else "You have used every iteration."
-        messages = [*self.messages, {"role": "user", "content": prompts.last_chance(reason)}]
+    async def _last_chance(self, sandbox: Sandbox, status: Status, error: str | None = None, *,
+                           reason: str | None = None) -> tuple[str, Status, str | None]:
+        """One more root call asking for the best answer from what is known. It is a turn of its
+        own (an ``iteration`` event with purpose ``answer_now``), not counted in ``iterations``.
+        The request goes in the last user message, so roles keep alternating."""
+        assert self.history is not None
+        reason = reason or (f"The run's budget is used up ({error})." if error else "You have used every iteration.")
+        turn = self.iterations + 1
+        self.events.emit(ev.Iteration, iteration=turn, model=self.model, purpose="answer_now")
+        self.history.append_to_last(prompts.last_chance(reason))
         try:
-            reply = (await self._ask_root(messages, "answer_now")).text
+            reply = (await self._ask_root(sandbox, "answer_now", turn)).text
         except (LLMError, BudgetExceeded) as exc:  # _ask_root turns a timeout into one of these
             return self._partial_answer(), status, error or str(exc)
-        self.messages = [*messages, {"role": "assistant", "content": reply}]
+        self.history.say("assistant", reply)
         self.answer_from = "answer_now"  # never "final": the run did not finish by itself
         parsed = parse_reply(reply)
         if parsed.final is not None:
@@ -398,7 +543,7 @@ class _Run:
 
     def _partial_answer(self) -> str:
         """The last thing the model said: the best answer available without another call."""
-        for message in reversed(self.messages):
+        for message in reversed(self.history.transcript if self.history else []):
             if message["role"] == "assistant" and message["content"].strip():
                 return message["content"].strip()
         return ""
@@ -408,6 +553,7 @@ class _Run:
         return RLMResult(
             answer=answer, iterations=self.iterations, total_input_tokens=ledger.input_tokens,
             total_output_tokens=ledger.output_tokens, code_executions=ledger.code_executions,
-            sub_calls=ledger.sub_calls, history=list(self.messages), status=status, cost_usd=ledger.cost_usd,
+            sub_calls=ledger.sub_calls, history=list(self.history.transcript if self.history else []), status=status,
+            cost_usd=ledger.cost_usd,
             usage=ledger.usage, duration_s=duration_s, trajectory=list(self.events.log.events), error=error,
             parsed=self.parsed, answer_from=self.answer_from)

@@ -74,12 +74,21 @@ class Meter:
 
     def settle(self, reservation: Reservation | None, role: str, completion: Completion) -> None:
         self.ledger.settle(reservation, role, completion.model, completion.input_tokens,
-                           completion.output_tokens, completion.cost_usd)
+                           completion.output_tokens, completion.cost_usd, attempts=completion.retries + 1)
 
-    def settle_failure(self, reservation: Reservation | None, role: str, error: BaseException) -> None:
-        """A failed call: release its reservation, keeping what it was still charged (empty replies)."""
+    def settle_failure(self, reservation: Reservation | None, role: str, model: str, error: BaseException,
+                       *, sent: bool = True) -> None:
+        """A failed call: release its reservation, keeping what it was still charged (empty replies)
+        and how many requests it sent (none when ``sent`` is False: it never started)."""
+        attempts = getattr(error, "attempts", 1) if sent else 0
         if isinstance(error, LLMError):
-            self.ledger.settle(reservation, role, error.model, error.input_tokens, error.output_tokens,
-                               error.cost_usd, answered=False)
+            self.ledger.settle(reservation, role, model, error.input_tokens, error.output_tokens,
+                               error.cost_usd, answered=False, attempts=attempts)
         else:
-            self.ledger.settle(reservation, role, "", 0, 0, 0.0, answered=False)
+            self.ledger.settle(reservation, role, model, 0, 0, 0.0, answered=False, attempts=attempts)
+
+    def call_options(self, role: str) -> dict[str, Any]:
+        """``{"options": ...}`` for a model call in ``role``, or nothing when there are none: a
+        ModelClient written before options existed keeps working without them."""
+        options = self.settings.model_options_for("root" if role == "root" else "sub")
+        return {"options": options} if options else {}

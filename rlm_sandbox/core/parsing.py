@@ -6,19 +6,23 @@ Fences that run: ```repl, ```python and ```py (any case). Other fences (```text,
 A final answer in the text counts only when ``FINAL(`` or ``FINAL_VAR(`` starts a line
 outside code blocks, so "I will call FINAL(x) once I know x" in a sentence is not taken
 as the answer. The argument may span lines and hold nested parentheses.
+
+A runnable fence opened and never closed (a reply cut off at the token limit, or a model
+that forgot the closing fence) is ``unclosed_block``: it is neither run nor read as prose.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RUNNABLE_FENCES = ("repl", "python", "py")
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$",
                     re.DOTALL | re.MULTILINE)
 _FINAL_START = re.compile(r"^[ \t>*_]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
+_OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*(?:\n|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,15 @@ class FinalInText:
 
     kind: str  # "FINAL" or "FINAL_VAR"; the engine also uses "VALUE" for an answer a cell computed
     value: str  # the answer text, or the variable name
+    #: False when its parentheses never closed (the reply may have been cut off inside it)
+    closed: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True)
 class ParsedReply:
     code_blocks: list[str]
     final: FinalInText | None
+    unclosed_block: str | None = None  # the code of a runnable fence that was never closed
 
 
 def parse_reply(text: str) -> ParsedReply:
@@ -44,8 +51,14 @@ def parse_reply(text: str) -> ParsedReply:
         position = match.end()
         if match.group(1).lower() in RUNNABLE_FENCES and match.group(2).strip():
             blocks.append(match.group(2))
-    prose_parts.append(text[position:])
-    return ParsedReply(code_blocks=blocks, final=find_final("".join(prose_parts)))
+    rest, unclosed = text[position:], None
+    opened = _OPEN_FENCE.search(rest)
+    if opened is not None:  # every fence after the last pair is unclosed; only a runnable one matters
+        if opened.group(1).lower() in RUNNABLE_FENCES:
+            unclosed = rest[opened.end():]
+        rest = rest[:opened.start()]
+    prose_parts.append(rest)
+    return ParsedReply(code_blocks=blocks, final=find_final("".join(prose_parts)), unclosed_block=unclosed)
 
 
 def find_final(prose: str) -> FinalInText | None:
@@ -54,14 +67,15 @@ def find_final(prose: str) -> FinalInText | None:
     if not matches:
         return None
     match = matches[-1]
-    argument = _balanced_argument(prose, match.end())
+    argument, closed = _balanced_argument(prose, match.end())
     if match.group(1) == "FINAL_VAR":
-        return FinalInText("FINAL_VAR", _unquote(argument).strip())
-    return FinalInText("FINAL", _unquote(argument))
+        return FinalInText("FINAL_VAR", _unquote(argument).strip(), closed)
+    return FinalInText("FINAL", _unquote(argument), closed)
 
 
-def _balanced_argument(text: str, start: int) -> str:
-    """Text from ``start`` up to the parenthesis that closes the one before it.
+def _balanced_argument(text: str, start: int) -> tuple[str, bool]:
+    """Text from ``start`` up to the parenthesis that closes the one before it, and whether
+    one did.
 
     Quotes are not tracked (answers are prose, with apostrophes). When the parentheses
     never balance, the argument runs to the last ``)`` after it, or to the end.
@@ -74,9 +88,9 @@ def _balanced_argument(text: str, start: int) -> str:
         elif char == ")":
             depth -= 1
             if depth == 0:
-                return text[start:index].strip()
+                return text[start:index].strip(), True
     end = text.rfind(")", start)
-    return text[start:end if end >= 0 else len(text)].strip()
+    return text[start:end if end >= 0 else len(text)].strip(), False
 
 
 def _unquote(argument: str) -> str:

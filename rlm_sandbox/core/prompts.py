@@ -125,6 +125,32 @@ def first_user_message(query: str) -> str:
             "before answering; do not guess.")
 
 
+def folded_system_prompt(system: str, first_user: str) -> str:
+    """The first user message when the model's chat template drops system messages
+    (``supports_system_message=False``): the instructions travel in the user turn."""
+    return f"{system}\n\n---\n\n{first_user}"
+
+
+def reply_cut(*, cut_off: bool, max_tokens: int | None, unclosed: bool, blocks_run: int) -> str:
+    """What the model is told about a reply cut off at the token limit, or one that left a block open."""
+    limit = f" (max_tokens={max_tokens})" if max_tokens else ""
+    if cut_off:
+        said = f"Your reply was cut off at the token limit{limit}."
+        advice = " Write shorter replies: a small block or two per turn, long text kept in variables, not printed."
+    else:
+        said, advice = "", " Close every block with ``` on a line of its own."
+    if unclosed:
+        said += " Its last ```repl block was not closed, so it was NOT run."
+    ran = {0: " No complete block ran.", 1: " The complete block before it ran (see above)."}.get(
+        blocks_run, f" The {blocks_run} complete blocks before it ran (see above).")
+    return (said + ran + advice).strip()
+
+
+def final_cut_off() -> str:
+    return ("Your FINAL(...) was cut off at the token limit before it closed, so it was not accepted. Put a long "
+            "answer in a variable in a ```repl block and finish with FINAL_VAR('name').")
+
+
 def no_code_nudge() -> str:
     return ("Your reply had no ```repl block and no FINAL(...). Write code in a ```repl block to make "
             "progress, or give the answer as FINAL(answer) / FINAL_VAR(name) at the start of a line.")
@@ -138,6 +164,13 @@ def final_rejected_after_error() -> str:
 def missing_final_var(name: str) -> str:
     return (f"FINAL_VAR({name}) was not accepted: the REPL has no variable named `{name}`. Assign the "
             "answer to a variable in a ```repl block first, then answer again.")
+
+
+def stalled_reason(rule: str, count: int) -> str:
+    """Why the run stops early, as the answer-now request tells the model."""
+    if rule == "repeated_reply":
+        return f"You have sent the same reply {count} times in a row, with the same result, so the run is stopped."
+    return f"Your last {count} replies ran no code and gave no FINAL, so the run is stopped."
 
 
 def last_chance(reason: str = "You have used every iteration.") -> str:
@@ -160,8 +193,8 @@ def format_cell(index: int, total: int, result: ExecResult, max_output_chars: in
     if result.error:
         trace = result.error.traceback.strip()
         verdict = str(result.error)
-        if trace and not trace.endswith(verdict):  # e.g. a timeout: the trace shows where it stopped
-            trace += f"\n{verdict}"
+        if trace and not _names_the_error(trace, result.error.type):  # e.g. a timeout: the trace shows where
+            trace += f"\n{verdict}"                                     # it stopped, the verdict why
         parts.append(f"[error] {trace or verdict}")
         if result.restarted:
             parts.append(f"[the sandbox was restarted: {result.error.message}]")
@@ -170,6 +203,16 @@ def format_cell(index: int, total: int, result: ExecResult, max_output_chars: in
     if len(parts) == 1:
         parts.append("(no output)")
     return clip_middle("\n".join(parts), max_output_chars)
+
+
+def _names_the_error(trace: str, error_type: str) -> bool:
+    """True when the traceback's last line already states the error (``SyntaxError: ...``).
+
+    A SyntaxError's message repeats what its traceback says, with the cell name and line
+    appended (``'(' was never closed (<cell-1>, line 2)``); the traceback shows the line
+    itself, so it is enough once."""
+    last = trace.rstrip().rsplit("\n", 1)[-1]
+    return last == error_type or last.startswith(f"{error_type}:")
 
 
 def skipped_blocks(count: int) -> str:

@@ -69,6 +69,11 @@ def build_reporter(events: RunRecorder) -> Callable[[BuildProgress], None]:
                     steps=progress.steps, done=progress.done)
 
     return report
+def failure_fields(exc: BaseException | None) -> dict[str, Any]:
+    """What a failed model call's ``model_reply`` says it cost and tried (an LLMError knows)."""
+    return {"input_tokens": getattr(exc, "input_tokens", 0), "output_tokens": getattr(exc, "output_tokens", 0),
+            "cost_usd": getattr(exc, "cost_usd", None), "attempts": getattr(exc, "attempts", 1),
+            "retries": retries_of(getattr(exc, "retry_causes", ()))}
 
 
 def clip_json(value: Any, limit: int = MAX_ARGUMENT_CHARS) -> Any:

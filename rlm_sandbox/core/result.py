@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "error"]
+#: How a run ended. ``stalled``: the model made no progress (the same reply with the same
+#: outcome, or replies with no code and no FINAL, too many times in a row; see Settings).
+Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "stalled", "error"]
 #: Where ``answer`` came from: the model's FINAL (in code or in text) during the run; the
 #: extra answer-now call made when the run ended without one; the model's last reply
 #: (no extra call was possible); or nowhere (no reply at all).
@@ -15,11 +17,17 @@ AnswerSource = Literal["final", "answer_now", "last_reply", "none"]
 @dataclass
 class ModelUsage:
     """Calls, tokens and cost of one model in one role (the root, or sub-calls).
-    ``cost_usd`` is None when the model has no known price: unknown, never $0."""
+
+    ``calls`` counts calls that were answered; ``attempts`` every request sent to the
+    provider (retried attempts and calls that failed in the end included: some providers
+    bill them); ``failed_calls`` the calls that failed after their retries. ``cost_usd`` is
+    None when the model has no known price: unknown, never $0."""
 
     model: str
     role: Literal["root", "sub"]
     calls: int = 0
+    attempts: int = 0
+    failed_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0

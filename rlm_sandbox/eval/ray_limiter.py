@@ -70,11 +70,12 @@ class RateLimitedClient:
         self.inner, self._reserve = inner, reserve
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Any = None) -> Any:
+                        price: Any = None, **call: Any) -> Any:
+        """``call``: the protocol's other keywords (``options``, ``on_retry``), passed on as given."""
         wait = await self._reserve(self.inner.count_tokens(model, messages))
         if wait > 0:
             await asyncio.sleep(wait)
-        return await self.inner.acomplete(model, messages, max_tokens=max_tokens, price=price)
+        return await self.inner.acomplete(model, messages, max_tokens=max_tokens, price=price, **call)
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
         return self.inner.count_tokens(model, messages, text=text)

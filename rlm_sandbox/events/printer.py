@@ -84,6 +84,8 @@ class VerbosePrinter:
         if isinstance(event, ev.ChildRunEnd):
             return f"child run {event.child_run_id} ended ({event.status}) in {event.duration_s:.2f}s", ""
         if isinstance(event, ev.Iteration):
+            if event.purpose == "answer_now":
+                return f"-- answer-now call ({event.model}): the run ended without FINAL", ""
             return f"-- iteration {event.iteration} ({event.model})", ""
         if isinstance(event, ev.ModelRequest):
             if event.role == "sub" and event.purpose == "sub_call" and event.messages:

@@ -77,7 +77,7 @@ class Final(EventBase):
     """A run ended: its answer, where the answer came from, and how the run ended."""
 
     event: Literal["final"] = "final"
-    status: str = Field(description="completed, max_iterations, budget_exhausted, timeout or error")
+    status: str = Field(description="completed, max_iterations, budget_exhausted, timeout, stalled or error")
     answer: str
     answer_from: str = Field("none", description="final, answer_now (one last call asked for an answer), "
                              "last_reply (the model's last reply) or none; only final is a FINAL answer")
@@ -97,11 +97,13 @@ class RunInterrupted(EventBase):
 
 
 class Iteration(EventBase):
-    """The root model of a run is asked for its next step."""
+    """The root model of a run is asked for its next step, or (``answer_now``) for its best
+    answer after the run ended without FINAL."""
 
     event: Literal["iteration"] = "iteration"
     iteration: int = Field(ge=1)
     model: str
+    purpose: Literal["step", "answer_now"] = "step"
 
 
 # --- the sandbox -----------------------------------------------------------------------
@@ -298,6 +300,53 @@ class SchemaRejected(EventBase):
     problem: str
 
 
+class Compaction(EventBase):
+    """Older iterations were folded into a digest so the root request fits the model's window."""
+
+    event: Literal["compaction"] = "compaction"
+    iteration: int = Field(description="the iteration whose request was compacted")
+    reason: Literal["threshold", "overflow"] = Field(description="threshold (compact_at was reached) or "
+                                                     "overflow (the provider refused a request as too long)")
+    window: int = Field(description="the context window used, in tokens")
+    window_source: Literal["setting", "litellm", "provider"]
+    limit: int = Field(description="tokens a request may take before folding")
+    tokens_before: int
+    tokens_after: int
+    folded: list[int] = Field(default_factory=list, description="iterations folded this time")
+    kept: list[int] = Field(default_factory=list, description="iterations still sent whole")
+    clipped: bool = Field(False, description="the latest reply and its output were clipped to fit")
+
+
+class ReplyCut(EventBase):
+    """A reply was cut off at the token limit, or left a code block open: the open block did not run."""
+
+    event: Literal["reply_cut"] = "reply_cut"
+    iteration: int
+    finish_reason: str | None = None
+    max_tokens: int | None = Field(None, description="the reply's token limit on that call")
+    unclosed_block: bool = Field(False, description="a ```repl block was opened and never closed")
+    blocks_run: int = Field(0, description="complete blocks of the reply that ran")
+
+
+class FinalRejected(EventBase):
+    """A FINAL was not accepted; ``problem`` is what the model was told. (A FINAL that does not
+    match the answer schema is a ``schema_rejected`` event.)"""
+
+    event: Literal["final_rejected"] = "final_rejected"
+    iteration: int
+    reason: Literal["code_failed", "no_such_variable", "cut_off"]
+    problem: str
+
+
+class Stalled(EventBase):
+    """The model made no progress: the run ends with status ``stalled`` (after one answer-now call)."""
+
+    event: Literal["stalled"] = "stalled"
+    rule: Literal["repeated_reply", "idle_replies"]
+    count: int = Field(description="replies in a row that tripped the rule")
+    setting: str = Field(description="the setting and its value, e.g. stall_repeats=2")
+
+
 class BudgetExhausted(EventBase):
     """A host-enforced limit tripped; ``budget`` is every limit and what was used."""
 
@@ -311,13 +360,13 @@ class BudgetExhausted(EventBase):
 EVENT_TYPES: tuple[type[EventBase], ...] = (
     RunStart, Final, RunInterrupted, Iteration, SandboxStart, ImageBuild, SandboxRestart, SandboxClose, Cell,
     ModelRequest, ModelRetry, ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge,
-    SchemaRejected, BudgetExhausted,
+    SchemaRejected, BudgetExhausted, Compaction, ReplyCut, FinalRejected, Stalled,
 )
 
 Event = Annotated[Union[
     RunStart, Final, RunInterrupted, Iteration, SandboxStart, ImageBuild, SandboxRestart, SandboxClose, Cell,
     ModelRequest, ModelRetry, ModelReply, SubCall, ToolCall, ChildRunStart, ChildRunEnd, DepthFallback, Nudge,
-    SchemaRejected, BudgetExhausted,
+    SchemaRejected, BudgetExhausted, Compaction, ReplyCut, FinalRejected, Stalled,
 ], Field(discriminator="event")]
 
 #: Validates one event from a dict or JSON (``EVENT_ADAPTER.validate_json(line)``).

@@ -9,7 +9,7 @@ are wrappers around any implementation. Every failure is an ``LLMError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 __all__ = ["Completion", "ModelClient", "OnRetry", "Price", "RetryCause"]
 
@@ -69,9 +69,14 @@ class ModelClient(Protocol):
     """What a run needs from a model provider."""
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None, on_retry: OnRetry | None = None) -> Completion:
+                        price: Price | None = None, options: dict[str, Any] | None = None,
+                        on_retry: OnRetry | None = None) -> Completion:
         """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries),
-        calling ``on_retry`` before each retry's wait."""
+        calling ``on_retry`` before each retry's wait.
+
+        ``options`` are extra provider options for this call (the run's ``model_options`` or
+        ``sub_model_options``, checked by ``models.options``); callers pass it only when
+        there are some, so a client written before it existed keeps working without them."""
         ...
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:

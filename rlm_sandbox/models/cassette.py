@@ -41,11 +41,13 @@ class CassetteError(RLMSandboxError, ValueError):
 
 
 def normalise(model: str, messages: list[dict[str, Any]], max_tokens: int | None,
-              mask: Callable[[str], str]) -> dict[str, Any]:
-    """The request as it is hashed: model, each message's role and content (masked), max_tokens.
+              mask: Callable[[str], str], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request as it is hashed: model, each message's role and content (masked), max_tokens,
+    and the call's provider options when it has any (``top_p`` changes the answer).
 
     Other message keys (``name``, tool calls) are kept, sorted, so two requests that differ
-    only there still get different keys.
+    only there still get different keys. A call without options hashes as it did before
+    options existed, so older cassettes still match.
     """
     kept = []
     for message in messages:
@@ -56,7 +58,10 @@ def normalise(model: str, messages: list[dict[str, Any]], max_tokens: int | None
                 value = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
             item[name] = mask(value)
         kept.append(item)
-    return {"model": model, "max_tokens": max_tokens, "messages": kept}
+    request: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": kept}
+    if options:
+        request["options"] = mask(json.dumps(options, sort_keys=True, ensure_ascii=False, default=str))
+    return request
 
 
 def request_key(request: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from typing import Any
 
@@ -29,9 +30,10 @@ from ..errors import (
 )
 from ..redaction import redact, remember_secret
 from .base import Completion, OnRetry, Price, RetryCause
+from .options import check_model_options
 from .runtime import load_litellm, on_model_loop
 
-__all__ = ["Completion", "LLMClient", "Price", "is_transient"]
+__all__ = ["Completion", "LLMClient", "Price", "is_transient", "model_window"]
 
 #: Retries after a failure to connect at all (refused, unknown host): almost always a wrong
 #: api_base or a server that is down, which waiting does not fix; one retry covers a blip.
@@ -49,6 +51,10 @@ _PERMANENT_NAMES = ("AuthenticationError", "PermissionDeniedError", "NotFoundErr
 _MISSING_KEY_MARKERS = ("missing credentials", "api_key client option must be set",
                         "missing api key", "no api key provided", "api key is missing")
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+#: Refusals of an over-long prompt that litellm does not map to ContextWindowExceededError
+#: (llama-cpp-python: "Requested tokens (5000) exceed context window of 4096").
+_CONTEXT_WINDOW = re.compile(r"exceeds? (?:the )?context window|context length exceeded|context_length_exceeded",
+                             re.IGNORECASE)
 #: Exceptions (by class name, anywhere in the cause chain) that mean "never connected".
 _CONNECT_FAILURES = {"ConnectionRefusedError": "connection refused", "gaierror": "host name not found",
                      "ClientConnectorDNSError": "host name not found", "ConnectError": "could not connect",
@@ -242,7 +248,7 @@ def _wrap(exc: BaseException, model: str, attempts: int, call: dict[str, Any]) -
         kind = LLMAuthenticationError
         text = (f"the key was refused access: {detail}. Check that the account behind the "
                 "key may use this model.")
-    elif is_a("ContextWindowExceededError"):
+    elif is_a("ContextWindowExceededError") or _CONTEXT_WINDOW.search(str(exc)):
         kind = LLMContextWindowExceeded
         text = (f"the prompt is longer than the model's context window: {detail}. "
                 "Send less text per call or use a model with a longer window.")
@@ -263,8 +269,10 @@ def _wrap(exc: BaseException, model: str, attempts: int, call: dict[str, Any]) -
                 "completion_kwargs (not retried).")
     else:
         text = f"the call failed: {type(exc).__name__}: {detail}"
-    return kind(f"model {model!r}: {text}", model=model, transient=False, attempts=attempts,
-                status_code=status)
+    error = kind(f"model {model!r}: {text}", model=model, transient=False, attempts=attempts,
+                 status_code=status)
+    error.detail = detail  # the provider's own words, without our advice (the loop quotes it)
+    return error
 
 
 # --- reading a response ---------------------------------------------------------------------
@@ -318,6 +326,17 @@ def _content_or_empty(response: Any) -> str:
         return _text_of(response)
     except _EmptyReply:
         return ""
+
+
+def model_window(model: str) -> int | None:
+    """The model's context window in tokens from litellm's model map (its ``max_input_tokens``),
+    or None for a model the map does not know (a local server, a new model)."""
+    try:
+        info = load_litellm().get_model_info(model)
+    except Exception:  # noqa: BLE001 - "not mapped" is the common, expected answer
+        return None
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(window) if isinstance(window, (int, float)) and window > 0 else None
 
 
 # --- the client --------------------------------------------------------------------------
@@ -384,8 +403,11 @@ class LLMClient:
     # -- shared pieces --
 
     def _kwargs(self, model: str, messages: list[dict], max_tokens: int | None,
-                price: Price | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {**self.completion_kwargs, "model": model, "messages": messages}
+                price: Price | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One call's litellm arguments: the client's, then the call's ``options`` (they win), then
+        what the engine controls (length, retries, streaming, prices), which nothing overrides."""
+        kwargs: dict[str, Any] = {**self.completion_kwargs, **check_model_options(options, "options"),
+                                  "model": model, "messages": messages}
         kwargs.setdefault("timeout", self.timeout_s)
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
@@ -439,16 +461,17 @@ class LLMClient:
     # -- the twins --
 
     def complete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                 price: Price | None = None) -> Completion:
+                 price: Price | None = None, options: dict[str, Any] | None = None) -> Completion:
         """Call `model` with `messages`; retry transient failures; raise LLMError.
 
         `max_tokens` bounds the reply; `price` is a custom price (litellm's custom pricing)
-        for a model litellm has no price for, or whose price you know better.
+        for a model litellm has no price for, or whose price you know better; `options` are
+        more litellm options for this call (see `models.options` for what is refused).
         """
         from tenacity import Retrying
 
         litellm = load_litellm()
-        kwargs = self._kwargs(model, messages, max_tokens, price)
+        kwargs = self._kwargs(model, messages, max_tokens, price, options)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
         attempts, causes = 0, []
@@ -464,17 +487,19 @@ class LLMClient:
         return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None, on_retry: OnRetry | None = None) -> Completion:
+                        price: Price | None = None, options: dict[str, Any] | None = None,
+                        on_retry: OnRetry | None = None) -> Completion:
         """Async twin of `complete`; runs on the process's litellm loop, whatever loop awaits it.
         ``on_retry(cause, attempt, max_attempts)`` is called before each retry's wait."""
-        return await on_model_loop(self._acomplete(model, messages, max_tokens, price, on_retry))
+        return await on_model_loop(self._acomplete(model, messages, max_tokens, price, options, on_retry))
 
     async def _acomplete(self, model: str, messages: list[dict], max_tokens: int | None,
-                         price: Price | None, on_retry: OnRetry | None = None) -> Completion:
+                         price: Price | None, options: dict[str, Any] | None,
+                         on_retry: OnRetry | None = None) -> Completion:
         from tenacity import AsyncRetrying
 
         litellm = load_litellm()
-        kwargs = self._kwargs(model, messages, max_tokens, price)
+        kwargs = self._kwargs(model, messages, max_tokens, price, options)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
         attempts, causes = 0, []

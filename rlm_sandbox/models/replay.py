@@ -92,11 +92,13 @@ class RecordingClient:
             write_header(self.path)
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None) -> Completion:
-        request = normalise(model, messages, max_tokens, self._mask)
+                        price: Price | None = None, **call: Any) -> Completion:
+        """``call``: the protocol's other keywords (``options``, ``on_retry``), passed on as given;
+        the options are part of the recorded request."""
+        request = normalise(model, messages, max_tokens, self._mask, call.get("options"))
         key = request_key(request)
         try:
-            completion = await self.inner.acomplete(model, messages, max_tokens=max_tokens, price=price)
+            completion = await self.inner.acomplete(model, messages, max_tokens=max_tokens, price=price, **call)
         except LLMError as exc:
             self._write(key, request, {"error": _error_record(exc, self._mask)})
             raise
@@ -161,9 +163,11 @@ class ReplayClient:
         self.misses: list[UnrecordedRequest] = []
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
-                        price: Price | None = None) -> Completion:
+                        price: Price | None = None, options: dict[str, Any] | None = None,
+                        on_retry: Any = None) -> Completion:
+        """Nothing is retried in a replay, so ``on_retry`` is never called."""
         started = time.perf_counter()
-        request = normalise(model, messages, max_tokens, self._mask)
+        request = normalise(model, messages, max_tokens, self._mask, options)
         key = request_key(request)
         with self._lock:
             self._calls += 1

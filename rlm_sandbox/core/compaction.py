@@ -1,0 +1,255 @@
+"""Keeping a run's root conversation inside the model's context window.
+
+The data lives in the REPL, so the conversation only has to remind the model what it did.
+Every root request is measured before it is sent (litellm's token counter, scaled by how far
+the provider's own counts were above it). When it would pass ``compact_at`` of the room the
+window leaves for prompts (the window minus the reply's share, at least
+``min(max_tokens, window // 4)``), the oldest iterations are folded into a digest appended to
+the first user message: what each ran, what it printed or raised, and which variables the
+REPL holds now. A digest that grows too long drops notes from the second-oldest on, keeping
+the first iteration's (it usually loads the data) as long as one more note fits, and the
+newest. The most recent iterations stay whole; folding stops once the request is
+within half that limit, so it does not happen on every turn. If the latest iteration alone
+is still too big, its reply and output are clipped in the middle. If even the system prompt
+and the query do not fit, nothing the engine can drop would help, and :class:`DoesNotFit`
+says so.
+
+The first user message stays a user message and the roles keep alternating (user,
+assistant, user, ...), which strict chat templates require.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..kernel.capture import clip_middle
+
+#: The reply always keeps at least this share of the window (or max_tokens, if smaller).
+REPLY_SHARE = 4
+#: Folding goes on until the request is within this fraction of the limit.
+FOLD_TO = 0.5
+#: A digest takes at most this fraction of the limit; older notes are dropped first.
+DIGEST_SHARE = 0.3
+#: Per folded iteration: characters of each block's code and of what it showed.
+NOTE_CODE_CHARS, NOTE_OUTPUT_CHARS = 300, 300
+VARIABLES_CHARS = 1500
+#: The smallest piece of the latest iteration worth keeping when it must be clipped.
+MIN_CLIPPED_TOKENS = 64
+
+Message = dict[str, Any]
+
+#: How providers state the window when they refuse a request (OpenAI, vLLM, llama.cpp,
+#: llama-cpp-python, Anthropic, ...). The first number group is the window.
+_WINDOW_IN_ERROR = (
+    re.compile(r"maximum context length is (\d[\d,]*)", re.IGNORECASE),
+    re.compile(r"context window of (\d[\d,]*)", re.IGNORECASE),
+    re.compile(r"context (?:size|length|window)[^0-9]{0,20}\(?(\d[\d,]*) tokens", re.IGNORECASE),
+    re.compile(r"n_ctx[^0-9]{0,5}(\d[\d,]*)", re.IGNORECASE),
+    re.compile(r"\d[\d,]* tokens? > (\d[\d,]*) maximum", re.IGNORECASE),
+)
+
+
+class DoesNotFit(Exception):
+    """The request cannot be brought inside the window by folding or clipping the history."""
+
+    def __init__(self, head_tokens: int, limit: int) -> None:
+        super().__init__(f"the system prompt and the query (with the digest of earlier iterations, if any) "
+                         f"take {head_tokens:,} tokens, and the window leaves {limit:,} for a prompt")
+        self.head_tokens, self.limit = head_tokens, limit
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction did, for the ``compaction`` event."""
+
+    folded: list[int]  # iterations folded this time
+    kept: list[int]  # iterations still whole
+    tokens_before: int
+    tokens_after: int
+    clipped: bool  # the latest iteration had to be clipped
+
+
+def prompt_room(window: int, max_tokens: int) -> int:
+    """Tokens a prompt may take in ``window``, leaving the reply its share."""
+    return window - min(max_tokens, window // REPLY_SHARE)
+
+
+def window_from_error(text: str) -> int | None:
+    """The context window a provider's refusal states, if it states one."""
+    for pattern in _WINDOW_IN_ERROR:
+        match = pattern.search(text)
+        if match:
+            value = int(match.group(1).replace(",", ""))
+            if value >= 64:
+                return value
+    return None
+
+
+def iteration_note(iteration: int, reply: str, cells: list[tuple[str, str]], remark: str = "") -> str:
+    """One folded iteration, compact: each block's code and what it showed, or the reply's prose."""
+    lines = [f"Iteration {iteration}:"]
+    if not cells:
+        lines.append(f"  no code ran. Reply: {clip_middle(' '.join(reply.split()), NOTE_OUTPUT_CHARS)}")
+    for index, (code, shown) in enumerate(cells, start=1):
+        code_text = clip_middle(code.strip(), NOTE_CODE_CHARS).replace("\n", "\n      ")
+        lines.append(f"  block {index}:\n      {code_text}")
+        lines.append("    -> " + clip_middle(shown.strip(), NOTE_OUTPUT_CHARS).replace("\n", "\n       "))
+    if remark:
+        lines.append(f"  {remark}")
+    return "\n".join(lines)
+
+
+def digest(notes: list[str], variables: str | None, *, dropped: int = 0, first_kept: bool = True) -> str:
+    """The text that replaces folded iterations in the first user message."""
+    parts = ["[Earlier iterations of this run were folded into this digest to keep the conversation inside "
+             "the model's context window. Their code ran in the REPL, which still holds every variable they "
+             "created; print a variable to see it again.]"]
+    shown_first = 1 if first_kept else 0  # the first iteration usually loads the data: kept while it can be
+    parts.extend(notes[:shown_first])
+    if dropped:
+        parts.append(f"[the notes of {dropped} {'later' if first_kept else 'older'} iteration(s) are not shown]")
+    parts.extend(notes[shown_first:])
+    if variables:
+        parts.append("Variables in the REPL now (memory_status()):\n" + clip_middle(variables.strip(), VARIABLES_CHARS))
+    return "\n".join(parts)
+
+
+class History:
+    """One run's root conversation: what is sent (``messages``), everything said (``transcript``),
+    and a note per iteration so folded ones can be summarised.
+
+    ``messages`` is ``head`` (the system prompt and the first user message, or that user
+    message alone when the system prompt is folded into it) followed by (reply, feedback)
+    pairs, one per iteration. Messages are never edited in place: a changed one is a new
+    dict, so the events' ``base`` (found by identity) stays right.
+    """
+
+    def __init__(self, head: list[Message], count: Callable[[list[Message]], int]) -> None:
+        self.messages: list[Message] = list(head)
+        self.transcript: list[Message] = list(head)
+        self.head = len(head)
+        self._first_user = head[-1]["content"]
+        self._count = count
+        self._counts: dict[int, tuple[Message, int]] = {}
+        self.iterations: list[int] = []  # the iteration of each pair still in ``messages``
+        self.notes: list[str] = []  # and its note
+        self.folded: list[str] = []  # notes of folded iterations, oldest first
+        self.scale = 1.0  # provider's prompt tokens / ours, at least 1 (learnt from replies)
+
+    # -- building --------------------------------------------------------------------------
+
+    def say(self, role: str, content: str) -> Message:
+        message = {"role": role, "content": content}
+        self.messages.append(message)
+        self.transcript.append(message)
+        return message
+
+    def append_to_last(self, text: str) -> None:
+        """Add ``text`` to the last (user) message, as a new message: a request of our own
+        (answer now) keeps the roles alternating, as strict chat templates require."""
+        last = self.messages[-1]
+        merged = {"role": last["role"], "content": f"{last['content']}\n\n{text}"}
+        self.messages[-1] = merged
+        if self.transcript[-1] is last:
+            self.transcript[-1] = merged
+        else:  # the last message was clipped to fit: the transcript keeps it whole
+            original = self.transcript[-1]
+            self.transcript[-1] = {"role": original["role"], "content": f"{original['content']}\n\n{text}"}
+
+    def noted(self, iteration: int, note: str) -> None:
+        """The iteration whose reply and feedback were just said, and its note for a digest."""
+        self.iterations.append(iteration)
+        self.notes.append(note)
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def count(self, message: Message) -> int:
+        cached = self._counts.get(id(message))
+        if cached is None or cached[0] is not message:
+            cached = (message, self._count([message]))
+            self._counts[id(message)] = cached
+        return cached[1]
+
+    def tokens(self, messages: list[Message] | None = None) -> int:
+        """Tokens of ``messages`` (default: what would be sent), as the provider will likely count them."""
+        raw = sum(self.count(m) for m in (self.messages if messages is None else messages))
+        return int(raw * self.scale) + 1
+
+    def text_tokens(self, text: str) -> int:
+        return int(self._count([{"role": "user", "content": text}]) * self.scale) + 1
+
+    def calibrate(self, sent: list[Message], reported_input_tokens: int) -> None:
+        """Learn how much more the provider counts than litellm's counter does (never less than 1)."""
+        ours = sum(self.count(m) for m in sent)
+        if ours > 0 and reported_input_tokens > 0:
+            self.scale = min(max(1.0, reported_input_tokens / ours), 3.0)
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def fit(self, limit: int, variables: str | None, extra_tokens: int = 0) -> Compaction | None:
+        """Fold and clip until what is sent, plus ``extra_tokens``, is within ``limit``.
+
+        Returns what was done, or None when it already fit; raises DoesNotFit when even
+        the head alone is too big."""
+        before = self.tokens() + extra_tokens
+        if before <= limit:
+            return None
+        pairs = (len(self.messages) - self.head) // 2
+        target = int(limit * FOLD_TO)
+        folded, candidate = 0, self.messages
+        for count in range(1, pairs):  # the latest iteration stays whole (clipped only if it must be)
+            folded, candidate = count, self._folded(count, variables, limit)
+            if self.tokens(candidate) + extra_tokens <= target:
+                break
+        clipped = False
+        if self.tokens(candidate) + extra_tokens > limit:
+            candidate, clipped = self._clip_latest(candidate, limit - extra_tokens)
+        newly = self.iterations[:folded]
+        self.folded.extend(self.notes[:folded])
+        del self.notes[:folded], self.iterations[:folded]
+        self.messages = candidate
+        return Compaction(folded=newly, kept=list(self.iterations), tokens_before=before,
+                          tokens_after=self.tokens() + extra_tokens, clipped=clipped)
+
+    def _folded(self, count: int, variables: str | None, limit: int) -> list[Message]:
+        """The messages with the ``count`` oldest remaining iterations folded into the digest."""
+        notes = self.folded + self.notes[:count]
+        budget = int(limit * DIGEST_SHARE)
+        dropped = 0
+        text = digest(notes, variables)
+        first_kept = True
+        while len(notes) > 1 and self.text_tokens(text) > budget:  # the first note goes last but one
+            if len(notes) > 2:
+                notes = notes[:1] + notes[2:]
+            else:
+                notes, first_kept = notes[1:], False
+            dropped += 1
+            text = digest(notes, variables, dropped=dropped, first_kept=first_kept)
+        first = {"role": "user", "content": f"{self._first_user}\n\n{text}"}
+        return [*self.messages[:self.head - 1], first, *self.messages[self.head + 2 * count:]]
+
+    def _clip_latest(self, messages: list[Message], limit: int) -> tuple[list[Message], bool]:
+        """Clip the latest reply and feedback in the middle so ``messages`` fit ``limit``."""
+        head_tokens = self.tokens(messages[:self.head])
+        tail = messages[self.head:]
+        room = limit - head_tokens - 8 * len(tail)
+        if not tail or room < MIN_CLIPPED_TOKENS:
+            raise DoesNotFit(head_tokens, limit)
+        sizes = [self.count(m) * self.scale for m in tail]
+        clipped = []
+        for message, size in zip(tail, sizes):
+            share = room * size / sum(sizes)
+            chars = int(len(message["content"]) * share / max(size, 1) * 0.9)
+            clipped.append({"role": message["role"], "content": _clip(message["content"], max(chars, 200))})
+        return [*messages[:self.head], *clipped], True
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail
+    return (f"{text[:head]}\n[... {len(text) - head - tail:,} characters clipped here to fit the model's context "
+            f"window ...]\n{text[len(text) - tail:]}")
