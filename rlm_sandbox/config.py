@@ -157,6 +157,9 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     request_timeout_s: float = Field(600.0, gt=0)
     max_tokens: int = Field(4096, ge=1, description="longest reply of the root model (and of child RLMs' roots)")
     sub_max_tokens: int = Field(4096, ge=1, description="longest reply of an llm_query sub-call")
+    allowed_sub_models: list[str] = Field(
+        default_factory=list, description="models cell code may name in llm_query(model=...) besides sub_model "
+                                          "(a JSON list in RLM_SANDBOX_ALLOWED_SUB_MODELS); any other is refused")
     # NoDecode: a JSON object in RLM_SANDBOX_MODEL_OPTIONS is read by our validator, whose errors say what to do
     model_options: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict, description="litellm options for the root model's calls, e.g. {\"top_p\": 0.9} "

@@ -90,6 +90,12 @@ class BudgetNotEnforceable(RLMSandboxError, ValueError):
 
 # --- models ------------------------------------------------------------------------
 
+class ModelNotAllowed(RLMSandboxError, PermissionError):
+    """Cell code named a model for ``llm_query(model=...)`` that the host did not allow.
+    Raised inside the cell, by name; the run goes on. The host picks the models, never the
+    code it runs: ``allowed_sub_models`` lists those a cell may name besides ``sub_model``."""
+
+
 class LLMError(RLMSandboxError):
     """A model call failed.
 

@@ -252,7 +252,7 @@ def test_a_cell_may_not_pick_an_unpriced_model_under_max_cost_usd(make_rlm):
     other = ScriptedModel(responder=lambda m: "free?")
     root = ScriptedModel([f"```repl\nllm_query('x', model={other.model!r})\n```", "FINAL(went on)"])
     scripted_cost(root.model, 1e-6, 1e-6)
-    result = make_rlm(root, max_cost_usd=1.0, max_tokens=100).run("q", "ctx")
+    result = make_rlm(root, max_cost_usd=1.0, max_tokens=100, allowed_sub_models=[other.model]).run("q", "ctx")
     assert "BudgetExceeded" in cell_feedback(root) and "no known price" in cell_feedback(root)
     assert (result.status, result.answer, other.call_count) == ("completed", "went on", 0)
 
@@ -263,3 +263,35 @@ def test_a_custom_price_comes_as_a_pair_and_its_error_shows_no_other_setting():
     with pytest.raises(ValueError, match="give both input_cost_per_token and output_cost_per_token") as caught:
         RLM(model="openai/local", api_key="sk-never-shown-1234567890", input_cost_per_token=1e-6)
     assert "sk-never" not in str(caught.value)
+
+
+PICK_A_MODEL = """```repl
+try:
+    print('answer:', llm_query('x', model={model!r}))
+except ModelNotAllowed as exc:
+    print('refused:', exc)
+try:
+    print('batched:', llm_query_batched(['x', 'y'], model={model!r}))
+except ModelNotAllowed as exc:
+    print('batch refused')
+print('default:', llm_query('x'))
+```"""
+
+
+def test_cell_code_may_not_choose_a_model_the_host_did_not_allow(make_rlm):
+    """Other RLM engines let code pick any model (a pricier one); here the host picks: code may
+    name sub_model or one of allowed_sub_models. Control: once allowed, the same call goes through."""
+    pricier = ScriptedModel(responder=lambda m: "from the pricier model")
+    sub = ScriptedModel(responder=lambda m: "from the sub-model")
+    root = ScriptedModel([PICK_A_MODEL.format(model=pricier.model), "FINAL(went on)"])
+    result = make_rlm(root, sub).run("q", "ctx")
+    told = cell_feedback(root)
+    assert "refused:" in told and "allowed_sub_models" in told and "batch refused" in told
+    assert "default: from the sub-model" in told and pricier.call_count == 0
+    assert (result.status, result.answer) == ("completed", "went on")
+    refused = [e for e in result.trajectory if e.event == "sub_call" and e.outcome == "refused"]
+    assert len(refused) == 2
+
+    root = ScriptedModel([PICK_A_MODEL.format(model=pricier.model), "FINAL(went on)"])  # the control
+    make_rlm(root, sub, allowed_sub_models=[pricier.model]).run("q", "ctx")
+    assert "answer: from the pricier model" in cell_feedback(root) and pricier.call_count == 3

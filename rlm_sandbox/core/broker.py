@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
-from ..errors import BudgetExceeded, LLMError
+from ..errors import BudgetExceeded, LLMError, ModelNotAllowed
 from ..events import types as ev
 from ..events.stream import RunRecorder, new_call_id
 from ..models.base import Completion
@@ -77,6 +77,7 @@ class Broker:
     def llm_query(self, prompt: str, model: str | None = None) -> str:
         """llm_query(prompt, model=None) -> str: ask a sub-model; it sees only the prompt."""
         self._check_prompt(prompt, "llm_query")
+        self._check_model(model, "llm_query")
         self._reserve_sub_calls("llm_query", model, 1)
         return self._bridge(self._complete(prompt, model, "llm_query", dict(self.placement)))
 
@@ -90,6 +91,7 @@ class Broker:
             raise TypeError("llm_query_batched(prompts) takes a list of strings")
         for prompt in prompts:
             self._check_prompt(prompt, "llm_query_batched")
+        self._check_model(model, "llm_query_batched")
         self._reserve_sub_calls("llm_query_batched", model, len(prompts))  # all or none
         where = dict(self.placement)
         jobs = [self._complete(prompt, model, "llm_query_batched",
@@ -141,6 +143,22 @@ class Broker:
     def _check_query(query: Any) -> None:
         if not isinstance(query, str) or not query.strip():
             raise TypeError("rlm_query(query, context=None) takes the query as a non-empty str")
+
+    def _check_model(self, model: Any, function: str) -> None:
+        """The host picks the models: code may name ``sub_model`` or one of ``allowed_sub_models``,
+        never another (a pricier one, or one with no price under a cost budget)."""
+        if model is None or model == self._sub_model:
+            return
+        allowed = self._meter.settings.allowed_sub_models
+        if isinstance(model, str) and model in allowed:
+            return
+        others = ", ".join(repr(name) for name in allowed) or "none"
+        message = (f"{function}(model={str(model)[:200]!r}): this run does not let code choose that model. "
+                   f"Leave model out to use the sub-model {self._sub_model!r}; other models allowed: {others} "
+                   "(the host's allowed_sub_models setting).")
+        self._events.emit(ev.SubCall, function=function, model=self._sub_model, outcome="refused", error=message,
+                          **self.placement)
+        raise ModelNotAllowed(message)
 
     def _reserve_sub_calls(self, function: str, model: str | None, count: int) -> None:
         try:

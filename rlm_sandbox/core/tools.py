@@ -21,7 +21,7 @@ from .budget import Ledger
 from .recording import clip_json
 
 #: Exception names a cell can catch by name (``except BudgetExceeded:``).
-CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ToolError")
+CELL_EXCEPTIONS = ("BudgetExceeded", "LLMError", "ModelNotAllowed", "ToolError")
 #: The broker's own functions, as the sandbox sees them.
 HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "budget_status")
 #: Names the sandbox already uses; host tools may not take them.
