@@ -144,3 +144,16 @@ def test_a_note_says_what_ran_and_what_it_showed():
     prose = iteration_note(4, "I think the answer is blue.", [])
     assert "no code ran" in prose and "blue" in prose
     assert digest([note], None).count("Iteration") == 1
+
+
+def test_the_digest_leaves_room_for_the_latest_iteration_beside_a_long_system_prompt():
+    # found with a real model: a 1,000-token system prompt in a 2,048-token window; the digest
+    # took its full share and the latest iteration could no longer be sent at all
+    history = History([{"role": "system", "content": "s" * 3600}, {"role": "user", "content": "Query: q"}], count)
+    for n in range(1, 4):
+        history.say("assistant", "x" * 800)
+        history.say("user", "[output]\n" + "y" * 300)
+        history.noted(n, iteration_note(n, "", [(f"step_{n} = {n}\nprint('{'z' * 250}')", "[output]\n" + "y" * 300)]))
+    limit = 1300
+    done = history.fit(limit=limit, variables="v" * 1500)
+    assert done is not None and done.kept == [3] and history.tokens() <= limit

@@ -138,6 +138,9 @@ def test_a_real_small_model_through_the_cli(llama_server, tmp_path, docker_clien
     assert requests.keys() == replies.keys()  # every request, failed or not, has its reply
     turns = [e for e in events if e.event == "iteration" and e.run_id == events[0].run_id]
     root_requests = [e for e in requests.values() if e.role == "root"]
-    assert {e.iteration for e in root_requests} == {t.iteration for t in turns}  # every turn asked the model
+    asked = {e.iteration for e in root_requests}
+    assert asked <= {t.iteration for t in turns}
+    for turn in turns:  # every turn asked the model, or the result says why it could not
+        assert turn.iteration in asked or (turn.purpose == "answer_now" and "answer-now call failed" in result["error"])
     usage = sum(u["attempts"] for u in result["usage"])
     assert usage == sum(r.attempts for r in replies.values())  # usage counts every request sent

@@ -216,17 +216,24 @@ class History:
     def _folded(self, count: int, variables: str | None, limit: int) -> list[Message]:
         """The messages with the ``count`` oldest remaining iterations folded into the digest."""
         notes = self.folded + self.notes[:count]
-        budget = int(limit * DIGEST_SHARE)
-        dropped = 0
-        text = digest(notes, variables)
-        first_kept = True
-        while len(notes) > 1 and self.text_tokens(text) > budget:  # the first note goes last but one
-            if len(notes) > 2:
-                notes = notes[:1] + notes[2:]
-            else:
-                notes, first_kept = notes[1:], False
-            dropped += 1
-            text = digest(notes, variables, dropped=dropped, first_kept=first_kept)
+        # at most DIGEST_SHARE of the limit, and half of what the bare head leaves: the latest
+        # iteration must still fit beside it (a long system prompt in a small window)
+        bare = [*self.messages[:self.head - 1], {"role": "user", "content": self._first_user}]
+        budget = min(int(limit * DIGEST_SHARE), (limit - self.tokens(bare)) // 2)
+        dropped, first_kept = 0, True
+
+        def shrunk() -> bool:
+            return self.text_tokens(digest(notes, variables, dropped=dropped, first_kept=first_kept)) <= budget
+
+        while len(notes) > 2 and not shrunk():  # notes after the first go, oldest first
+            notes, dropped = notes[:1] + notes[2:], dropped + 1
+        while variables and len(variables) > 400 and not shrunk():  # then most of the variable listing
+            variables = clip_middle(variables, len(variables) // 2)
+        if len(notes) == 2 and not shrunk():  # then the first note (it usually loads the data)
+            notes, dropped, first_kept = notes[1:], dropped + 1, False
+        while variables and len(variables) > 120 and not shrunk():
+            variables = clip_middle(variables, len(variables) // 2)
+        text = digest(notes, variables, dropped=dropped, first_kept=first_kept)
         first = {"role": "user", "content": f"{self._first_user}\n\n{text}"}
         return [*self.messages[:self.head - 1], first, *self.messages[self.head + 2 * count:]]
 
@@ -238,12 +245,16 @@ class History:
         if not tail or room < MIN_CLIPPED_TOKENS:
             raise DoesNotFit(head_tokens, limit)
         sizes = [self.count(m) * self.scale for m in tail]
-        clipped = []
-        for message, size in zip(tail, sizes):
-            share = room * size / sum(sizes)
-            chars = int(len(message["content"]) * share / max(size, 1) * 0.9)
-            clipped.append({"role": message["role"], "content": _clip(message["content"], max(chars, 200))})
-        return [*messages[:self.head], *clipped], True
+        for squeeze in (0.9, 0.7, 0.5, 0.3):  # the clip notes take room too: measure, and squeeze harder
+            clipped = []
+            for message, size in zip(tail, sizes):
+                share = room * size / sum(sizes)
+                chars = int(len(message["content"]) * share / max(size, 1) * squeeze)
+                clipped.append({"role": message["role"], "content": _clip(message["content"], max(chars, 120))})
+            fitted = [*messages[:self.head], *clipped]
+            if self.tokens(fitted) <= limit:
+                return fitted, True
+        raise DoesNotFit(head_tokens, limit)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -518,7 +518,8 @@ class _Run:
         try:
             reply = (await self._ask_root(sandbox, "answer_now", turn)).text
         except (LLMError, BudgetExceeded) as exc:  # _ask_root turns a timeout into one of these
-            return self._partial_answer(), status, error or str(exc)
+            return self._partial_answer(), status, (f"{error}; the answer-now call failed too: {exc}" if error
+                                                    else str(exc))
         self.history.say("assistant", reply)
         self.answer_from = "answer_now"  # never "final": the run did not finish by itself
         parsed = parse_reply(reply)
