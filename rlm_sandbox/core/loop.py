@@ -255,6 +255,7 @@ class _Run:
         failed = False
         blocks = parsed.code_blocks
         final: FinalInText | None = parsed.final
+        clipped = False  # a FINAL the kernel clipped is never passed off as the whole answer
         for index, code in enumerate(blocks):
             result = await self._run_cell(sandbox, code, index)
             shown = prompts.format_cell(index, len(blocks), result, self.settings.max_output_chars)
@@ -268,6 +269,7 @@ class _Run:
                 break
             if result.final is not None:
                 final = FinalInText("VALUE", result.final.answer)
+                clipped = result.final.truncated
                 break
         if cut_off or parsed.unclosed_block is not None:
             observations.append(prompts.reply_cut(cut_off=cut_off, max_tokens=self._max_tokens_sent,
@@ -280,6 +282,8 @@ class _Run:
             observations.append(self._reject_final("cut_off", prompts.final_cut_off()))
         elif final is not None and failed:
             observations.append(self._reject_final("code_failed", prompts.final_rejected_after_error()))
+        elif final is not None and clipped:
+            observations.append(self._reject_final("too_long", prompts.final_too_long(len(final.value))))
         elif final is not None:
             answer, problem = await self._resolve_final(sandbox, final)
             if answer is not None:
@@ -331,6 +335,8 @@ class _Run:
         if final.kind == "FINAL_VAR" or (final.kind == "FINAL" and final.value.isidentifier()):
             # FINAL(x) where x is a variable almost always means the variable.
             result = await self._call(sandbox.exec, f"FINAL_VAR({final.value!r})")
+            if result.final is not None and result.final.truncated:
+                return None, self._reject_final("too_long", prompts.final_too_long(len(result.final.answer)))
             if result.final is not None:
                 text = result.final.answer
             elif final.kind == "FINAL_VAR":

@@ -151,6 +151,12 @@ def final_cut_off() -> str:
             "answer in a variable in a ```repl block and finish with FINAL_VAR('name').")
 
 
+def final_too_long(chars: int) -> str:
+    return (f"Your FINAL answer was longer than the sandbox lets an answer be: only its first {chars:,} characters "
+            "arrived, so it was not accepted. Answer with what was asked for (a count, a list, a summary), "
+            "not the data itself.")
+
+
 def no_code_nudge() -> str:
     return ("Your reply had no ```repl block and no FINAL(...). Write code in a ```repl block to make "
             "progress, or give the answer as FINAL(answer) / FINAL_VAR(name) at the start of a line.")

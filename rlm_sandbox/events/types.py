@@ -334,7 +334,7 @@ class FinalRejected(EventBase):
 
     event: Literal["final_rejected"] = "final_rejected"
     iteration: int
-    reason: Literal["code_failed", "no_such_variable", "cut_off"]
+    reason: Literal["code_failed", "no_such_variable", "cut_off", "too_long"]
     problem: str
 
 
