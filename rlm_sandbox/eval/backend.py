@@ -108,9 +108,9 @@ async def execute_job(job: TaskJob, sandbox_factory: Any = None,
     if job.baseline_model is not None:
         direct = await ask_direct(client, job.baseline_model, context, task.query)
         direct_score, direct_problem = _score(task, direct.answer) if not direct.error else (0.0, None)
-        result.baseline = BaselineResult(model=job.baseline_model, answer=direct.answer, score=direct_score,
+        result.baseline = BaselineResult(model=job.baseline_model, score=direct_score,
                                          passed=direct_score >= task.pass_threshold and not direct_problem,
-                                         **{k: v for k, v in vars(direct).items() if k != "answer"})
+                                         **direct.model_dump())
     return result
 
 

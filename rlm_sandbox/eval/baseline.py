@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LLMError
 from ..models import ModelClient
+from .results import DirectResult
 
 __all__ = ["DEFAULT_WINDOW", "DirectResult", "ask_direct", "direct_prompt", "split_direct_prompt", "window_of"]
 
@@ -25,21 +25,6 @@ DEFAULT_WINDOW = 128_000
 RESERVE_TOKENS = 4_096
 _HEAD = "Read the text below, then answer the question after it.\n\n<text>\n"
 _TAIL = "\n</text>\n\nQuestion: "
-
-
-@dataclass(frozen=True)
-class DirectResult:
-    answer: str
-    truncated: bool
-    context_chars: int
-    sent_chars: int
-    window_tokens: int
-    window_known: bool
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    duration_s: float
-    error: str | None = None
 
 
 def direct_prompt(text: str, query: str) -> str:

@@ -22,13 +22,10 @@ Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "
 LIMITS = ("max_iterations", "budget_exhausted", "timeout")
 
 
-class BaselineResult(BaseModel):
-    """The direct baseline's answer to the same task (``--baseline direct``)."""
+class DirectResult(BaseModel):
+    """The model asked directly, the whole context (or as much as fits) in its prompt."""
 
-    model: str
     answer: str
-    score: float
-    passed: bool
     truncated: bool
     context_chars: int
     sent_chars: int
@@ -39,6 +36,14 @@ class BaselineResult(BaseModel):
     cost_usd: float | None
     duration_s: float
     error: str | None = None
+
+
+class BaselineResult(DirectResult):
+    """The direct baseline's answer to the same task (``--baseline direct``), scored."""
+
+    model: str
+    score: float
+    passed: bool
 
 
 class TaskResult(BaseModel):

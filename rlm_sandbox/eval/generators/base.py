@@ -81,6 +81,8 @@ class Generator(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     params: ClassVar[dict[str, Param]]
+    #: Question kinds a ``kind=any`` parameter cycles through, task by task (empty: no such parameter).
+    kinds: ClassVar[tuple[str, ...]] = ()
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """The parameters with defaults filled in and values parsed; unknown names refused."""
@@ -92,7 +94,8 @@ class Generator(ABC):
 
     def plan(self, n: int, seed: int, given: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
         """``n`` tasks as (parameters, seed): list-valued parameters are cycled over, so
-        ``tokens=8192,16384`` with ``n=4`` gives two tasks of each length."""
+        ``tokens=8192,16384`` with ``n=4`` gives two tasks of each length, and so is
+        ``kind=any`` over the generator's ``kinds``."""
         if n < 1:
             raise GeneratorError("give at least one task (--n 1 or more)")
         params = self.resolve(given)
@@ -100,6 +103,8 @@ class Generator(ABC):
         for index in range(n):
             chosen = {name: value[index % len(value)] if isinstance(value, list) else value
                       for name, value in params.items()}
+            if self.kinds and chosen.get("kind") == "any":  # every kind of question in turn
+                chosen["kind"] = self.kinds[index % len(self.kinds)]
             planned.append((chosen, derive_seed(seed, self.name, index)))
         return planned
 

@@ -34,12 +34,7 @@ class Oolong(Generator):
         "tokens": Param(int, 8192, "context length in tokens (about 4 characters each)", minimum=256),
         "kind": Param(str, "any", "question kind, or any (cycled by task)", choices=("any", *KINDS)),
     }
-
-    def plan(self, n: int, seed: int, given: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
-        """As every generator's, with ``kind=any`` cycling through the question kinds."""
-        planned = super().plan(n, seed, given)
-        return [({**params, "kind": KINDS[index % len(KINDS)]} if params["kind"] == "any" else params, task_seed)
-                for index, (params, task_seed) in enumerate(planned)]
+    kinds = KINDS
 
     def _draw(self, seed: int, params: dict[str, Any]) -> list[Record]:
         rng = self.rng(seed)

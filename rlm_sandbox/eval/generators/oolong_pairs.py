@@ -30,11 +30,7 @@ class OolongPairs(Generator):
         "users": Param(int, 16, "distinct users (pairs grow as users squared)", minimum=2),
         "kind": Param(str, "any", "question kind, or any (cycled by task)", choices=("any", *KINDS)),
     }
-
-    def plan(self, n: int, seed: int, given: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
-        planned = super().plan(n, seed, given)
-        return [({**params, "kind": KINDS[index % len(KINDS)]} if params["kind"] == "any" else params, task_seed)
-                for index, (params, task_seed) in enumerate(planned)]
+    kinds = KINDS
 
     def _draw(self, seed: int, params: dict[str, Any]) -> list[Record]:
         return draw_records(self.rng(seed), records_for_tokens(params["tokens"]), users=params["users"])
