@@ -7,11 +7,13 @@ root (to start dockerd); the daemon, its bridge and its files are gone afterward
 
 Not ``--bridge=none``: a dockerd started with it deletes the host's ``docker0`` (Moby's
 ``removeDefaultBridgeInterface``), which breaks the first daemon's bridge network for every
-test after this one. The second daemon gets a bridge of its own on a documentation-only
-subnet (192.0.2.0/24, never routed), and a test checks ``docker0`` survives."""
+test after this one. The second daemon gets a bridge of its own, on a subnet no route of this
+host uses (a machine's own network may well sit on a "documentation" range), and a test checks
+``docker0`` survives."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -47,6 +49,19 @@ print(json.dumps({"answer": result.answer, "answer_from": result.answer_from, "t
 """
 
 
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /24 that overlaps no route of this host: the second daemon's bridge must not shadow
+    the host's own network (or its gateway)."""
+    routes = json.loads(subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True).stdout)
+    used = [ipaddress.ip_network(route["dst"], strict=False) for route in routes
+            if route.get("dst") not in (None, "default")]
+    for candidate in ("198.18.213.0/24", "10.213.77.0/24", "172.31.213.0/24"):  # 198.18/15: RFC 2544 benchmarks
+        network = ipaddress.ip_network(candidate)
+        if not any(network.overlaps(other) for other in used):
+            return network
+    pytest.fail(f"no free subnet for the second dockerd's bridge; routes: {used}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -61,7 +76,9 @@ def second_daemon(docker_client):
     bridge = f"rlmtest{os.getpid() % 100000}"  # an interface name has at most 15 bytes
     docker0_before = Path("/sys/class/net/docker0").exists()
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
-    subprocess.run(["ip", "addr", "add", "192.0.2.1/24", "dev", bridge], check=True, capture_output=True)
+    subnet = free_subnet()
+    subprocess.run(["ip", "addr", "add", f"{subnet[1]}/{subnet.prefixlen}", "dev", bridge], check=True,
+                   capture_output=True)
     root = Path(tempfile.mkdtemp(prefix="rlm-dockerd-"))  # short: a Unix socket path has ~100 bytes
     (root / "daemon.json").write_text("{}")  # not /etc/docker/daemon.json: nothing shared with the first
     host = f"tcp://127.0.0.1:{free_port()}"
