@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import threading
 import time
 from concurrent.futures import Future
@@ -24,7 +23,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Sequence
 from ..errors import BudgetExceeded, LLMError, ModelNotAllowed
 from ..events import types as ev
 from ..events.stream import RunRecorder, new_call_id
-from ..models.base import Completion
+from ..models.base import Completion, context_text
 from ..models.runtime import on_model_loop
 from .concurrency import PROCESS_SLOTS
 from .metering import Meter
@@ -256,7 +255,7 @@ class Broker:
 
     async def _fallback(self, query: str, context: Any, where: dict[str, Any]) -> str:
         """rlm_query at the depth limit: a plain sub-call with the context appended."""
-        prompt = query if context is None else f"{query}\n\nContext:\n{_as_text(context)}"
+        prompt = query if context is None else f"{query}\n\nContext:\n{context_text(context)}"
         self._events.emit(ev.DepthFallback, max_depth=self._ledger.budget.max_depth)
         self._check_prompt(prompt, "rlm_query")
         self._reserve_sub_calls("rlm_query", None, 1)
@@ -309,13 +308,6 @@ def _cell_name(exc: BaseException) -> str:
             return cls.__name__
     return type(exc).__name__
 
-
-def _as_text(context: Any) -> str:
-    if isinstance(context, str):
-        return context
-    if isinstance(context, (bytes, bytearray)):
-        return bytes(context).decode("utf-8", "replace")
-    return json.dumps(context, ensure_ascii=False, default=str)
 
 
 class BrokerSwitch:

@@ -9,12 +9,11 @@ it is recorded and replayed like every other call.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from ..errors import LLMError
-from ..models import ModelClient
+from ..models import ModelClient, context_text, model_window
 from .results import DirectResult
 
 __all__ = ["DEFAULT_WINDOW", "DirectResult", "ask_direct", "direct_prompt", "split_direct_prompt", "window_of"]
@@ -41,24 +40,8 @@ def split_direct_prompt(prompt: str) -> tuple[str, str] | None:
 
 def window_of(model: str) -> tuple[int, bool]:
     """(the model's input window in tokens, whether litellm knows it)."""
-    from ..models import load_litellm
-
-    try:
-        info = load_litellm().get_model_info(model)
-        window = info.get("max_input_tokens") or info.get("max_tokens")
-        if isinstance(window, int) and window > 0:
-            return window, True
-    except Exception:  # noqa: BLE001 - "not mapped" is the common, expected answer
-        pass
-    return DEFAULT_WINDOW, False
-
-
-def _as_text(context: Any) -> str:
-    if isinstance(context, str):
-        return context
-    if isinstance(context, (bytes, bytearray)):
-        return bytes(context).decode("utf-8", "replace")
-    return json.dumps(context, ensure_ascii=False, default=str)
+    window = model_window(model)
+    return (window, True) if window is not None else (DEFAULT_WINDOW, False)
 
 
 def fit(client: ModelClient, model: str, text: str, query: str, window: int) -> str:
@@ -77,7 +60,7 @@ async def ask_direct(client: ModelClient, model: str, context: Any, query: str, 
                      max_tokens: int = 4096) -> DirectResult:
     """One call with the (possibly cut) context in the prompt; failures come back as ``error``."""
     started = time.perf_counter()
-    text = _as_text(context)
+    text = context_text(context)
     window, known = window_of(model)
     sent = fit(client, model, text, query, window)
     base = dict(truncated=len(sent) < len(text), context_chars=len(text), sent_chars=len(sent),

@@ -8,10 +8,11 @@ are wrappers around any implementation. Every failure is an ``LLMError``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["Completion", "ModelClient", "OnRetry", "Price", "RetryCause"]
+__all__ = ["Completion", "ModelClient", "OnRetry", "Price", "RetryCause", "context_text"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ class ModelClient(Protocol):
         calling ``on_retry`` before each retry's wait.
 
         ``options`` are extra provider options for this call (the run's ``model_options`` or
-        ``sub_model_options``, checked by ``models.options``); callers pass it only when
-        there are some, so a client written before it existed keeps working without them."""
+        ``sub_model_options``, checked by ``models.options``), passed only when there are some.
+        ``on_retry`` is passed on every call: a client must accept it (and may never call it)."""
         ...
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
@@ -86,3 +87,13 @@ class ModelClient(Protocol):
     def price_of(self, model: str) -> Price | None:
         """USD per token for ``model``, or None when its price is unknown."""
         ...
+
+
+def context_text(context: Any) -> str:
+    """A context as a model reads it in a prompt: text as is, bytes decoded, anything else as
+    JSON (a child RLM's query, the eval's direct baseline)."""
+    if isinstance(context, str):
+        return context
+    if isinstance(context, (bytes, bytearray)):
+        return bytes(context).decode("utf-8", "replace")
+    return json.dumps(context, ensure_ascii=False, default=str)
