@@ -109,8 +109,12 @@ def test_every_task_in_error_fails_the_suite_unless_fail_on_error_allows_it(tmp_
     A cassette miss is not a permanent error (each task has its own cassette): both tasks run."""
     tasks = task_file(tmp_path / "t.jsonl", task("a"), task("b"))
     (tmp_path / "tape").mkdir()
-    done = eval_cli("run", str(tasks), "--model", "scripted/oracle", "--out", "o", "--replay", "tape", cwd=tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    done = eval_cli("run", str(tasks), "--model", "scripted/oracle", "--out", "o", "--replay", "tape",
+                    "--html", "elsewhere/r.html", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
+    assert "reports: o/summary.json, o/report.md, o/junit.xml, elsewhere/r.html" in done.stderr  # where they are
+    assert (tmp_path / "elsewhere" / "r.html").is_file()
     assert "FAILED: 2 of 2 runs ended in error (any error fails the suite" in done.stderr
     assert "the first: a e1: CassetteError: no cassette at tape/a.e1.jsonl" in done.stderr
     assert len((tmp_path / "o" / "results.jsonl").read_text().splitlines()) == 2

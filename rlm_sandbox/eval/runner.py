@@ -252,8 +252,10 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
             new = [job.result() for job in running if not job.cancelled()]
             done.update({result.key: result for result in new if result is not None})
     finally:
-        for job in running:
+        for job in running:  # on an interrupt: let each task close its sandbox before the pool goes
             job.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         reporter.close()
         await backend.close()
     results = [done[(task.id, epoch)] for task, epoch in wanted if (task.id, epoch) in done]
