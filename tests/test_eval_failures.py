@@ -144,6 +144,14 @@ def test_a_refused_key_stops_the_remaining_tasks_at_once_with_exit_4(tmp_path, s
     assert list(results) == [("t0", 1)] and results[("t0", 1)].permanent
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["not_run"] == 5 and summary["stopped"]
+    # The key is fixed: the same command resumes, the stopped task included.
+    with OpenAICompatibleServer(lambda messages: "FINAL(1234567)") as server:
+        again = eval_cli("run", str(tasks), "--model", "openai/some-model", "--out", "o", "--concurrency", "2",
+                         cwd=tmp_path, env={"RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": "sk-right",
+                                            "RLM_SANDBOX_MAX_RETRIES": "0"})
+    assert again.returncode == 0, again.stderr
+    assert sorted(key[0] for key in read_results(tmp_path / "o")) == [f"t{i}" for i in range(6)]
+    assert "mean score 1.0000" in again.stdout
 
 
 # --- item 5: task files and thresholds are checked before anything runs -----------------------

@@ -201,7 +201,9 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
         raise EvalError(f"--replay {replay}: no such directory (record one with --record)")
     done = read_results(out)
     wanted = [(task, epoch) for task in tasks for epoch in range(1, epochs + 1)]
-    todo = [(task, epoch) for task, epoch in wanted if force or (task.id, epoch) not in done]
+    # A run a permanent provider error ended is run again too: the key or model was fixed since.
+    todo = [(task, epoch) for task, epoch in wanted
+            if force or (task.id, epoch) not in done or done[(task.id, epoch)].permanent]
     spec = settings.sandbox_spec()
     if labels:
         spec = spec.model_copy(update={"labels": {**spec.labels, **labels}})
