@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api", "arun": "api", "RLM": "api", "Session": "api",
     "RLMResult": "core.result", "ModelUsage": "core.result",
+    "Status": "core.result", "STATUSES": "core.result", "LIMIT_STATUSES": "core.result",
     "Settings": "config", "Budget": "core.budget",
     "Sandbox": "sandbox", "DockerSandbox": "sandbox", "LocalSandbox": "sandbox",
     "SandboxLimits": "sandbox", "SandboxPool": "sandbox", "SandboxSpec": "sandbox", "ExecResult": "sandbox",

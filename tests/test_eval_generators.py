@@ -115,7 +115,7 @@ def test_a_task_file_is_checked_whole_before_anything_runs(tmp_path):
                      "line 4, field 'context_file':", "missing.txt does not exist",
                      "line 5, field 'id': 'a' is also the id on line 1", "line 6, field 'budget': max_cost_usd",
                      "line 7, field 'pass_threshold'", "line 8, field 'generator'", "has no parameter x",
-                     "line 10: give the context once", "line 9, field 'colour'", "nothing was run"):
+                     "line 10, field 'generator': give the context once", "line 9, field 'colour'", "nothing was run"):
         assert expected in text, (expected, text)
 
 

@@ -54,7 +54,7 @@ def test_reports_and_resume_from_the_results_file(tmp_path):
     s = summarise(results, model="m", sub_model="m", scripted=False, epochs=1)
     write_reports(tmp_path, results, s, junit=None, html=None)
     report = (tmp_path / "report.md").read_text()
-    assert "SCRIPTED" not in report and "| [c](traces/c.e1.jsonl) e1 |" in report and "| crashed |" in report
+    assert "SCRIPTED" not in report and "| [c](traces/c.e1.jsonl) e1 |" in report and "| crashed: boom |" in report
     junit = (tmp_path / "junit.xml").read_text()
     assert 'tests="3"' in junit and 'errors="1"' in junit and 'failures="0"' in junit
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "report.html").is_file()

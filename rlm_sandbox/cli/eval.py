@@ -2,19 +2,22 @@
 generators (``generate``), and what is built in (``list``). A thin layer over
 :mod:`rlm_sandbox.eval`: every option maps to an argument of ``run_suite``.
 
-Exit codes of ``eval run``: 0 the suite passed; 1 the mean score is below --min-score or the
-error share above --fail-on-error; 2 bad usage (an option, a task file, a generator
-parameter); 130 interrupted (finished tasks are kept; run again to resume).
+Exit codes of ``eval run``: 0 the suite passed; 1 it failed (a task ended in error, unless
+--fail-on-error allows it, or the mean score is below --min-score); 2 bad usage (an option, a
+task file, a generator parameter); 4 stopped early by a provider error no retry can mend (a bad
+or missing API key, an unknown model); 130 interrupted (finished tasks are kept; run again to
+resume).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from .common import EXIT_INTERRUPTED, EXIT_USAGE, fail, parse_set, say
+from ..untrusted import visible
+
+from .common import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, fail, parse_set, say
 
 eval_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        help="Evaluation suites: run task files or built-in generators, score them, report.")
@@ -101,9 +104,13 @@ def run(
                                                   help="Sub-calls in flight at once across all tasks."),
     junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
     html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="HTML report here (default DIR/report.html)."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X", help="Exit 1 if the mean score is below X."),
-    fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P",
-                                                  help="Exit 1 if more than this share of runs ended in error (0-1)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X",
+                                              help="Exit 1 if the mean score is below X (0-1)."),
+    fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P|N", help="Errors to tolerate "
+                                                  "(by default any run that ends in error fails the suite): a share "
+                                                  "of the runs from 0 to 1, or a count above 1."),
+    no_fail_on_error: bool = typer.Option(False, "--no-fail-on-error", help="Never fail the suite for runs that "
+                                          "ended in error (the mean score still counts them as 0)."),
     retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N", help="Rerun an errored task N times."),
     record: Optional[str] = typer.Option(None, "--record", metavar="DIR", help="Record all model traffic (one "
                                          "cassette per task) in DIR."),
@@ -128,8 +135,10 @@ def run(
     results.jsonl, summary.json, report.md, JUnit XML, an HTML report and one trace per task in DIR.
 
     \b
-    Exit codes: 0 passed; 1 below --min-score or above --fail-on-error;
-    2 bad usage; 130 interrupted (run again to resume)."""
+    Exit codes: 0 passed; 1 failed: a run ended in error (beyond --fail-on-error)
+    or the mean score is below --min-score; 2 bad usage; 4 stopped early by a
+    provider error no retry can mend (bad or missing key, unknown model);
+    130 interrupted (run again to resume)."""
     from ..errors import SettingsError
     from ..eval.runner import EvalError, run_suite
     from ..eval.tasks import TaskFileError
@@ -138,15 +147,16 @@ def run(
     budgets = {"task_time": task_time, "task_tokens": task_tokens, "task_cost": task_cost,
                "task_sub_calls": task_sub_calls}
     options.update({_TASK_BUDGETS[flag]: value for flag, value in budgets.items() if value is not None})
-    if fail_on_error is not None and not 0 <= fail_on_error <= 1:
-        raise fail(f"--fail-on-error {fail_on_error}: give a share from 0 to 1")
+    if no_fail_on_error and fail_on_error is not None:
+        raise fail("give --fail-on-error or --no-fail-on-error, not both")
+    tolerated: bool | float | None = False if no_fail_on_error else fail_on_error
     try:
         backend = _ray_backend(ray, concurrency) if ray else None
         summary = run_suite(sources, model=model, sub_model=sub_model, out=out, n=n, seed=seed,
                             params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
                             concurrency=concurrency or 4, backend=backend, max_connections=max_connections, retry_on_error=retry_on_error,
                             record=record, replay=replay, baseline=baseline, baseline_model=baseline_model,
-                            force=force, min_score=min_score, fail_on_error=fail_on_error, junit=junit, html=html,
+                            force=force, min_score=min_score, fail_on_error=tolerated, junit=junit, html=html,
                             options=options, labels=_pairs(label, "--label"), progress=not quiet)
     except (TaskFileError, EvalError, SettingsError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -159,10 +169,12 @@ def run(
     typer.echo(f"mean score {s.mean_score:.4f} ± {s.stderr:.4f} over {s.tasks} task(s); pass rate {s.pass_rate:.1%}; "
                f"errors {s.errors}; limits hit {s.limit_hits}; tokens {s.input_tokens + s.output_tokens:,}; "
                f"cost {cost}{scripted}")
-    say(f"reports in {Path(out)}: summary.json, report.md, {junit or 'junit.xml'}, {html or 'report.html'}")
+    say(f"reports: {', '.join(s.reports.values())}")
+    if s.stopped:
+        say(f"STOPPED: {s.not_run} task run(s) did not run; fix the cause and run again to resume", typer.colors.RED)
     for reason in s.exit_reasons:
-        say(f"FAILED: {reason}", typer.colors.RED)
-    raise typer.Exit(EXIT_FAILED if s.exit_reasons else 0)
+        say(f"FAILED: {visible(reason, keep='')}", typer.colors.RED)
+    raise typer.Exit(EXIT_MODEL if s.stopped else EXIT_FAILED if s.exit_reasons else 0)
 
 
 __all__ = ["eval_app"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-#: How a run ended. ``stalled``: the model made no progress (the same reply with the same
-#: outcome, or replies with no code and no FINAL, too many times in a row; see Settings).
-Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "stalled", "error"]
+from ..events.types import LIMIT_STATUSES, Status
+
+__all__ = ["AnswerSource", "LIMIT_STATUSES", "ModelUsage", "RLMResult", "STATUSES", "Status"]
+
+#: Every value of :data:`Status` (defined once, in ``events.types``, which the loop may import
+#: and which may not import the loop), for checks at run time.
+STATUSES: frozenset[str] = frozenset(get_args(Status))
 #: Where ``answer`` came from: the model's FINAL (in code or in text) during the run; the
 #: extra answer-now call made when the run ended without one; the model's last reply
 #: (no extra call was possible); or nowhere (no reply at all).

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .. import RLM, RLMSandboxError, SandboxPool, SandboxSpec
+from .. import RLM, SandboxPool, SandboxSpec
 from ..events import JsonlWriter
 from ..models import ModelClient
 from ..models.replay import RecordingClient, ReplayClient
 from ..redaction import redact
 from .baseline import ask_direct
 from .oracle import ORACLE_MODEL, ensure_oracle
-from .results import LIMITS, BaselineResult, TaskResult
+from .permanent import PermanentErrorWatch
+from .results import LIMIT_STATUSES, BaselineResult, TaskResult
 from .scorers import ScorerError, score
 from .tasks import Task
 
@@ -61,6 +62,8 @@ def _score(task: Task, answer: str) -> tuple[float, str | None]:
         return score(task.scorer.name, answer, task.expected, task.scorer.options), None
     except ScorerError as exc:
         return 0.0, f"scoring failed: {exc}"
+    except Exception as exc:  # a user's scorer (module:function) may raise anything: the task fails, not the suite
+        return 0.0, f"scoring failed: the scorer {task.scorer.name} raised {type(exc).__name__}: {exc}"
 
 
 def _common(job: TaskJob) -> dict[str, Any]:
@@ -72,35 +75,47 @@ def _common(job: TaskJob) -> dict[str, Any]:
                 trajectory=job.trace_name)
 
 
-def crashed_result(job: TaskJob, error: str, duration_s: float = 0.0) -> TaskResult:
+def crashed_result(job: TaskJob, error: str, duration_s: float = 0.0, *, permanent: bool = False) -> TaskResult:
     """The result of a job whose run raised or whose worker died: recorded, never dropped."""
-    return TaskResult(**_common(job), status="crashed", error=redact(error), duration_s=duration_s)
+    return TaskResult(**_common(job), status="crashed", error=redact(error), duration_s=duration_s,
+                      permanent=permanent)
 
 
 async def execute_job(job: TaskJob, sandbox_factory: Any = None,
                       wrap_client: Callable[[ModelClient], ModelClient] | None = None) -> TaskResult:
-    """Run one task and score it; never raises for the task's own failures (they are results).
+    """Run one task and score it; never raises for the task's own failures (they are results:
+    whatever the run, the scorer or the baseline raises becomes a ``crashed`` result with the
+    reason). Only cancellation and interrupts pass through.
 
     ``wrap_client`` wraps the run's model client (a distributed backend's shared rate limit)."""
-    task, options = job.task, job.options
-    if ORACLE_MODEL in (options.get("model"), options.get("sub_model"), job.baseline_model) and job.replay is None:
-        ensure_oracle()
     started = time.perf_counter()
-    common = _common(job)
-    writer = JsonlWriter(job.trace_path)
+    watch: PermanentErrorWatch | None = None
     try:
-        context = await asyncio.to_thread(task.load_context)
-        rlm = RLM(**{**options, **task.budget}, on_event=writer, sandbox_factory=sandbox_factory)
-        rlm.llm = client = _wrap(job, wrap_client(rlm.llm) if wrap_client else rlm.llm)
-        run = await rlm.arun(task.query, context)
-    except (RLMSandboxError, OSError, ValueError) as exc:  # the sandbox, a file, a cassette: the task crashed
-        return crashed_result(job, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
-    finally:
-        writer.close()
+        if ORACLE_MODEL in (job.options.get("model"), job.options.get("sub_model"), job.baseline_model) \
+                and job.replay is None:
+            ensure_oracle()
+        writer = JsonlWriter(job.trace_path)
+        try:
+            context = await asyncio.to_thread(job.task.load_context)
+            rlm = RLM(**{**job.options, **job.task.budget}, on_event=writer, sandbox_factory=sandbox_factory)
+            rlm.llm = watch = PermanentErrorWatch(_wrap(job, wrap_client(rlm.llm) if wrap_client else rlm.llm))
+            run = await rlm.arun(job.task.query, context)
+        finally:
+            writer.close()
+        return await _scored(job, run, context, watch)
+    except Exception as exc:  # the sandbox, a file, a cassette, a bug: the task crashed, the suite goes on
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return crashed_result(job, reason, time.perf_counter() - started,
+                              permanent=watch is not None and watch.seen is not None)
+
+
+async def _scored(job: TaskJob, run: Any, context: Any, client: PermanentErrorWatch) -> TaskResult:
+    """The run's result, scored, with the direct baseline's if one was asked for."""
+    task = job.task
     value, problem = _score(task, run.answer)
     result = TaskResult(
-        **common, answer=run.answer, answer_from=run.answer_from, status=run.status,
-        limit_hit=run.status in LIMITS, error=run.error or problem, score=value,
+        **_common(job), answer=run.answer, answer_from=run.answer_from, status=run.status,
+        limit_hit=run.status in LIMIT_STATUSES, error=run.error or problem, score=value,
         passed=value >= task.pass_threshold and not problem, input_tokens=run.total_input_tokens,
         output_tokens=run.total_output_tokens, cost_usd=run.cost_usd, duration_s=run.duration_s,
         iterations=run.iterations, sub_calls=run.sub_calls,
@@ -111,6 +126,9 @@ async def execute_job(job: TaskJob, sandbox_factory: Any = None,
         result.baseline = BaselineResult(model=job.baseline_model, score=direct_score,
                                          passed=direct_score >= task.pass_threshold and not direct_problem,
                                          **direct.model_dump())
+    result.permanent = client.seen is not None
+    if result.permanent and not result.error:
+        result.error = client.seen
     return result
 
 

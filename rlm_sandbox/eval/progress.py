@@ -1,5 +1,6 @@
 """The suite's progress on stderr: a rich bar on a terminal, one plain line per task elsewhere
-(CI logs). Both show done, failed and running, the mean score so far, tokens, cost and an ETA."""
+(CI logs). Both show done, failed and running, the mean score so far, tokens, cost and an ETA;
+a plain line also says why a task failed (its error, control characters made visible)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from statistics import mean
 from typing import IO, Any
 
+from .reports.text import shown
 from .results import TaskResult
 
 __all__ = ["SuiteProgress"]
@@ -46,7 +48,7 @@ class SuiteProgress:
             self._bar.start()
             self._task = self._bar.add_task(label, total=total, status=self._status())
         else:
-            self._line(f"{label}: {total} task run(s) to do")
+            self._line(f"{total} task run(s) to do" + (" (SCRIPTED oracle)" if self.scripted else ""))
 
     def begin(self) -> None:
         self.running += 1
@@ -65,9 +67,11 @@ class SuiteProgress:
             self._bar.update(self._task, completed=self.finished, status=self._status())
         else:
             verdict = "passed" if result.passed else ("ERROR" if result.errored else "failed")
-            limit = " (limit hit)" if result.limit_hit else ""
-            self._line(f"[{self.finished}/{self.total}] {result.task_id} e{result.epoch} {verdict}{limit} "
-                       f"score={result.score:.2f} {result.duration_s:.1f}s | {self._status()} | ETA {self._eta()}")
+            limit = f" ({result.status}: a limit ended it)" if result.limit_hit else ""
+            reason = f" ({shown(result.error, 160, keep='')})" if result.error and not result.passed else ""
+            self._line(f"[{self.finished}/{self.total}] {shown(result.task_id, keep='')} e{result.epoch} {verdict}"
+                       f"{limit}{reason} score={result.score:.2f} {result.duration_s:.1f}s | {self._status()} | "
+                       f"ETA {self._eta()}")
 
     def _refresh(self) -> None:
         if self.enabled and self._bar is not None:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
-__all__ = ["BaselineResult", "RESULTS", "ResultsFile", "Status", "TaskResult", "read_results"]
+from .. import LIMIT_STATUSES, Status as RunStatus
+
+__all__ = ["BaselineResult", "LIMIT_STATUSES", "RESULTS", "ResultsFile", "TaskStatus", "TaskResult", "read_results"]
 
 RESULTS = "results.jsonl"
-#: A run's own statuses (``RLMResult.status``), and ``crashed`` for a task whose run raised.
-Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "error", "crashed"]
-LIMITS = ("max_iterations", "budget_exhausted", "timeout")
+#: A run's own statuses (``rlm_sandbox.Status``, whatever they grow to), and ``crashed`` for a
+#: task whose run raised or whose worker died: the suite records it and goes on.
+TaskStatus = Union[RunStatus, Literal["crashed"]]
 
 
 class DirectResult(BaseModel):
@@ -61,7 +63,7 @@ class TaskResult(BaseModel):
     expected: Any = None
     answer: str = ""
     answer_from: str = "none"
-    status: Status
+    status: TaskStatus
     limit_hit: bool = False
     error: str | None = None
     score: float = 0.0
@@ -83,6 +85,8 @@ class TaskResult(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     node: str | None = Field(None, description="the Ray node that ran the task (None: this process)")
     retried: bool = Field(False, description="its first worker died mid-task and it ran again (Ray)")
+    permanent: bool = Field(False, description="a provider error no retry can mend (bad key, unknown model) "
+                            "ended it: the suite stops the tasks left")
 
     @property
     def key(self) -> tuple[str, int]:

@@ -6,7 +6,10 @@ Tasks (task files, built-in generators, or Task objects) are checked whole first
 time. Every finished task is appended to ``results.jsonl`` at once, so a suite cut short
 resumes where it stopped. At the end come ``summary.json``, ``report.md``, JUnit XML and the
 HTML report; the summary says whether the build should fail (``--min-score``,
-``--fail-on-error``).
+``--fail-on-error``: by default any task that ended in error fails it). Whatever one task does,
+it becomes a result (``crashed`` with the reason, if nothing else) and the suite goes on, except
+after a provider error no retry can mend (a bad key, an unknown model): then the tasks left are
+stopped at once and the summary says so (``stopped``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import Settings
-from .backend import Backend, LocalBackend, TaskJob
+from .backend import Backend, LocalBackend, TaskJob, crashed_result
 from .generators import GENERATORS
 from .oracle import is_scripted
 from .progress import SuiteProgress
-from .reports import write_reports
+from .reports import clip, report_paths, write_reports
 from .results import ResultsFile, TaskResult, read_results
 from .summary import SuiteSummary, summarise
 from .tasks import Task, generate_tasks, load_tasks
 
-__all__ = ["EvalError", "arun_suite", "run_suite", "select_tasks"]
+__all__ = ["EvalError", "arun_suite", "check_thresholds", "run_suite", "select_tasks"]
 
 MANIFEST = "run.json"
 
@@ -107,14 +110,58 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _exit_reasons(summary: SuiteSummary, min_score: float | None, fail_on_error: float | None) -> list[str]:
+def check_thresholds(min_score: float | None, fail_on_error: bool | float | None) -> None:
+    """Refuse thresholds that cannot mean anything, before anything runs."""
+    if min_score is not None and not (isinstance(min_score, (int, float)) and 0 <= min_score <= 1):
+        raise EvalError(f"--min-score {min_score}: give a mean score from 0 to 1")
+    if fail_on_error is None or isinstance(fail_on_error, bool):
+        return
+    if not isinstance(fail_on_error, (int, float)) or fail_on_error < 0 or \
+            (fail_on_error > 1 and float(fail_on_error) != int(fail_on_error)):
+        raise EvalError(f"--fail-on-error {fail_on_error}: give a share of the runs from 0 to 1 (0.1: up to 10% may "
+                        "end in error) or a whole count above 1 (5: up to 5 runs may)")
+
+
+def _too_many_errors(errors: int, runs: int, fail_on_error: bool | float | None) -> str | None:
+    """Why the errors fail the suite, or None. As inspect_ai's ``fail_on_error``: any error by
+    default (None or True); False never; 0..1 a share of the runs; above 1 a count."""
+    if not errors or fail_on_error is False:
+        return None
+    if fail_on_error is None or fail_on_error is True:
+        return f"{errors} of {runs} runs ended in error (any error fails the suite; allow some with --fail-on-error)"
+    if fail_on_error <= 1:
+        share = errors / runs
+        return (f"{errors} of {runs} runs ended in error ({share:.1%}), more than --fail-on-error {fail_on_error} "
+                "allows") if share > fail_on_error else None
+    return (f"{errors} of {runs} runs ended in error, more than --fail-on-error {int(fail_on_error)} allows"
+            if errors > fail_on_error else None)
+
+
+def _first_error(results: list[TaskResult]) -> str:
+    first = next(r for r in results if r.errored)
+    return f"the first: {first.task_id} e{first.epoch}: {clip(first.error or first.status, 300)}"
+
+
+def _exit_reasons(summary: SuiteSummary, results: list[TaskResult], min_score: float | None,
+                  fail_on_error: bool | float | None) -> list[str]:
     reasons = []
+    if summary.stopped:
+        reasons.append(summary.stopped)
     if min_score is not None and summary.mean_score < min_score:
         reasons.append(f"mean score {summary.mean_score:.4f} is below --min-score {min_score}")
-    if fail_on_error is not None and summary.error_share > fail_on_error:
-        reasons.append(f"{summary.errors} of {summary.runs} runs ended in error ({summary.error_share:.1%}), more "
-                       f"than --fail-on-error {fail_on_error}")
+    errors = _too_many_errors(summary.errors, summary.runs, fail_on_error)
+    if errors:
+        reasons.append(f"{errors}; {_first_error(results)}")
     return reasons
+
+
+async def _run_job(backend: Backend, job: TaskJob) -> TaskResult:
+    """The backend's result for ``job``; whatever the backend raises is the task's ``crashed``
+    result with the reason, so one task never takes the suite down."""
+    try:
+        return await backend.run(job)
+    except Exception as exc:
+        return crashed_result(job, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
 async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model: str, out: str | Path,
@@ -123,13 +170,14 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
                      concurrency: int = 4, max_connections: int | None = None, retry_on_error: int = 0,
                      record: str | Path | None = None, replay: str | Path | None = None,
                      baseline: str | None = None, baseline_model: str | None = None, force: bool = False,
-                     min_score: float | None = None, fail_on_error: float | None = None,
+                     min_score: float | None = None, fail_on_error: bool | float | None = None,
                      junit: str | Path | None = None, html: str | Path | None = None,
                      options: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
                      progress: SuiteProgress | bool = True, backend: Backend | None = None) -> SuiteSummary:
     """The async twin of :func:`run_suite`."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
+    check_thresholds(min_score, fail_on_error)
     if epochs < 1 or concurrency < 1 or retry_on_error < 0:
         raise EvalError("--epochs and --concurrency must be at least 1, --retry-on-error at least 0")
     if record is not None and replay is not None:
@@ -153,7 +201,9 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
         raise EvalError(f"--replay {replay}: no such directory (record one with --record)")
     done = read_results(out)
     wanted = [(task, epoch) for task in tasks for epoch in range(1, epochs + 1)]
-    todo = [(task, epoch) for task, epoch in wanted if force or (task.id, epoch) not in done]
+    # A run a permanent provider error ended is run again too: the key or model was fixed since.
+    todo = [(task, epoch) for task, epoch in wanted
+            if force or (task.id, epoch) not in done or done[(task.id, epoch)].permanent]
     spec = settings.sandbox_spec()
     if labels:
         spec = spec.model_copy(update={"labels": {**spec.labels, **labels}})
@@ -172,31 +222,52 @@ async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model
                        replay=Path(replay) / name if replay is not None else None, baseline_model=direct_model,
                        scripted=scripted)
 
-    async def one(task: Task, epoch: int) -> TaskResult:
+    stopped: list[str] = []  # the permanent provider error that stopped the suite, once seen
+    running: list[asyncio.Task[TaskResult | None]] = []
+
+    async def one(task: Task, epoch: int) -> TaskResult | None:
         async with slots:
+            if stopped:
+                return None
             reporter.begin()
-            result = await backend.run(job_for(task, epoch))
+            result = await _run_job(backend, job_for(task, epoch))
             for _ in range(retry_on_error):
-                if not result.errored:
+                if not result.errored or result.permanent:
                     break
-                result = await backend.run(job_for(task, epoch))
+                result = await _run_job(backend, job_for(task, epoch))
             results_file.append(result)
             reporter.done(result)
+            if result.permanent and not stopped:
+                stopped.append(f"stopped after a provider error no retry can mend, in {result.task_id} "
+                               f"e{result.epoch}: {clip(result.error or '', 300)}")
+                for other in running:  # the rest would meet the same error: stop them now
+                    if other is not asyncio.current_task():
+                        other.cancel()
             return result
 
     try:
         if todo:
             await backend.start()
             slots = asyncio.Semaphore(getattr(backend, "capacity", None) or concurrency)
-            new = await asyncio.gather(*(one(task, epoch) for task, epoch in todo))
-            done.update({result.key: result for result in new})
+            running.extend(asyncio.ensure_future(one(task, epoch)) for task, epoch in todo)
+            await asyncio.wait(running)
+            new = [job.result() for job in running if not job.cancelled()]
+            done.update({result.key: result for result in new if result is not None})
     finally:
+        for job in running:  # on an interrupt: let each task close its sandbox before the pool goes
+            job.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         reporter.close()
         await backend.close()
-    results = [done[(task.id, epoch)] for task, epoch in wanted]
+    results = [done[(task.id, epoch)] for task, epoch in wanted if (task.id, epoch) in done]
     summary = summarise(results, model=settings.model, sub_model=sub, scripted=scripted, epochs=epochs,
                         wall_time_s=round(time.monotonic() - started, 3))
-    summary.exit_reasons = _exit_reasons(summary, min_score, fail_on_error)
+    if stopped:
+        summary.stopped, summary.not_run = stopped[0], len(wanted) - len(results)
+    summary.exit_reasons = _exit_reasons(summary, results, min_score, fail_on_error)
+    summary.reports = {name: str(path) for name, path in report_paths(out, junit=Path(junit) if junit else None,
+                                                                       html=Path(html) if html else None).items()}
     write_reports(out, results, summary, junit=Path(junit) if junit else None, html=Path(html) if html else None)
     return summary
 

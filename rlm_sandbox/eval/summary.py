@@ -57,6 +57,10 @@ class SuiteSummary(BaseModel):
     baseline: Breakdown | None = None
     finished_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     exit_reasons: list[str] = Field(default_factory=list, description="why the suite fails the build, if it does")
+    stopped: str | None = Field(None, description="the provider error no retry can mend (bad key, unknown model) "
+                                "that stopped the suite before every task ran")
+    not_run: int = Field(0, description="task runs left unrun when the suite stopped (run again to resume)")
+    reports: dict[str, str] = Field(default_factory=dict, description="where each report was written")
 
     @property
     def ok(self) -> bool:

@@ -1,8 +1,9 @@
 """Tasks and task files: one JSON object per line, checked whole before anything runs.
 
-A task has an ``id``, a ``query``, its context (``context`` inline, ``context_file`` relative
-to the task file, or ``generator`` with its ``name``, ``params`` and ``seed``), the
-``expected`` answer, a ``scorer`` (``{"name", "options"}``), an optional ``pass_threshold``
+A task has an ``id``, a ``query``, exactly one context source (``context`` inline,
+``context_file`` relative to the task file, or ``generator`` with its ``name``, ``params`` and
+``seed``), the ``expected`` answer (required: without it every run would score 0), a
+``scorer`` (``{"name", "options"}``), an optional ``pass_threshold``
 (default 1.0), ``budget`` (limits of its run: any of ``rlm_sandbox.Budget``'s fields) and
 ``metadata``. A bad line is reported with its line number and field, every problem at once.
 Contexts are loaded (files read, generators rendered) only by :meth:`Task.load_context`,
@@ -21,7 +22,7 @@ from .. import Budget
 from .generators import GeneratorError, get_generator, render
 from .scorers import ScorerError, check_scorer
 
-__all__ = ["GeneratorSpec", "ScorerSpec", "Task", "TaskFileError", "generate_tasks", "load_tasks", "write_tasks"]
+__all__ = ["CONTEXT_SOURCES", "FieldProblem", "GeneratorSpec", "ScorerSpec", "Task", "TaskFileError", "generate_tasks", "load_tasks", "write_tasks"]
 
 
 class TaskFileError(ValueError):
@@ -31,6 +32,18 @@ class TaskFileError(ValueError):
         self.problems = problems
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
         super().__init__(f"{source}: {len(problems)} problem(s), nothing was run:\n  " + "\n  ".join(shown))
+
+
+class FieldProblem(ValueError):
+    """A problem of the task as a whole that one field names (``field``), so a task file's
+    report can say ``line N, field 'F': ...`` for it too."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+CONTEXT_SOURCES = ("context", "context_file", "generator")
 
 
 class ScorerSpec(BaseModel):
@@ -86,10 +99,16 @@ class Task(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_context(self) -> "Task":
-        given = [name for name in ("context", "context_file", "generator") if getattr(self, name) is not None]
+    def _complete(self) -> "Task":
+        given = [name for name in CONTEXT_SOURCES if getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError(f"give the context once: {' and '.join(given)} were both given")
+            raise FieldProblem(given[1], f"give the context once: {' and '.join(given)} were both given")
+        if not given:
+            raise FieldProblem("context", "no context: give exactly one of context (inline), context_file (a file "
+                               "relative to the task file) or generator ({\"name\", \"params\", \"seed\"})")
+        if self.expected is None:
+            raise FieldProblem("expected", "missing: give the expected answer the scorer compares the answer with "
+                               "(without it every run would score 0)")
         return self
 
     def load_context(self) -> Any:
@@ -159,9 +178,11 @@ def load_tasks(path: str | Path) -> list[Task]:
             task = Task(**raw, base_dir=str(path.parent))
         except ValidationError as exc:
             for error in exc.errors():
-                field = ".".join(map(str, error["loc"])) or "task"
-                message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(f"line {number}, field '{field}': {message}" if error["loc"]
+                cause = (error.get("ctx") or {}).get("error")
+                field = cause.field if isinstance(cause, FieldProblem) else ".".join(map(str, error["loc"]))
+                message = str(cause) if isinstance(cause, FieldProblem) else \
+                    str(error["msg"]).removeprefix("Value error, ")
+                problems.append(f"line {number}, field '{field}': {message}" if field
                                 else f"line {number}: {message}")
             continue
         problems += [f"line {number}, {problem}" for problem in _check(task)]

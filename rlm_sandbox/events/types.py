@@ -22,6 +22,16 @@ SCHEMA_VERSION = 1
 
 Role = Literal["root", "sub"]
 Outcome = Literal["ok", "error", "refused"]
+#: How a run ended, defined once for the whole package (``RLMResult.status``, the ``final``
+#: and ``child_run_end`` events, eval results, the CLI's JSON) and exported as
+#: ``rlm_sandbox.Status``. It lives here, the lowest layer that states it, because events may
+#: not import the loop while the loop may import events. ``stalled``: the model made no
+#: progress (the same reply with the same outcome, or replies with no code and no FINAL, too
+#: many times in a row; see Settings).
+Status = Literal["completed", "max_iterations", "budget_exhausted", "timeout", "stalled", "error"]
+#: The statuses of a run that a limit ended (iterations, budget, time, no progress): it still
+#: has the best answer it could get, and evaluation scores it as such.
+LIMIT_STATUSES: frozenset[str] = frozenset({"max_iterations", "budget_exhausted", "timeout", "stalled"})
 
 
 class EventBase(BaseModel):
@@ -77,7 +87,7 @@ class Final(EventBase):
     """A run ended: its answer, where the answer came from, and how the run ended."""
 
     event: Literal["final"] = "final"
-    status: str = Field(description="completed, max_iterations, budget_exhausted, timeout, stalled or error")
+    status: Status = Field(description="completed, max_iterations, budget_exhausted, timeout, stalled or error")
     answer: str
     answer_from: str = Field("none", description="final, answer_now (one last call asked for an answer), "
                              "last_reply (the model's last reply) or none; only final is a FINAL answer")
@@ -271,7 +281,7 @@ class ChildRunStart(EventBase):
 class ChildRunEnd(EventBase):
     event: Literal["child_run_end"] = "child_run_end"
     child_run_id: str
-    status: str
+    status: Status
     answer: str = ""
     error: str | None = None
     duration_s: float = 0.0

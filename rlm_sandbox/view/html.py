@@ -3,7 +3,8 @@
 Everything is inside the file: styles (pygments with inline styles, a small style sheet),
 an inline SVG chart, no script, no font, no image, nothing fetched. A Content-Security-
 Policy of ``default-src 'none'`` makes sure of it even if a model's text held markup (every
-text is escaped anyway). It opens from a file:// URL or as a CI artifact.
+text is escaped anyway, after its control characters are made visible with
+:func:`rlm_sandbox.untrusted.visible`, so no ESC, BEL or NUL reaches the file raw). It opens from a file:// URL or as a CI artifact.
 
 Layout: a header (query, models, status, the answer and where it came from, totals,
 duration), a chart of tokens and cost across iterations, a timeline of iterations (each a
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..core.parsing import RUNNABLE_FENCES, split_fences
 from ..events import types as ev
+from ..untrusted import visible
 from .outline import CellRun, Call, RunOutline, Turn, Usage, money, outline_runs, partial_note, tokens
 
 #: Characters shown before "show all"; and the most kept in the file for one text (the
@@ -101,7 +103,7 @@ def render_html(events: list[Any], problems: list[str] | None = None) -> str:
         body.append(page.run_page(run, problems or []))
     if not runs:
         body.append('<div class="partial">PARTIAL TRACE: the trace holds no events</div>')
-    title = html.escape(_line(runs[0].start.query, 80)) if runs and runs[0].start else "trace"
+    title = _e(_line(runs[0].start.query, 80)) if runs and runs[0].start else "trace"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -308,6 +310,7 @@ class _Page:
                 f"{_e(what)})</div>" for cause, wait, what in causes]
 
     def code(self, code: str, language: str = "python") -> str:
+        code = visible(code)  # pygments escapes markup, not control characters
         if len(code) > KEPT_CHARS:
             code = code[:KEPT_CHARS] + f"\n# ... {len(code) - KEPT_CHARS:,} more characters in the trace file"
         return self.highlight(code, language)
@@ -369,7 +372,9 @@ def _anchor(run: RunOutline, turn: Turn) -> str:
 
 
 def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
+    """Text for HTML: control, bidi-override and XML-forbidden characters made visible first
+    (a model's ESC or NUL must not reach the page raw), then escaped."""
+    return html.escape(visible(str(text)), quote=True)
 
 
 def _line(text: str, limit: int) -> str:

@@ -1,14 +1,35 @@
 """``report.html``: one self-contained file (inline CSS and SVG, no script, no fetch): the
 summary, a chart of mean score and cost by context length, and every task with a link to
-its trace. It opens from disk or a CI artifact store with no network request."""
+its trace. It opens from disk or a CI artifact store with no network request.
+
+Every text a model or a task file wrote is made visible and clipped (:func:`.text.shown`),
+then HTML-escaped; a Content-Security-Policy of ``default-src 'none'`` keeps the page inert
+even if some markup slipped through. Trace links are relative to where the report is.
+"""
 
 from __future__ import annotations
 
-from html import escape
+from html import escape as _escape
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from ..results import TaskResult
 from ..summary import SuiteSummary
 from .markdown import money, winner
+from .text import shown
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def escape(value: object, limit: int | None = None) -> str:
+    """Untrusted text for HTML: plain, visible, clipped, then escaped (quotes too)."""
+    return _escape(shown(value, limit), quote=True)
+
+
+def _trace_link(result: TaskResult, traces: Path) -> str:
+    if not result.trajectory:
+        return ""
+    return quote(str(PurePosixPath(traces.as_posix()) / result.trajectory), safe="/.-_~")
 
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
@@ -41,25 +62,33 @@ def _chart(summary: SuiteSummary) -> str:
     return "".join(parts)
 
 
-def render_html(results: list[TaskResult], summary: SuiteSummary) -> str:
-    s = summary
-    rows = []
-    for r in results:
-        b = r.baseline
-        verdict = '<span class="pass">pass</span>' if r.passed else '<span class="fail">fail</span>'
-        rows.append(
-            f"<tr><td><a href=\"{escape(r.trajectory or '')}\">{escape(r.task_id)}</a> e{r.epoch}</td>"
+def _row(r: TaskResult, traces: Path, baseline: bool) -> str:
+    b = r.baseline
+    verdict = '<span class="pass">pass</span>' if r.passed else '<span class="fail">fail</span>'
+    error = f'<div class="fail">{escape(r.error, 300)}</div>' if r.error else ""
+    direct = (f"<td>{escape(b.answer, 200) if b else ''}</td><td class=num>{f'{b.score:.2f}' if b else ''}</td>"
+              f"<td>{escape(winner(r))}</td>") if baseline else ""
+    return (f"<tr><td><a href=\"{escape(_trace_link(r, traces))}\">{escape(r.task_id)}</a> e{r.epoch}</td>"
             f"<td>{escape(r.source)}</td><td class=num>{f'{r.length:,}' if r.length else ''}</td>"
-            f"<td>{escape(str(r.expected))[:200]}</td><td>{escape(r.answer)[:300]}</td>"
+            f"<td>{escape(r.expected, 200)}</td><td>{escape(r.answer, 300)}</td>"
             f"<td class=num>{r.score:.2f}</td><td>{verdict}</td><td>{escape(r.status)}"
-            f"{' (limit)' if r.limit_hit else ''}</td><td class=num>{money(r.cost_usd)}</td>"
-            f"<td class=num>{r.duration_s:.1f}s</td><td>{escape(b.answer)[:200] if b else ''}</td>"
-            f"<td class=num>{f'{b.score:.2f}' if b else ''}</td><td>{winner(r)}</td></tr>")
+            f"{' (limit)' if r.limit_hit else ''}{error}</td><td class=num>{money(r.cost_usd)}</td>"
+            f"<td class=num>{r.duration_s:.1f}s</td>{direct}</tr>")
+
+
+def render_html(results: list[TaskResult], summary: SuiteSummary, *, traces: Path = Path(".")) -> str:
+    """The report; ``traces`` is the output directory as seen from where the report is written."""
+    s = summary
+    baseline = any(r.baseline is not None for r in results)
+    rows = "".join(_row(r, traces, baseline) for r in results)
     banner = ('<p class="banner"><b>SCRIPTED</b>: answered by scripted models (<code>scripted/oracle</code>), '
               "not a real language model.</p>" if s.scripted else "")
-    failing = f"<p class=fail><b>The suite fails:</b> {escape('; '.join(s.exit_reasons))}.</p>" if s.exit_reasons else ""
+    failing = (f"<p class=fail><b>The suite fails:</b> {escape('; '.join(s.exit_reasons))}.</p>"
+               if s.exit_reasons else "")
+    direct_heads = "<th>direct answer</th><th>direct score</th><th>winner</th>" if baseline else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rlm-sandbox eval: {escape(s.model)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">
+<title>rlm-sandbox eval: {escape(s.model)}</title>
 <style>{CSS}</style></head><body>
 <h1>rlm-sandbox eval report</h1>{banner}{failing}
 <p>Model <code>{escape(s.model)}</code>, sub-model <code>{escape(s.sub_model)}</code>: {s.tasks} task(s),
@@ -72,6 +101,6 @@ def render_html(results: list[TaskResult], summary: SuiteSummary) -> str:
 <h2>Score and cost by context length</h2>{_chart(s)}
 <h2>Tasks</h2>
 <table id="tasks"><tr><th>task (trace)</th><th>generator</th><th>tokens</th><th>expected</th><th>answer</th><th>score</th>
-<th></th><th>status</th><th>cost</th><th>time</th><th>direct answer</th><th>direct score</th><th>winner</th></tr>
-{''.join(rows)}</table></body></html>
+<th></th><th>status</th><th>cost</th><th>time</th>{direct_heads}</tr>
+{rows}</table></body></html>
 """

@@ -7,8 +7,12 @@ Winner); other suites get the same comparison keyed by task and length.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 from ..results import TaskResult
 from ..summary import Breakdown, SuiteSummary
+from .text import shown
 
 SCRIPTED_BANNER = ("> **SCRIPTED**: these results come from scripted models (the `scripted/oracle` policy or another "
                    "`scripted/` model), not from a real language model. They test the pipeline, not a model.")
@@ -18,9 +22,17 @@ def money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
+#: CommonMark's punctuation that can start markup inside a table cell (emphasis, code, links,
+#: HTML, entities, the cell separator); each is written backslash-escaped, so it shows as itself.
+_MARKUP = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
+
+
 def cell(text: object, width: int = 60) -> str:
-    value = " ".join(str(text).split()).replace("|", "\\|")
-    return value if len(value) <= width else value[:width - 1] + "…"
+    """Untrusted text as one Markdown table cell: plain, control characters visible, newlines
+    and runs of spaces as one space, clipped to ``width``, then every markup character escaped
+    (so a ``|`` cannot add a column and ``<script>`` is text)."""
+    value = " ".join(shown(text, keep="\n\t").split())
+    return _MARKUP.sub(r"\\\1", shown(value, width))
 
 
 def winner(result: TaskResult) -> str:
@@ -42,29 +54,51 @@ def _breakdowns(title: str, rows: dict[str, Breakdown], baseline: bool) -> list[
     return lines + [""]
 
 
-def _salary_table(results: list[TaskResult]) -> list[str]:
-    lines = ["| Records | Context | Expected | RLM Answer | Direct Answer | RLM Cost | Direct Cost | RLM Time | "
-             "Direct Time | Winner |", "|---|---|---|---|---|---|---|---|---|---|"]
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _status(r: TaskResult) -> str:
+    status = r.status + (" (limit)" if r.limit_hit else "")
+    return status + (f": {cell(r.error, 120)}" if r.error else "")
+
+
+def _salary_table(results: list[TaskResult], baseline: bool) -> list[str]:
+    heads = ["Records", "Context", "Expected", "RLM Answer", "Direct Answer", "RLM Cost", "Direct Cost", "RLM Time",
+             "Direct Time", "Winner"]
+    if not baseline:
+        heads = [h for h in heads if not h.startswith("Direct") and h != "Winner"]
+    lines = [_row(heads), "|" + "---|" * len(heads)]
     for r in results:
         b = r.baseline
         context = f"{r.context_chars:,} chars" if r.context_chars is not None else "?"
-        lines.append(f"| {r.records or '?'} | {context} | {cell(r.expected, 20)} | {cell(r.answer, 30)} | "
-                     f"{cell(b.answer, 30) if b else '-'} | {money(r.cost_usd)} | {money(b.cost_usd) if b else '-'} | "
-                     f"{r.duration_s:.1f}s | {f'{b.duration_s:.1f}s' if b else '-'} | {winner(r) or '-'} |")
+        row = {"Records": str(r.records or "?"), "Context": context, "Expected": cell(r.expected, 20),
+               "RLM Answer": cell(r.answer, 30), "Direct Answer": cell(b.answer, 30) if b else "-",
+               "RLM Cost": money(r.cost_usd), "Direct Cost": money(b.cost_usd) if b else "-",
+               "RLM Time": f"{r.duration_s:.1f}s", "Direct Time": f"{b.duration_s:.1f}s" if b else "-",
+               "Winner": winner(r) or "-"}
+        lines.append(_row([row[h] for h in heads]))
     return lines
 
 
-def _task_table(results: list[TaskResult]) -> list[str]:
-    lines = ["| Task | Length | Expected | RLM Answer | Score | Status | Direct Answer | Direct Score | RLM Cost | "
-             "Direct Cost | RLM Time | Direct Time | Winner |", "|" + "---|" * 13]
+def _task_table(results: list[TaskResult], baseline: bool) -> list[str]:
+    heads = ["Task", "Length", "Expected", "RLM Answer", "Score", "Status", "Direct Answer", "Direct Score",
+             "RLM Cost", "Direct Cost", "RLM Time", "Direct Time", "Winner"]
+    if not baseline:
+        heads = [h for h in heads if not h.startswith("Direct") and h != "Winner"]
+    lines = [_row(heads), "|" + "---|" * len(heads)]
     for r in results:
         b = r.baseline
         length = f"{r.length:,} tokens" if r.length else (f"{r.context_chars:,} chars" if r.context_chars else "?")
-        status = r.status + (" (limit)" if r.limit_hit else "")
-        lines.append(f"| [{cell(r.task_id, 30)}]({r.trajectory}) e{r.epoch} | {length} | {cell(r.expected, 24)} | "
-                     f"{cell(r.answer, 30)} | {r.score:.2f} | {status} | {cell(b.answer, 30) if b else '-'} | "
-                     f"{f'{b.score:.2f}' if b else '-'} | {money(r.cost_usd)} | {money(b.cost_usd) if b else '-'} | "
-                     f"{r.duration_s:.1f}s | {f'{b.duration_s:.1f}s' if b else '-'} | {winner(r) or '-'} |")
+        link = f"[{cell(r.task_id, 30)}]({quote(r.trajectory or '', safe='/.-_~')})" if r.trajectory \
+            else cell(r.task_id, 30)
+        row = {"Task": f"{link} e{r.epoch}", "Length": length, "Expected": cell(r.expected, 24),
+               "RLM Answer": cell(r.answer, 30), "Score": f"{r.score:.2f}", "Status": _status(r),
+               "Direct Answer": cell(b.answer, 30) if b else "-", "Direct Score": f"{b.score:.2f}" if b else "-",
+               "RLM Cost": money(r.cost_usd), "Direct Cost": money(b.cost_usd) if b else "-",
+               "RLM Time": f"{r.duration_s:.1f}s", "Direct Time": f"{b.duration_s:.1f}s" if b else "-",
+               "Winner": winner(r) or "-"}
+        lines.append(_row([row[h] for h in heads]))
     return lines
 
 
@@ -73,7 +107,7 @@ def render_markdown(results: list[TaskResult], summary: SuiteSummary) -> str:
     lines = ["# rlm-sandbox eval report", ""]
     if s.scripted:
         lines += [SCRIPTED_BANNER, ""]
-    lines += [f"Model `{s.model}`, sub-model `{s.sub_model}`; {s.tasks} task(s), {s.epochs} epoch(s), {s.runs} run(s).",
+    lines += [f"Model {cell(s.model, 200)}, sub-model {cell(s.sub_model, 200)}; {s.tasks} task(s), {s.epochs} epoch(s), {s.runs} run(s).",
               "", "| mean score | std. error | pass rate | passed | failed | errors | limits hit | tokens | cost | "
               "wall time |", "|---|---|---|---|---|---|---|---|---|---|",
               f"| {s.mean_score:.3f} | {s.stderr:.3f} | {s.pass_rate:.1%} | {s.passed} | {s.failed} | {s.errors} | "
@@ -83,12 +117,12 @@ def render_markdown(results: list[TaskResult], summary: SuiteSummary) -> str:
         lines += [f"Direct baseline: mean score {s.baseline.mean_score:.3f}, pass rate {s.baseline.pass_rate:.1%}, "
                   f"cost {money(s.baseline.cost_usd)}.", ""]
     if s.exit_reasons:
-        lines += ["**The suite fails:** " + "; ".join(s.exit_reasons) + ".", ""]
+        lines += ["**The suite fails:** " + cell("; ".join(s.exit_reasons), 2000) + ".", ""]
     baseline = s.baseline is not None
     lines += _breakdowns("By generator", s.by_generator, baseline)
     lines += _breakdowns("By length", s.by_length, baseline)
     salary = [r for r in results if r.source == "salary"]
     if salary:
-        lines += ["## Salary (the original RLM table)", ""] + _salary_table(salary) + [""]
-    lines += ["## Tasks", ""] + _task_table(results) + [""]
+        lines += ["## Salary (the original RLM table)", ""] + _salary_table(salary, baseline) + [""]
+    lines += ["## Tasks", ""] + _task_table(results, baseline) + [""]
     return "\n".join(lines)
