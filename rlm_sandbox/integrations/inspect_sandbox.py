@@ -5,8 +5,8 @@ image, runtime, transport and limits) gives every sample its own container with 
 no capabilities, a read-only root and hard limits. Registered through the ``inspect_ai``
 entry point, so inspect finds it by name once ``rlm-sandbox[inspect]`` is installed.
 
-How commands run: through our kernel, not ``docker exec``. Each operation is one cell (the
-fixed source of ``inspect_cell.py``) that fetches its request from the host through
+How commands run: through our kernel, not ``docker exec``. Each operation is one cell (a
+call of the helpers in ``inspect_cell.py``, loaded once) that fetches its request from the host through
 callbacks and runs the command with ``subprocess`` from an argument list; payloads move in
 base64 chunks. So it works over both transports (a local socket, or a remote daemon's
 stdio), costs a kernel round trip instead of a ``docker exec`` (about 70 ms), and never
@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import RLMSandboxError
 from ..sandbox import ContainerChoice, Sandbox, SandboxLimits, SandboxSpec
+from ..sandbox import ExecResult as ExecResult_
 from ..sandbox.client import docker_client
 from ..sandbox.reaper import LABEL, owner_alive
 
@@ -139,8 +140,7 @@ class RlmSandboxEnvironment(SandboxEnvironment):
         job = self._jobs[job_id] = _Job(request, payload)
         cell_timeout = (timeout or NO_TIMEOUT_S) + CELL_MARGIN_S
         try:
-            result = await anyio.to_thread.run_sync(
-                lambda: self.sandbox.exec(f"{_CELL}\n_rlm_inspect_run({job_id:d})\n", timeout=cell_timeout))
+            result = await anyio.to_thread.run_sync(self._exec_cell, job_id, cell_timeout)
         except RLMSandboxError as exc:
             raise SandboxUnavailableError(f"the rlm-sandbox container cannot run commands: {exc}") from None
         finally:
@@ -156,6 +156,18 @@ class RlmSandboxEnvironment(SandboxEnvironment):
             kind = _ERRORS.get(error["type"], OSError)
             raise kind(f"{error['message']}: {request.get('shown', error['path'])}")
         return job
+
+    def _exec_cell(self, job_id: int, timeout: float) -> ExecResult_:
+        """Run job ``job_id``; the helpers are defined on first use and again after a
+        restart (compiling them costs more than the rest of a small operation)."""
+        call = f"_rlm_inspect_run({job_id:d})\n"
+        result = self.sandbox.exec(call, timeout=timeout)
+        if result.error and result.error.type == "NameError" and "_rlm_inspect_run" in result.error.message:
+            defined = self.sandbox.exec(_CELL, timeout=CELL_MARGIN_S)
+            if not defined.ok:
+                raise SandboxUnavailableError(f"could not load the rlm-sandbox helpers: {defined.error}")
+            result = self.sandbox.exec(call, timeout=timeout)
+        return result
 
     def _path(self, file: str) -> str:
         return posixpath.normpath(posixpath.join(WORK_DIR, file))
