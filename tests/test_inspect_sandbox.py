@@ -49,3 +49,50 @@ def sandbox_env(request: pytest.FixtureRequest, shared_env: Any) -> Any:
     if reason:
         request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
     return shared_env
+
+
+# -- ours: what inspect's suite does not check -----------------------------------------
+
+async def test_ours_commands_do_not_inherit_the_kernels_environment(shared_env: Any) -> None:
+    """A command sees a fixed environment plus the caller's, nothing of the kernel process."""
+    result = await shared_env.exec(["env"], env={"MINE": "1", "LANG": "C"})
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert seen == {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOME": "/tmp/work", "LANG": "C", "MINE": "1"}
+
+
+async def test_ours_refuses_root_and_other_users_saying_why(shared_env: Any) -> None:
+    from inspect_ai.util import SandboxUserUnsupportedError
+
+    for user in ("root", "0", "www-data"):
+        with pytest.raises(SandboxUserUnsupportedError, match="unprivileged user"):
+            await shared_env.exec(["id"], user=user)
+    assert (await shared_env.exec(["id", "-u"], user="nobody")).stdout == "65534\n"
+
+
+async def test_ours_exec_output_over_the_limit_raises_with_the_tail(shared_env: Any) -> None:
+    from inspect_ai.util import OutputLimitExceededError
+    from inspect_ai.util._sandbox.limits import override_max_exec_output_size
+
+    with override_max_exec_output_size(1024):
+        with pytest.raises(OutputLimitExceededError, match="limit of 1 KiB was exceeded") as caught:
+            await shared_env.exec(["sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a; echo END"])
+    assert caught.value.truncated_output is not None and caught.value.truncated_output.endswith("END\n")
+
+
+async def test_ours_operations_survive_the_kernel_forgetting_its_helpers(shared_env: Any) -> None:
+    """After a reset (as after a restart) the helpers are loaded again, not reported missing."""
+    import anyio
+
+    await anyio.to_thread.run_sync(shared_env.sandbox.reset)
+    assert (await shared_env.exec(["echo", "again"])).stdout == "again\n"
+
+
+async def test_ours_a_missing_command_is_a_failed_result_not_an_exception(shared_env: Any) -> None:
+    result = await shared_env.exec(["no-such-command-here"])
+    assert result.returncode == 127 and "no-such-command-here" in result.stderr
+
+
+async def test_ours_rejects_a_config_it_cannot_use(shared_env: Any) -> None:
+    with pytest.raises(TypeError, match="RlmSandboxConfig"):
+        await RlmSandboxEnvironment.sample_init("bad", "compose.yaml", {})
