@@ -174,3 +174,43 @@ def test_cli_cleanup_removes_only_orphans_or_the_container_named(docker_client: 
         await RlmSandboxEnvironment.sample_cleanup("cleanup-task", SPEC, environments, True)
 
     anyio.run(scenario)
+
+
+_OWNER = """
+import sys, anyio
+from rlm_sandbox.integrations.inspect_sandbox import RlmSandboxConfig, RlmSandboxEnvironment
+
+async def main():
+    config = RlmSandboxConfig(labels=(({label!r}, {session!r}),))
+    environments = await RlmSandboxEnvironment.sample_init("orphan-task", config, {{}})
+    print(environments["default"].sandbox.container_id, flush=True)
+    await anyio.sleep(600)
+
+anyio.run(main)
+"""
+
+
+def test_inspect_sandbox_cleanup_cli_finds_us_by_entry_point_and_reaps_orphans(docker_client: Any,
+                                                                               sandbox_image: str) -> None:
+    """`inspect sandbox cleanup rlm-sandbox` (inspect's CLI, in a fresh process that knows us
+    only through the entry point) removes a container whose owner was SIGKILLed."""
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER.format(label=TEST_SESSION_LABEL, session=TEST_SESSION)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        container_id = owner.stdout.readline().strip() if owner.stdout else ""
+        assert container_id, "the owner process did not start a sandbox"
+        assert [c["Id"] for c in _ours(docker_client)] == [container_id]
+        # While its owner lives, a cleanup of orphans leaves it alone.
+        inspect_cli = [str(Path(sys.executable).with_name("inspect")), "sandbox", "cleanup", "rlm-sandbox"]
+        subprocess.run(inspect_cli, check=True, timeout=120, capture_output=True)
+        assert [c["Id"] for c in _ours(docker_client)] == [container_id]
+    finally:
+        owner.kill()  # SIGKILL: no chance to remove its container
+        owner.wait()
+    assert [c["Id"] for c in _ours(docker_client)] == [container_id]
+    done = subprocess.run(inspect_cli, timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _ours(docker_client) == []
