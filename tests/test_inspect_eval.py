@@ -148,6 +148,23 @@ def test_rlm_solver_answers_from_metadata_context_and_reports_usage_and_trace(tm
     assert docker_client.api.containers(all=True, filters={"label": f"{TEST_SESSION_LABEL}={TEST_SESSION}"}) == []
 
 
+def test_rlm_solver_takes_the_input_as_context_and_asks_the_query(tmp_path: Path, docker_client: Any,
+                                                                  sandbox_image: str) -> None:
+    replies = ["```repl\nprint(len(context.split()))\n```", "FINAL(5)"]
+    with ScriptedModel(replies) as scripted:
+        task = Task(dataset=[Sample(input="one two three four five", target="5")],
+                    solver=rlm_solver(scripted.model, query="How many words?", max_iterations=4,
+                                      sandbox_factory=_labelled),
+                    scorer=includes())
+        log = _run(task, tmp_path)
+        first_prompt = str(scripted.calls[0])
+    [sample] = log.samples
+    assert "How many words?" in first_prompt
+    cells = [event for event in sample.store[TRACE_KEY] if event["event"] == "cell"]
+    assert [cell["stdout"] for cell in cells] == ["5\n"]  # the input was the sandbox's context
+    assert sample.output.completion == "5" and sample.scores["includes"].value == "C"
+
+
 def test_rlm_solver_names_a_missing_metadata_field(tmp_path: Path, sandbox_image: str) -> None:
     with ScriptedModel(["FINAL(x)"]) as scripted:
         task = Task(dataset=[Sample(input="q", metadata={"doc": "text"})],
