@@ -96,3 +96,22 @@ async def test_ours_a_missing_command_is_a_failed_result_not_an_exception(shared
 async def test_ours_rejects_a_config_it_cannot_use(shared_env: Any) -> None:
     with pytest.raises(TypeError, match="RlmSandboxConfig"):
         await RlmSandboxEnvironment.sample_init("bad", "compose.yaml", {})
+
+
+async def test_ours_host_holds_no_more_than_the_limit_whatever_the_kernel_sends(shared_env: Any) -> None:
+    """A kernel that keeps sending (a compromised one: commands run as its user) is refused
+    past the job's limit, through the real callback path."""
+    import anyio
+
+    from rlm_sandbox.integrations.inspect_sandbox import _Job
+
+    job = shared_env._jobs[999] = _Job({"op": "read", "limit": 1024}, None)
+    try:
+        flood = ("import base64\nrefused = 0\nfor _ in range(10):\n    try:\n"
+                 "        inspect_put(999, 'file', base64.b64encode(b'x' * 512).decode())\n"
+                 "    except Exception:\n        refused += 1\nprint(refused)")
+        result = await anyio.to_thread.run_sync(shared_env.sandbox.exec, flood)
+    finally:
+        shared_env._jobs.pop(999)
+    assert result.stdout == "8\n", result
+    assert sum(map(len, job.received["file"])) == 1024 and job.overflow

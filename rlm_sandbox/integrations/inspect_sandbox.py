@@ -98,6 +98,19 @@ class _Job:
         self.request = request
         self.received: dict[str, list[bytes]] = {"stdout": [], "stderr": [], "file": []}
         self.outcome: dict[str, Any] | None = None
+        #: The most one stream may bring back: what the host holds whatever the kernel sends.
+        self.cap: int = int(request.get("limit") or 0)
+        self.sizes = {stream: 0 for stream in self.received}
+        self.overflow = False
+
+    def take(self, stream: str, data: bytes) -> None:
+        if stream not in self.received:
+            raise ValueError(f"no stream {stream!r}: stdout, stderr or file")
+        if self.sizes[stream] + len(data) > self.cap:
+            self.overflow = True
+            raise ValueError(f"{stream} is over its {self.cap}-byte limit; send no more")
+        self.sizes[stream] += len(data)
+        self.received[stream].append(data)
 
 
 class RlmSandboxEnvironment(SandboxEnvironment):
@@ -127,7 +140,7 @@ class RlmSandboxEnvironment(SandboxEnvironment):
         return base64.b64encode(payload[index * CHUNK:(index + 1) * CHUNK]).decode("ascii")
 
     def _put(self, job_id: int, stream: str, data: str) -> None:
-        self._jobs[job_id].received[stream].append(base64.b64decode(data))
+        self._jobs[job_id].take(stream, base64.b64decode(data))
 
     def _done(self, job_id: int, outcome: dict[str, Any]) -> None:
         self._jobs[job_id].outcome = outcome
@@ -145,6 +158,8 @@ class RlmSandboxEnvironment(SandboxEnvironment):
             raise SandboxUnavailableError(f"the rlm-sandbox container cannot run commands: {exc}") from None
         finally:
             self._jobs.pop(job_id, None)
+        if job.overflow:
+            raise OutputLimitExceededError(_limit_str(request), None)
         if job.outcome is None:
             if result.timed_out:
                 raise TimeoutError(f"the operation did not finish within {cell_timeout:g} s")
@@ -301,6 +316,11 @@ def remove_containers(container_id: str | None = None) -> list[str]:
             continue
         removed.append(container["Id"])
     return removed
+
+
+def _limit_str(request: dict[str, Any]) -> str:
+    return (SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR if request["op"] == "read"
+            else SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE_STR)
 
 
 def _spec(config: SandboxEnvironmentConfigType | None) -> SandboxSpec:
