@@ -200,6 +200,19 @@ def test_an_exception_in_a_tool_is_a_code_execution_error(make_interpreter):
     assert interpreter.execute("print('ok')") == "ok\n"
 
 
+def test_a_secret_in_a_tools_error_is_masked_before_the_model_reads_it(make_interpreter, monkeypatch):
+    monkeypatch.setenv("EXAMPLE_PROVIDER_API_KEY", "sk-example-0123456789abcdef")
+
+    def ask(prompt: str) -> str:
+        raise PermissionError("401 for key sk-example-0123456789abcdef")
+
+    interpreter = make_interpreter(tools={"ask": ask})
+    with pytest.raises(CodeExecutionError) as raised:
+        interpreter.execute("ask('hi')")
+    assert "sk-example" not in str(raised.value)
+    assert "PermissionError: 401 for key [secret EXAMPLE_PROVIDER_API_KEY]" in str(raised.value)
+
+
 def test_a_cell_past_its_timeout_is_interrupted_and_the_session_goes_on(make_interpreter):
     interpreter = make_interpreter(limits={"cell_timeout_s": 1, "interrupt_grace_s": 1})
     interpreter.execute("kept = 'yes'")

@@ -48,6 +48,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..errors import RLMSandboxError
 from ..kernel.dialects import SUBMIT_ALIAS
+from ..redaction import redact
 from ..sandbox import ExecResult, SandboxLimits, SandboxPool, SandboxSpec
 from ..sandbox.base import ExecError, Sandbox
 
@@ -263,9 +264,18 @@ class SandboxInterpreter:
         self._declared = wanted
 
     def _call_tool(self, tool_name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """What the sandbox's stubs call (on a callback thread): the tool, in the caller's context."""
+        """What the sandbox's stubs call (on a callback thread): the tool, in the caller's context.
+
+        A tool's error reaches the cell by its class name and message; a secret in the message
+        (a provider echoing its key) is masked first, since the model reads it."""
         context = self._context or contextvars.copy_context()
-        return context.copy().run(self.invoke_tool, tool_name, list(args), kwargs)
+        try:
+            return context.copy().run(self.invoke_tool, tool_name, list(args), kwargs)
+        except Exception as exc:
+            masked = redact(str(exc))
+            if masked == str(exc):
+                raise
+            raise type(type(exc).__name__, (Exception,), {})(masked) from None
 
     @with_callbacks
     def invoke_tool(self, tool_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
