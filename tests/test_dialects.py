@@ -109,3 +109,8 @@ def test_submit_survives_except_exception_in_the_cell(make_rlm):
     root = ScriptedModel(["```repl\ntry:\n    SUBMIT('kept')\nexcept Exception:\n    print('swallowed')\n```"])
     result = make_rlm(root).run("q", "ctx")
     assert result.answer == "kept" and "swallowed" not in cells(result)[0].stdout
+
+
+def test_final_of_the_answer_dict_answers_with_its_content(make_rlm):
+    root = ScriptedModel(["```repl\nanswer['content'] = 'the content'\nFINAL(answer)\n```"])
+    assert make_rlm(root).run("q", "ctx").answer == "the content"
