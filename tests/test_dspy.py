@@ -89,7 +89,7 @@ def test_dspy_rlm_runs_its_code_in_our_container_and_calls_tools_on_the_host(mak
     assert not containers_labelled(docker_client, "org.rlm-sandbox.test-case=dspy-e2e")
 
 
-def test_dspy_configure_makes_it_every_rlms_interpreter(make_interpreter, sandbox_image):
+def test_dspy_configure_makes_it_every_rlms_interpreter(sandbox_image):
     factory = SandboxInterpreter.factory(image=sandbox_image, labels={TEST_SESSION_LABEL: TEST_SESSION})
     assert factory.execution_instructions == SandboxInterpreter.execution_instructions
     lm = DummyLM([{"reasoning": "r", "code": "import socket\nSUBMIT(len(socket.gethostname()))"}])

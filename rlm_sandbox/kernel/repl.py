@@ -199,7 +199,7 @@ class Repl:
             value = self.lookup(name)
             if value is self.answer_slot:  # the original RLM's answer dict means its content
                 value = value.get("content", "")
-                if value == "":
+                if isinstance(value, str) and not value:  # nothing in it yet: as if it did not exist
                     raise NameError(name)
         except NameError:
             hint = "" if name.isidentifier() else " (that looks like a value, not a name)"
