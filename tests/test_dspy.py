@@ -9,21 +9,19 @@ import threading
 import uuid
 from typing import Any, Callable, Iterator
 
+import dspy  # the dspy extra: scripts/setup.sh installs it, so where it is missing these tests fail
 import pytest
-
-dspy = pytest.importorskip("dspy", reason="the dspy extra is not installed: pip install -e '.[dspy]'")
-
-from dspy.primitives.code_interpreter import (  # noqa: E402
+from dspy.primitives.code_interpreter import (
     CodeExecutionError,
     CodeInterpreter,
     CodeInterpreterError,
     FinalOutput,
 )
-from dspy.utils.dummies import DummyLM  # noqa: E402
+from dspy.utils.dummies import DummyLM
 
-from rlm_sandbox.integrations.dspy import SandboxInterpreter  # noqa: E402
-from rlm_sandbox.sandbox import SandboxPool  # noqa: E402
-from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
+from rlm_sandbox.integrations.dspy import SandboxInterpreter
+from rlm_sandbox.sandbox import SandboxPool
+from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
 pytestmark = pytest.mark.docker
 
@@ -110,6 +108,15 @@ def test_the_sandbox_dspy_facade_builds_predictors_that_run_on_the_host(make_int
     with dspy.context(lm=lm):
         prediction = dspy.RLM("question -> answer", max_iters=2, interpreter_factory=make_interpreter)(question="q")
     assert prediction.answer == "hi from the host"
+
+
+def test_program_of_thought_runs_its_code_in_the_container_too(make_interpreter):
+    code = "```python\nimport socket\nSUBMIT(len(socket.gethostname()) * 3 + 6)\n```"
+    lm = DummyLM([{"reasoning": "compute", "generated_code": code}, {"reasoning": "read it", "answer": "42"}])
+    with dspy.context(lm=lm):
+        prediction = dspy.ProgramOfThought("question -> answer", interpreter_factory=make_interpreter)(question="q")
+    assert prediction.answer == "42"
+    assert '[[ ## code_output ## ]]\n{"output": 42}' in lm.history[-1]["messages"][-1]["content"]
 
 
 # -- the protocol, directly ---------------------------------------------------------------

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dspy", reason="the dspy extra is not installed: pip install -e '.[dspy]'")
-
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_dspy.py"
 
 pytestmark = pytest.mark.docker
