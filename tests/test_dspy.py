@@ -20,7 +20,7 @@ from dspy.primitives.code_interpreter import (
 from dspy.utils.dummies import DummyLM
 
 from rlm_sandbox.integrations.dspy import SandboxInterpreter
-from rlm_sandbox.sandbox import SandboxPool
+from rlm_sandbox.sandbox import Sandbox, SandboxPool, SandboxSpec, register_provider
 from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
 pytestmark = pytest.mark.docker
@@ -309,3 +309,36 @@ def test_runtime_runsc_runs_it_under_gvisor(make_interpreter, docker_client):
     interpreter = make_interpreter(runtime="runsc")
     release = interpreter.execute("import platform\nprint(platform.release())").strip()
     assert release != platform.release()  # gVisor answers with its own kernel
+
+
+class ForeignSandbox(Sandbox):
+    """A third party's provider whose sandboxes do not run our kernel (no assign())."""
+
+    closed = False
+
+    def start(self) -> "ForeignSandbox":
+        return self
+
+    def load(self, context: Any = None, **kwargs: Any) -> "ForeignSandbox":
+        return self
+
+    def exec(self, code: str, **kwargs: Any) -> Any:
+        raise AssertionError("never reached")
+
+    def get(self, name: str, **kwargs: Any) -> Any:
+        raise AssertionError("never reached")
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        ForeignSandbox.closed = True
+
+
+def test_a_provider_without_our_kernel_is_refused_with_what_to_use():
+    register_provider("foreign_for_dspy_test", lambda spec, context, callbacks, exceptions: ForeignSandbox(),
+                      replace=True)
+    interpreter = SandboxInterpreter(spec=SandboxSpec(provider="foreign_for_dspy_test"))
+    with pytest.raises(CodeInterpreterError, match="has no assign.*docker or local provider"):
+        interpreter.execute("print(1)")
+    assert ForeignSandbox.closed and interpreter.sandbox is None

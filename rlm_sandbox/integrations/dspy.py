@@ -159,6 +159,11 @@ class SandboxInterpreter:
                     self._sandbox = self._spec.create(None, callbacks=callbacks).start()
             except RLMSandboxError as exc:
                 raise CodeInterpreterError(f"could not start the sandbox: {exc}") from exc
+            if not callable(getattr(self._sandbox, "assign", None)):
+                sandbox, self._sandbox = self._sandbox, None
+                sandbox.close()
+                raise CodeInterpreterError(f"{type(sandbox).__name__} cannot bind variables (it has no assign()); "
+                                           "use the docker or local provider, whose sandboxes run our kernel")
         return self._sandbox
 
     def _check_usable(self) -> None:
