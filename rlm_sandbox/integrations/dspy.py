@@ -126,6 +126,8 @@ class SandboxInterpreter:
     @with_callbacks
     def start(self) -> None:
         """Start the container (idempotent): call it ahead of time to have it warm."""
+        if self._sandbox is not None and self._ended is None:
+            return  # started: without waiting for a running execute() (a tool may call this)
         with self._lock:
             self._ensure_started()
 
