@@ -1,1 +1,1 @@
-"""Framework integrations, one module per framework, each an optional extra (nothing of ours imports them)."""
+"""Framework integrations on our sandbox (DSPy, inspect_ai, ...): one module per framework, each an optional extra; nothing of ours imports them."""

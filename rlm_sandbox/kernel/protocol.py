@@ -10,6 +10,8 @@ Message shapes (every request has an ``id``; its reply carries the same ``id``):
     kernel -> host   {"type": "hello", "protocol": 1, "token": ..., "python": "3.11.2"}
     host -> kernel   {"type": "configure", "id": 1, "callbacks": [...], "max_output_chars": ...}
                      {"type": "context", "id": 2, "kind": "str", "blob": N} + N bytes
+                     {"type": "assign", "id": 6, "vars": [{"name": "x", "kind": "str", "size": n,
+                      "keep": true}, {"name": "y", "kind": "kept"}], "blob": N} + N bytes
                      {"type": "exec", "id": 3, "code": "..."}
                      {"type": "get", "id": 4, "name": "x", "max_bytes": ...}
                      {"type": "reset" | "ping" | "shutdown", "id": 5}

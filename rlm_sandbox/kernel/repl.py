@@ -20,19 +20,20 @@ import traceback
 from typing import Any, Callable
 
 from .capture import FdCapture, OutputBuffer, StreamRouter, clip_middle
+from .dialects import ANSWER_NAME, SUBMIT_ALIAS, Submitted, as_json, new_answer_slot, ready_answer, submitted_value
 from .memory import Memory, reads_offloaded
 
 CONTEXT_NAME = "context"
 _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def decode_context(kind: str, blob: bytes | bytearray) -> Any:
+def decode_context(kind: str, blob: bytes | bytearray | memoryview) -> Any:
     if kind == "str":
-        return blob.decode("utf-8", "surrogatepass")
+        return str(blob, "utf-8", "surrogatepass")
     if kind == "bytes":
         return bytes(blob)
     if kind == "json":
-        return json.loads(blob)
+        return json.loads(str(blob, "utf-8", "surrogatepass"))
     raise ValueError(f"unknown context kind {kind!r}")
 
 
@@ -53,10 +54,13 @@ class Repl:
         self._cell_numbers = itertools.count(1)
         self.context: Any = None
         self.namespace: dict[str, Any] = {}
-        self.memory = Memory(self.namespace, lambda: {CONTEXT_NAME, *self.helpers})
+        self.memory = Memory(self.namespace, self._protected_names)
         self.helpers: dict[str, Any] = {"FINAL": self._final, "FINAL_VAR": self._final_var,
+                                        "SUBMIT": self._submit, SUBMIT_ALIAS: self._submit,
                                         "memory_status": self.memory.status,
                                         "forget": self.memory.forget}
+        self.answer_slot: dict[str, Any] = new_answer_slot()
+        self.kept: dict[str, Any] = {}  # values assign() was asked to keep, by name
         self.final: dict[str, Any] | None = None
         self.max_output_chars = 100_000  # sent back per stream (head and tail)
         self.max_capture_chars = 10_000_000  # kept per stream, e.g. to offload whole
@@ -72,10 +76,18 @@ class Repl:
         self.namespace.update({"__name__": "__main__", "__builtins__": builtins})
         self.namespace.update(self.helpers)
         self.namespace[CONTEXT_NAME] = self.context
+        self.answer_slot = self.namespace[ANSWER_NAME] = new_answer_slot()
+        self.kept.clear()
 
     def set_context(self, value: Any) -> None:
         self.context = value
         self.namespace[CONTEXT_NAME] = value
+
+    def _protected_names(self) -> set[str]:
+        """Names memory_status() does not list and forget() keeps: context, the helpers, and
+        ``answer`` while it is still the kernel's own dict."""
+        own_answer = self.namespace.get(ANSWER_NAME) is self.answer_slot
+        return {CONTEXT_NAME, *self.helpers, *([ANSWER_NAME] if own_answer else [])}
 
     def add_helpers(self, helpers: dict[str, Any]) -> None:
         self.helpers.update(helpers)
@@ -103,6 +115,8 @@ class Repl:
         try:
             compiled = self._compile(code)
             run(lambda: self._execute(compiled))
+        except Submitted:
+            pass  # SUBMIT(...) ended the cell; self.final holds what it submitted
         except BaseException as exc:  # noqa: BLE001 - every failure is the cell's result
             error = describe_error(exc)
         finally:
@@ -110,6 +124,10 @@ class Repl:
                 os._exit(0)  # a forked child finished the cell: it must never reply
             self._fd_capture.drain()
             self._attach(None, None)
+        if error is None and self.final is None:
+            ready, content = ready_answer(self.namespace)
+            if ready:
+                self.final = self._final_payload(render_value(content), source="answer")
         out_text, offloaded = stdout.getvalue(), None
         if offload_threshold is not None and len(out_text) > offload_threshold and not reads_offloaded(code):
             offloaded = {"name": self.memory.offload(out_text), "chars": len(out_text)}
@@ -159,7 +177,18 @@ class Repl:
 
     def _final(self, answer: Any) -> None:
         """FINAL(answer): end the task with this answer."""
+        if answer is self.answer_slot:  # FINAL(answer) in the original RLM's protocol: its content
+            answer = answer.get("content", "")
         self.final = self._final_payload(render_value(answer), source="FINAL")
+
+    def _submit(self, *args: Any, **kwargs: Any) -> None:
+        """SUBMIT(answer) or SUBMIT(field=value, ...): end the task with this answer, at once."""
+        value = as_json(submitted_value(args, kwargs))
+        payload = self._final_payload(render_value(value), source="SUBMIT")
+        if not payload["truncated"]:  # the structured value too, for hosts that want fields (DSPy)
+            payload["submitted"] = value
+        self.final = payload
+        raise Submitted()
 
     def _final_var(self, name: Any) -> None:
         """FINAL_VAR(name): end the task with the value of variable `name`."""
@@ -168,6 +197,10 @@ class Repl:
         name = name.strip().strip("'\"")
         try:
             value = self.lookup(name)
+            if value is self.answer_slot:  # the original RLM's answer dict means its content
+                value = value.get("content", "")
+                if isinstance(value, str) and not value:  # nothing in it yet: as if it did not exist
+                    raise NameError(name)
         except NameError:
             hint = "" if name.isidentifier() else " (that looks like a value, not a name)"
             raise NameError(f"FINAL_VAR takes the NAME of a variable, e.g. FINAL_VAR('answer'); there is no "

@@ -65,6 +65,7 @@ class KernelServer:
         self._handlers = {
             "configure": self._configure,
             "context": self._context,
+            "assign": self._assign,
             "exec": self._exec,
             "get": self._get,
             "reset": self._reset,
@@ -202,6 +203,42 @@ class KernelServer:
         self.repl.set_context(value)
         length = len(value) if hasattr(value, "__len__") else None
         return {"context_type": type(value).__name__, "length": length}
+
+    def _assign(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Bind variables from one blob: ``vars`` lists each one's name, kind (str, bytes, json,
+        or ``kept``: the value kept from an earlier assign under that name) and byte size, in
+        the blob's order; ``keep`` marks values to keep for later ``kept`` assigns."""
+        specs, blob = message.get("vars"), message.pop("blob", b"")
+        if not isinstance(specs, list):
+            raise RequestError("BadRequest", "assign needs 'vars': a list of {name, kind, size}")
+        view, offset, values, keep = memoryview(blob), 0, {}, {}
+        for spec in specs:
+            name, kind, size = (spec.get(key) for key in ("name", "kind", "size")) if isinstance(spec, dict) \
+                else (None, None, None)
+            if not isinstance(name, str) or not name.isidentifier() or name == "__builtins__":
+                raise RequestError("BadRequest", f"variable name {name!r} is not a usable identifier")
+            if kind == "kept":
+                if name not in self.repl.kept:
+                    raise RequestError("NotKept", f"no value of {name!r} was kept; send it again")
+                values[name] = self.repl.kept[name]
+                continue
+            if kind not in CONTEXT_KINDS or not _is_count(size) or offset + size > len(view):
+                raise RequestError("BadRequest", f"{name}: kind must be one of {CONTEXT_KINDS} and size "
+                                   "must fit in the blob")
+            try:
+                values[name] = decode_context(kind, view[offset:offset + size])
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise RequestError("BadValue", f"{name} is not valid {kind}: {exc}") from None
+            offset += size
+            keep[name] = bool(spec.get("keep"))
+        del view, blob
+        for name, kept in keep.items():  # only once every value is read: a bad request changes nothing
+            if kept:
+                self.repl.kept[name] = values[name]
+            else:
+                self.repl.kept.pop(name, None)
+        self.repl.namespace.update(values)
+        return {"names": sorted(values)}
 
     def _exec(self, message: dict[str, Any]) -> dict[str, Any]:
         code = message.get("code")

@@ -93,12 +93,15 @@ class ExecError:
 
 @dataclass(frozen=True)
 class FinalAnswer:
-    """What a cell passed to FINAL() or FINAL_VAR()."""
+    """How a cell finished the task: FINAL(), FINAL_VAR(), SUBMIT() or the original RLM's
+    ``answer["ready"] = True`` (see kernel/dialects.py)."""
 
     answer: str
-    source: str  # "FINAL" or "FINAL_VAR"
+    source: str  # "FINAL", "FINAL_VAR", "SUBMIT" or "answer"
     name: str | None = None
     truncated: bool = False
+    #: SUBMIT only: the value submitted, as JSON data (a dict of fields for SUBMIT(a=..., b=...)).
+    submitted: Any = None
 
 
 @dataclass(frozen=True)

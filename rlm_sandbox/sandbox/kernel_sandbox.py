@@ -44,6 +44,9 @@ from .connection import KernelConnection, KernelUnresponsive
 from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
+#: A str or bytes variable at least this big is kept by the kernel after assign(), so
+#: assigning the very same object again sends its name instead of its bytes.
+KEEP_BYTES = 64 * 1024
 
 
 def encode_context(context: Context) -> tuple[str, bytes]:
@@ -85,6 +88,8 @@ class KernelSandbox(Sandbox):
         self._start_timings: dict[str, float] = {}
         self.context_info: dict[str, Any] = {}
         self.restarts = 0
+        self._kept: dict[str, Any] = {}  # name -> the object the kernel keeps (see assign)
+        self.assigned_bytes = 0  # bytes of variables assign() has sent, in all
         cleanup.install_signal_handlers()
 
     def _set_work(self, context: Context, callbacks: Callbacks | None, exceptions: tuple[str, ...]) -> None:
@@ -234,6 +239,7 @@ class KernelSandbox(Sandbox):
 
     def _start_kernel(self) -> None:
         self._start_timings = {}  # a new dict: views of the previous start stay as they were
+        self._kept = {}  # a new kernel keeps nothing
         token = secrets.token_hex(16)
         stream = self._open_kernel(token)
         if self._closed:  # closed from another thread while the kernel was starting
@@ -372,7 +378,49 @@ class KernelSandbox(Sandbox):
         reply = self._request("get", name=name, max_bytes=min(max_bytes or cap, cap))
         return reply.get("value")
 
+    def assign(self, values: Mapping[str, Any]) -> None:
+        """Bind variables in the namespace, in one round trip.
+
+        Strings and bytes travel as raw bytes in one blob, never as code or JSON text; other
+        values as JSON. A str or bytes of at least ``KEEP_BYTES`` is kept by the kernel, and
+        assigning that same object under the same name again sends only its name (a caller
+        that re-sends its inputs before every cell, as DSPy does, pays for a big one once).
+        """
+        specs: list[dict[str, Any]] = []
+        parts: list[bytes] = []
+        kept = dict(self._kept)
+        for name, value in values.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"variable name {name!r} must be a Python identifier")
+            if isinstance(value, (str, bytes)) and kept.get(name) is value:
+                specs.append({"name": name, "kind": "kept"})
+                continue
+            kind, data = _encode_variable(name, value)
+            keep = isinstance(value, (str, bytes)) and len(data) >= KEEP_BYTES
+            specs.append({"name": name, "kind": kind, "size": len(data), "keep": keep})
+            parts.append(data)
+            if keep:
+                kept[name] = value
+            else:
+                kept.pop(name, None)
+        blob = parts[0] if len(parts) == 1 else b"".join(parts)
+        with self._lock:
+            conn = self._connection()
+            self._used = True
+            try:
+                reply = conn.request("assign", timeout=max(self.limits.cell_timeout_s, len(blob) / 50e6),
+                                     blob=blob, vars=specs)
+            except (KernelUnresponsive, StreamClosed, OSError) as exc:
+                reason = self._death_reason() if isinstance(exc, (StreamClosed, OSError)) else str(exc)
+                self._restart()
+                raise SandboxError(f"assign failed ({reason}); the sandbox was restarted and its variables "
+                                   "were lost") from None
+            raise_for_error(reply)
+            self._kept = kept
+            self.assigned_bytes += len(blob)
+
     def reset(self) -> None:
+        self._kept = {}
         self._request("reset")
 
     def ping(self) -> None:
@@ -395,6 +443,19 @@ class KernelSandbox(Sandbox):
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+def _encode_variable(name: str, value: Any) -> tuple[str, bytes]:
+    """The wire form of one assigned variable: raw UTF-8 or bytes, else JSON."""
+    if isinstance(value, str):
+        return "str", value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes", bytes(value)
+    try:
+        return "json", json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError) as exc:
+        raise ContextTypeError(f"variable {name} holds something that is not JSON-compatible ({exc}); "
+                               "pass str, bytes, numbers, or lists/dicts of JSON values") from None
+
 
 def _make_socket_dir(kernel_uid: int | None) -> Path:
     """A fresh directory holding only the socket: 0700 and owned by the kernel's uid when

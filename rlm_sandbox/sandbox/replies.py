@@ -63,7 +63,8 @@ def exec_result(reply: dict[str, Any], stopped_by: str | None, limits: SandboxLi
         answer = raw_final["answer"]
         final = FinalAnswer(answer=answer[:limits.max_value_bytes], source=_text(raw_final, "source", 20) or "FINAL",
                             name=name[:200] if isinstance(name, str) else None,
-                            truncated=bool(raw_final.get("truncated")) or len(answer) > limits.max_value_bytes)
+                            truncated=bool(raw_final.get("truncated")) or len(answer) > limits.max_value_bytes,
+                            submitted=raw_final.get("submitted"))  # JSON data, its size bounded by the line cap
     offloaded = None
     raw_offloaded = reply.get("offloaded")
     if isinstance(raw_offloaded, dict) and isinstance(raw_offloaded.get("name"), str):
