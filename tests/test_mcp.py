@@ -207,18 +207,20 @@ def test_python_run_keeps_state_per_session_and_sessions_are_isolated(workspace,
                        await client.call("python_run", code="print(x)", session="b"),
                        await client.call("python_run", code="y = 'default'"),
                        await client.call("python_run", code="print(y)", session="default"),
-                       await client.call("python_run", code="print(1)", session="../etc")]
+                       await client.call("python_run", code="print(1)", session="../etc"),
+                       await client.call("python_run", code="print('\\x1b]0;owned\\x07\\x1b[2J done')", session="a")]
             live = len(containers(docker_client, mark))
             return results, client, live
 
     results, client, live = asyncio.run(scenario())
-    set_x, add_x, other, default_set, default_get, bad_id = results
+    set_x, add_x, other, default_set, default_get, bad_id, escapes = results
     assert set_x == (False, {"session": "a", "stdout": "set\n", "stderr": "", "error": None, "timed_out": False,
                              "notes": []})
     assert add_x[1]["stdout"] == "42\n" and add_x[1]["stderr"] == "warn\n"
     assert other[1]["session"] == "b" and "NameError" in other[1]["error"] and other[1]["stdout"] == ""
     assert default_set[1]["session"] == "default" and default_get[1]["stdout"] == "default\n"
     assert bad_id[0] and "'../etc'" in bad_id[1]
+    assert escapes[1]["stdout"] == "\\x1b]0;owned\\x07\\x1b[2J done\n"  # shown, never interpreted by a client
     assert live == 3  # a, b and default, each its own container
     assert client.stray == []  # printed cells came back through the tool, never on the server's stdout
     assert wait_for(lambda: not containers(docker_client, mark))  # the server closed them all on its way out
