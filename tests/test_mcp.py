@@ -289,3 +289,13 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_benchmark_runs(sandbox_image):
+    """benchmarks/bench_mcp.py --smoke still works (its figures mean nothing; no timing is checked)."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_mcp.py"), "--smoke"], capture_output=True,
+                          text=True, env=_env(None), timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert {"spawn_to_initialized_s", "list_tools", "python_run_warm", "sandbox_exec_warm",
+            "mcp_overhead_per_call_p50_ms"} <= set(figures)

@@ -49,7 +49,7 @@ def mcp(
     max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", metavar="USD",
                                                  help="Cap on one rlm_answer call's spend: a call asking for more is "
                                                       "refused, a call asking for none gets this (needs priced "
-                                                      "models)."),
+                                                      "models; default: the max_cost_usd setting, if any)."),
     max_bytes: int = typer.Option(64 * 1024 * 1024, "--max-bytes", metavar="N",
                                   help="Most bytes of files and text one rlm_answer call may read (default 64 MiB).",
                                   show_default=False),
@@ -109,10 +109,11 @@ def mcp(
         raise fail(f"the MCP server needs the mcp extra ({exc.name or exc} is missing): "
                    "pip install 'rlm-sandbox[mcp]'") from None
     given = {name: value for name, (_, value) in flags.items() if value is not None}
+    cap = max_cost_usd if max_cost_usd is not None else rlm.settings.max_cost_usd  # a configured budget is a cap
     spec = rlm.settings.sandbox_spec()
     spec = spec.model_copy(update={"labels": {**spec.labels, **labels}})
     config = McpConfig(root=base.resolve(), trace_dir=traces.resolve(), sandbox_spec=spec, labels=labels,
-                       options={**set_options, **given}, max_cost_usd=max_cost_usd,
+                       options={**set_options, **given}, max_cost_usd=cap,
                        files=FileLimits(max_bytes=max_bytes, max_files=max_files),
                        session_idle_s=session_idle_s, max_sessions=max_sessions)
     where = "stdio" if http is None else f"http://127.0.0.1:{http}/mcp"

@@ -129,7 +129,9 @@ class _Reporter:
                 else:
                     await self.ctx.log(kind, payload, logger_name="rlm-sandbox")
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
+                return  # the client went away: the run goes on to its result and trace
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be sent must not fail the run
+                log.warning("could not send an MCP %s message: %s", kind, redact(str(exc)))
 
     def finish(self) -> None:
         """Let ``pump`` stop after everything queued so far (callbacks run in the order queued)."""
