@@ -154,6 +154,36 @@ def test_lists_tools_and_answers_about_a_file_with_progress(workspace, sandbox_i
     assert wait_for(lambda: not containers(docker_client, mark))
 
 
+def test_a_call_the_client_cancels_stops_its_run(workspace, sandbox_image, docker_client):
+    root, traces, errlog = workspace
+    mark = uuid.uuid4().hex[:12]
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with stdio_server(root, traces, mark, errlog, model_url=server.url) as client:
+            call = asyncio.create_task(client.call("rlm_answer", query="q", text="some text"))
+            seen["started"] = await asyncio.to_thread(wait_for, lambda: bool(containers(docker_client, mark)), 120)
+            await asyncio.sleep(1.0)  # the cell is sleeping in the container now
+            call.cancel()
+            try:
+                await call
+            except asyncio.CancelledError:
+                pass
+            seen["gone"] = await asyncio.to_thread(wait_for, lambda: not containers(docker_client, mark), 30)
+            seen["after"] = await client.call("python_run", code="print('still serving')")
+        return seen
+
+    with OpenAICompatibleServer(lambda messages: "```repl\nimport time\ntime.sleep(60)\n```") as server:
+        seen = asyncio.run(scenario())
+
+    assert seen["started"], "the run's container never appeared"
+    assert seen["gone"], "the cancelled run's container was still there 30 s later"
+    assert seen["after"][1]["stdout"] == "still serving\n"
+    (trace,) = traces.iterdir()
+    events = [json.loads(line)["event"] for line in trace.read_text().splitlines()]
+    assert events[-1] == "run_interrupted", events[-3:]
+
+
 def test_paths_outside_the_root_and_costs_above_the_cap_are_refused(tmp_path, workspace, sandbox_image):
     root, traces, errlog = workspace
     secret = tmp_path / "secret.txt"

@@ -43,6 +43,8 @@ __all__ = ["McpConfig", "build_server", "serve"]
 
 log = logging.getLogger(__name__)
 
+CLEANUP_WAIT_S = 60.0  # how long a cancelled call waits for its run to close its sandbox and say so
+
 INSTRUCTIONS = ("rlm_answer answers a question about files under this server's root (or text you give) with a "
                 "Recursive Language Model: the content is never put in a prompt; a model explores it with code in a "
                 "locked-down container. python_run runs Python in a locked-down container (no network); variables "
@@ -200,9 +202,17 @@ async def rlm_answer_call(config: McpConfig, ctx: Context, query: str, paths: li
 
         rlm.on_event = listen
         pump = asyncio.create_task(reporter.pump())
+        # The run is a task of its own: the SDK cancels a call through anyio, which cancels
+        # again at every await, and would cut the run's cleanup short (its container removed,
+        # but no run_interrupted in the trace). The run is cancelled once, and waited for.
+        run = asyncio.ensure_future(rlm.arun(query, context))
         try:
-            result = await rlm.arun(query, context)
+            result = await asyncio.shield(run)
         except BaseException as exc:  # cancelled by the client, or refused at the start
+            if not run.done():
+                run.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([run], timeout=CLEANUP_WAIT_S)
             pump.cancel()
             if isinstance(exc, RLMSandboxError):
                 raise ToolError(_shown(str(exc)) or type(exc).__name__) from None
