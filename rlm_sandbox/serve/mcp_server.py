@@ -159,7 +159,7 @@ def _cost_cap(asked: float | None, config: McpConfig) -> float | None:
         raise ToolError(f"max_cost_usd={asked}: give a positive amount in USD (or leave it out)")
     if asked is not None and config.max_cost_usd is not None and asked > config.max_cost_usd:
         raise ToolError(f"max_cost_usd={asked} is above this server's cap of {config.max_cost_usd} USD; give at most "
-                        f"{config.max_cost_usd} (the cap is the server's --max-cost-usd)")
+                        f"{config.max_cost_usd} (the server's --max-cost-usd, else its max_cost_usd setting)")
     return asked if asked is not None else config.max_cost_usd
 
 
@@ -167,6 +167,30 @@ def _trace_path(config: McpConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     config.trace_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return config.trace_dir / f"mcp-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+
+
+async def _run(rlm: RLM, query: str, context: Any, reporter: _Reporter) -> Any:
+    """``rlm.arun`` with its events reported as they happen, and a cancellation that lets the
+    run clean up. The run is a task of its own: the SDK cancels a call through anyio, which
+    cancels again at every await and would cut the run's cleanup short (its container
+    removed, but no run_interrupted in the trace); here the run is cancelled once, and
+    waited for."""
+    pump = asyncio.create_task(reporter.pump())
+    run = asyncio.ensure_future(rlm.arun(query, context))
+    try:
+        result = await asyncio.shield(run)
+    except BaseException as exc:  # cancelled by the client, or refused at the start
+        if not run.done():
+            run.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([run], timeout=CLEANUP_WAIT_S)
+        pump.cancel()
+        if isinstance(exc, RLMSandboxError):
+            raise ToolError(_shown(str(exc)) or type(exc).__name__) from None
+        raise
+    reporter.finish()
+    await pump
+    return result
 
 
 async def rlm_answer_call(config: McpConfig, ctx: Context, query: str, paths: list[str] | None, text: str | None,
@@ -177,8 +201,8 @@ async def rlm_answer_call(config: McpConfig, ctx: Context, query: str, paths: li
     cost = _cost_cap(max_cost_usd, config)
     try:
         context = await asyncio.to_thread(_context, paths, text, config)
-    except PathRefused as exc:
-        raise ToolError(str(exc)) from None
+    except PathRefused as exc:  # names the client's own paths: shown as escapes if they hold controls
+        raise ToolError(visible(str(exc))) from None
     options = dict(config.options)
     if model is not None:
         options["model"] = model
@@ -201,24 +225,7 @@ async def rlm_answer_call(config: McpConfig, ctx: Context, query: str, paths: li
             reporter(event)
 
         rlm.on_event = listen
-        pump = asyncio.create_task(reporter.pump())
-        # The run is a task of its own: the SDK cancels a call through anyio, which cancels
-        # again at every await, and would cut the run's cleanup short (its container removed,
-        # but no run_interrupted in the trace). The run is cancelled once, and waited for.
-        run = asyncio.ensure_future(rlm.arun(query, context))
-        try:
-            result = await asyncio.shield(run)
-        except BaseException as exc:  # cancelled by the client, or refused at the start
-            if not run.done():
-                run.cancel()
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait([run], timeout=CLEANUP_WAIT_S)
-            pump.cancel()
-            if isinstance(exc, RLMSandboxError):
-                raise ToolError(_shown(str(exc)) or type(exc).__name__) from None
-            raise
-        reporter.finish()
-        await pump
+        result = await _run(rlm, query, context, reporter)
     finally:
         writer.close()
     return {"answer": _shown(result.answer), "status": result.status, "answer_from": result.answer_from,
