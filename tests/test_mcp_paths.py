@@ -75,3 +75,17 @@ def test_empty_missing_and_unmatched_paths_say_what_to_give(tree):
         read_files(["*.pdf"], tree, FileLimits())
     with pytest.raises(PathRefused, match="a glob must be relative to the root"):
         read_files([str(tree / "*.txt")], tree, FileLimits())
+
+
+def test_one_source_is_the_context_itself_and_several_a_dict_by_name(tree):
+    pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install -e '.[mcp]'")
+    from rlm_sandbox.sandbox import SandboxSpec
+    from rlm_sandbox.serve.mcp_server import McpConfig, _context
+
+    config = McpConfig(root=tree, trace_dir=tree, sandbox_spec=SandboxSpec(), files=FileLimits(max_bytes=10))
+    assert _context(["notes.txt"], None, config) == "N"
+    assert _context(None, "just text", config) == "just text"
+    assert _context(None, None, config) is None
+    assert _context(["notes.txt", "docs/a.md"], "T", config) == {"notes.txt": "N", "docs/a.md": "A", "(text)": "T"}
+    with pytest.raises(PathRefused, match="text: with the files given it passes the server's cap of 10 bytes"):
+        _context(["notes.txt"], "0123456789", config)
