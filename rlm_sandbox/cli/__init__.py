@@ -19,6 +19,7 @@ from .doctor import doctor
 from .eval import eval_app
 from .gc import gc
 from .image import image_app
+from .mcp import mcp
 from .run import run
 from .settings import settings
 from .trace import trace_app
@@ -67,5 +68,6 @@ app.add_typer(trace_app, name="trace")
 app.command()(gc)
 app.command()(doctor)
 app.add_typer(eval_app, name="eval")
+app.command()(mcp)
 
 __all__ = ["app"]

@@ -1,0 +1,1 @@
+"""Serving runs to other programs: the OpenAI-compatible HTTP server and the MCP server."""
