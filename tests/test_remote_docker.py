@@ -28,6 +28,7 @@ import docker
 import pytest
 
 from rlm_sandbox.sandbox.image import DEBIAN_BASE, OFFICIAL_BASE
+from tests import host_network
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
@@ -50,16 +51,11 @@ print(json.dumps({"answer": result.answer, "answer_from": result.answer_from, "t
 
 
 def free_subnet() -> ipaddress.IPv4Network:
-    """A /24 that overlaps no route of this host: the second daemon's bridge must not shadow
-    the host's own network (or its gateway)."""
-    routes = json.loads(subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True).stdout)
-    used = [ipaddress.ip_network(route["dst"], strict=False) for route in routes
-            if route.get("dst") not in (None, "default")]
-    for candidate in ("198.18.213.0/24", "10.213.77.0/24", "172.31.213.0/24"):  # 198.18/15: RFC 2544 benchmarks
-        network = ipaddress.ip_network(candidate)
-        if not any(network.overlaps(other) for other in used):
-            return network
-    pytest.fail(f"no free subnet for the second dockerd's bridge; routes: {used}")
+    """A /24 that overlaps no route of this host, for the second daemon's bridge."""
+    try:  # 198.18/15: RFC 2544 benchmarks
+        return host_network.free_subnet(("198.18.213.0/24", "10.213.77.0/24", "172.31.213.0/24"))
+    except RuntimeError as exc:
+        pytest.fail(f"no free subnet for the second dockerd's bridge: {exc}")
 
 
 def free_port() -> int:
