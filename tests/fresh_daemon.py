@@ -115,7 +115,7 @@ def load_image(source: docker.DockerClient, target: docker.DockerClient, name: s
 
 def main(argv: list[str]) -> int:
     """Rehearse on a fresh daemon: ``[--load-base] PYTEST_ARGS...``."""
-    from rlm_sandbox.sandbox.image import DEBIAN_BASE, OFFICIAL_BASE
+    from rlm_sandbox.sandbox.image import ensure_base
 
     load_base = "--load-base" in argv
     args = [arg for arg in argv if arg != "--load-base"]
@@ -127,8 +127,7 @@ def main(argv: list[str]) -> int:
         print(f"fresh daemon at {fresh.host}: images {fresh.client.images.list()}, "
               f"bridge IPAM {fresh.client.api.inspect_network('bridge')['IPAM']['Config']}", flush=True)
         if load_base:
-            base = next(name for name in (OFFICIAL_BASE, DEBIAN_BASE) if first.images.list(name=name))
-            load_image(first, fresh.client, base)
+            load_image(first, fresh.client, ensure_base(first, progress=False))
         env = {**os.environ, "DOCKER_HOST": fresh.host, "TESTCONTAINERS_RYUK_DISABLED": "true",
                "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],

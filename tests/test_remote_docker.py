@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_sandbox.sandbox.image import DEBIAN_BASE, OFFICIAL_BASE
+from rlm_sandbox.sandbox.image import ensure_base
 from tests.fresh_daemon import load_image, second_dockerd
 
 pytestmark = pytest.mark.docker
@@ -49,9 +49,9 @@ print(json.dumps({"answer": result.answer, "answer_from": result.answer_from, "t
 def second_daemon(docker_client):
     """A second dockerd (own everything, TCP on 127.0.0.1); yields its DOCKER_HOST and client."""
     with second_dockerd(tcp=True) as fresh:
-        # No registry here: hand it the base image (as `docker save | docker load` would), not ours.
-        load_image(docker_client, fresh.client,
-                   next(name for name in (OFFICIAL_BASE, DEBIAN_BASE) if docker_client.images.list(name=name)))
+        # No registry here: hand it the base image (as `docker save | docker load` would), not ours;
+        # ensure_base makes one on a first daemon that has none yet (this test may run first).
+        load_image(docker_client, fresh.client, ensure_base(docker_client, progress=False))
         yield fresh.host, fresh.client
         assert fresh.client.containers.list(all=True) == [], "containers left on the second daemon"
 
