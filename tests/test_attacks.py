@@ -9,15 +9,18 @@ model writing the code, a child RLM) are at the end.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import threading
+import uuid
 from typing import Any, Iterator
 
 import pytest
 
 from rlm_sandbox.testing import ScriptedModel
 from tests.conftest import fast_limits
+from tests.host_network import bridge_gateway, free_subnet, host_addresses, interface_gateway
 from tests.rlm_helpers import feedback, make_rlm
 from tests.test_security import (  # noqa: F401 - fixtures are used by name
     CTX, _drop, _set, assert_still_works, attack, host_peak_rss_mib, make_docker_sandbox,
@@ -119,15 +122,6 @@ def host_listener() -> Iterator[int]:
     server.close()
 
 
-def _host_addresses(docker_client: Any) -> list[str]:
-    """The bridge gateway and this host's other IPv4 addresses."""
-    gateway = docker_client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
-    addresses = {gateway}
-    for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-        addresses.add(info[4][0])
-    return sorted(a for a in addresses if not a.startswith("127."))
-
-
 EGRESS_ATTACK = r'''
 import json, os, socket
 out = {}
@@ -173,10 +167,41 @@ def test_no_egress_of_any_kind(make_docker_sandbox, docker_client, host_listener
     public address and the host mapped into IPv6), raw and packet sockets. All fail; the
     only interface is lo. (Unix sockets in the mount: test_host_files_and_the_docker_socket...)"""
     sb = make_docker_sandbox(CTX)
-    out = attack(sb, EGRESS_ATTACK, timeout=90, HOST_ADDRESSES=_host_addresses(docker_client), PORT=host_listener)
+    out = attack(sb, EGRESS_ATTACK, timeout=90, HOST_ADDRESSES=host_addresses(docker_client), PORT=host_listener)
     assert out.pop("interfaces") == ["lo"], out
     assert set(out.values()) == {"OSError"}, out
     assert_still_works(sb)
+
+
+def test_a_gateway_the_daemon_does_not_report_is_found_where_containers_see_it(docker_client, sandbox_image):
+    """A freshly started Docker 20.10 daemon reports the default bridge's IPAM config with
+    ``Subnet`` only (no ``Gateway``), as it does for any network made with ``--subnet`` alone;
+    the egress attack used to die there with KeyError: 'Gateway'. On such a network the
+    gateway found is the one a container on it is given, and it is among the addresses the
+    attack tries (so the attack still tries every real host address)."""
+    from docker.types import IPAMConfig, IPAMPool
+
+    from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
+
+    subnet = free_subnet(("198.18.215.0/24", "10.215.77.0/24", "172.31.215.0/24"))
+    network = docker_client.networks.create(f"rlm-test-subnet-only-{uuid.uuid4().hex[:8]}", driver="bridge",
+                                            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]))
+    try:
+        info = docker_client.api.inspect_network(network.id)
+        container = docker_client.containers.run(
+            sandbox_image, ["python3", "-c", "import time; time.sleep(120)"], detach=True, network=network.name,
+            labels={TEST_SESSION_LABEL: TEST_SESSION})
+        try:
+            container.reload()
+            seen_inside = container.attrs["NetworkSettings"]["Networks"][network.name]["Gateway"]
+        finally:
+            container.remove(force=True)
+        assert seen_inside and ipaddress.ip_address(seen_inside) in subnet
+        assert interface_gateway(info) == seen_inside  # what a Subnet-only config leaves to find
+        assert bridge_gateway(docker_client, network.name) == seen_inside
+        assert seen_inside in host_addresses(docker_client, network.name)
+    finally:
+        network.remove()
 
 
 def test_control_on_a_bridge_the_host_listener_answers(make_weakened, docker_client, host_listener, runtime):
@@ -186,9 +211,10 @@ def test_control_on_a_bridge_the_host_listener_answers(make_weakened, docker_cli
         pytest.skip(NO_GVISOR_NETWORK)
     sb = make_weakened(host=_set("NetworkMode", "bridge"),
                        container=lambda kwargs: kwargs.__setitem__("network_disabled", False))
-    out = attack(sb, EGRESS_ATTACK, timeout=90, HOST_ADDRESSES=_host_addresses(docker_client), PORT=host_listener)
-    gateway = docker_client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
-    assert out["tcp " + gateway] == "connected:pong", out
+    out = attack(sb, EGRESS_ATTACK, timeout=90, HOST_ADDRESSES=host_addresses(docker_client), PORT=host_listener)
+    seen_inside = docker_client.api.inspect_container(sb.container_id)["NetworkSettings"]["Gateway"]
+    assert bridge_gateway(docker_client) == seen_inside  # the gateway the attack tried is the real one
+    assert out["tcp " + seen_inside] == "connected:pong", out
 
 
 # == thread bomb ==========================================================================

@@ -8,26 +8,22 @@ root (to start dockerd); the daemon, its bridge and its files are gone afterward
 Not ``--bridge=none``: a dockerd started with it deletes the host's ``docker0`` (Moby's
 ``removeDefaultBridgeInterface``), which breaks the first daemon's bridge network for every
 test after this one. The second daemon gets a bridge of its own, on a subnet no route of this
-host uses (a machine's own network may well sit on a "documentation" range), and a test checks
-``docker0`` survives."""
+host uses (a machine's own network may well sit on a "documentation" range), and starting it
+checks ``docker0`` survives (tests/fresh_daemon.py, which also rehearses a fresh machine)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import docker
 import pytest
 
-from rlm_sandbox.sandbox.image import DEBIAN_BASE, OFFICIAL_BASE
+from rlm_sandbox.sandbox.image import ensure_base
+from tests.fresh_daemon import load_image, second_dockerd
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
@@ -49,75 +45,15 @@ print(json.dumps({"answer": result.answer, "answer_from": result.answer_from, "t
 """
 
 
-def free_subnet() -> ipaddress.IPv4Network:
-    """A /24 that overlaps no route of this host: the second daemon's bridge must not shadow
-    the host's own network (or its gateway)."""
-    routes = json.loads(subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True).stdout)
-    used = [ipaddress.ip_network(route["dst"], strict=False) for route in routes
-            if route.get("dst") not in (None, "default")]
-    for candidate in ("198.18.213.0/24", "10.213.77.0/24", "172.31.213.0/24"):  # 198.18/15: RFC 2544 benchmarks
-        network = ipaddress.ip_network(candidate)
-        if not any(network.overlaps(other) for other in used):
-            return network
-    pytest.fail(f"no free subnet for the second dockerd's bridge; routes: {used}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def second_daemon(docker_client):
-    """A second dockerd (own everything, TCP on 127.0.0.1); yields its DOCKER_HOST."""
-    if os.geteuid() != 0 or not shutil.which("dockerd"):
-        pytest.fail("starting a second dockerd needs root and dockerd (scripts/setup.sh installs Docker)")
-    bridge = f"rlmtest{os.getpid() % 100000}"  # an interface name has at most 15 bytes
-    docker0_before = Path("/sys/class/net/docker0").exists()
-    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
-    subnet = free_subnet()
-    subprocess.run(["ip", "addr", "add", f"{subnet[1]}/{subnet.prefixlen}", "dev", bridge], check=True,
-                   capture_output=True)
-    root = Path(tempfile.mkdtemp(prefix="rlm-dockerd-"))  # short: a Unix socket path has ~100 bytes
-    (root / "daemon.json").write_text("{}")  # not /etc/docker/daemon.json: nothing shared with the first
-    host = f"tcp://127.0.0.1:{free_port()}"
-    log = open(root / "dockerd.log", "wb")
-    daemon = subprocess.Popen(
-        ["dockerd", "--config-file", str(root / "daemon.json"), "--host", f"unix://{root}/docker.sock",
-         "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "docker.pid"), f"--bridge={bridge}", "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT)
-    client = None
-    try:
-        deadline = time.monotonic() + 60
-        while client is None:
-            try:
-                client = docker.DockerClient(base_url=host, timeout=120)
-            except docker.errors.DockerException:
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the second dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
-                time.sleep(0.3)
-        assert client.info()["DockerRootDir"] == str(root / "data")  # really another daemon
-        assert Path("/sys/class/net/docker0").exists() == docker0_before, "the second dockerd removed docker0"
-        # No registry here: hand it the base image (as `docker save | docker load` would), not ours.
-        base = next(name for name in (OFFICIAL_BASE, DEBIAN_BASE) if docker_client.images.list(name=name))
-        client.images.load(b"".join(docker_client.images.get(base).save(named=True)))
-        yield host, client
-        assert client.containers.list(all=True) == [], "containers left on the second daemon"
-    finally:
-        if client is not None:
-            client.close()
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    """A second dockerd (own everything, TCP on 127.0.0.1); yields its DOCKER_HOST and client."""
+    with second_dockerd(tcp=True) as fresh:
+        # No registry here: hand it the base image (as `docker save | docker load` would), not ours;
+        # ensure_base makes one on a first daemon that has none yet (this test may run first).
+        load_image(docker_client, fresh.client, ensure_base(docker_client, progress=False))
+        yield fresh.host, fresh.client
+        assert fresh.client.containers.list(all=True) == [], "containers left on the second daemon"
 
 
 def on(host: str, *command: str) -> subprocess.CompletedProcess:

@@ -34,11 +34,11 @@ from docker.errors import NotFound
 
 from rlm_sandbox.errors import SandboxError, ValueTooLarge
 from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
-from rlm_sandbox.sandbox import DockerSandbox, ExecResult, reap_orphans
+from rlm_sandbox.sandbox import DockerSandbox, ExecResult, SandboxLimits, reap_orphans
 from rlm_sandbox.sandbox.attach import AttachedStream
 from rlm_sandbox.sandbox.bounds import host_memory_bound
 from rlm_sandbox.sandbox.connection import KernelConnection
-from rlm_sandbox.sandbox.docker import GVISOR_HOST_TASKS_PER_TASK
+from rlm_sandbox.sandbox.docker import GVISOR_HOST_TASKS_PER_TASK, task_limit
 from rlm_sandbox.sandbox.reaper import LABEL, LABEL_PID
 from tests.conftest import fast_limits
 
@@ -548,6 +548,32 @@ def test_fork_bomb_is_stopped_by_the_pids_limit(make_docker_sandbox):
     assert host_process_count() < before + 100  # other work runs concurrently; 300 would show
 
 
+def test_fork_flood_under_the_default_limits_gets_eagain_and_the_kernel_lives(make_docker_sandbox):
+    """The same bomb under the DEFAULT limits (pids 256, memory 1g), not tightened ones: it
+    is refused with EAGAIN under both runtimes and the kernel keeps its variables. Under
+    gVisor a forked kernel costs the sandbox 7-9 MiB (0.8 MiB under runc), so 256 of them
+    used to exhaust the 1 GiB: the kernel was OOM-killed and restarted, its variables lost.
+    There memory now bounds the number of tasks too (task_limit: 64 at 1 GiB)."""
+    limits = SandboxLimits()
+    assert (limits.memory, limits.pids) == ("1g", 256)
+    sb = make_docker_sandbox(CTX, limits=limits)
+    assert sb.exec("kept = 41").ok
+    out = attack(sb, FORK_BOMB, MAX_FORKS=300)
+    assert out["error"] == "EAGAIN" and out["forks"] < task_limit(limits, sb.runtime), out
+    after = sb.exec("print(kept + 1)")
+    assert (after.error, after.restarted, after.stdout, sb.restarts) == (None, False, "42\n", 0)
+
+
+def test_the_task_limit_follows_memory_under_gvisor_only():
+    """runc: pids. gVisor: at most one task per 16 MiB of memory, at least 8, never over pids."""
+    assert task_limit(SandboxLimits(), "runc") == task_limit(SandboxLimits(), None) == 256
+    assert task_limit(SandboxLimits(), "runsc") == task_limit(SandboxLimits(), "runsc-kvm") == 64
+    assert task_limit(SandboxLimits(memory="8g"), "runsc") == 256  # pids still caps it
+    assert task_limit(SandboxLimits(memory="2g", pids=100), "runsc") == 100
+    assert task_limit(SandboxLimits(memory="64m"), "runsc") == 8
+    assert task_limit(SandboxLimits(memory="128m", pids=8), "runsc") == 8
+
+
 def test_control_fork_bomb_without_pids_limit_reaches_its_cap(make_weakened):
     """Control: with no PidsLimit (and, under gVisor, no nproc ulimit) the same bomb forks
     150 children without an error (and then kills them)."""
@@ -926,8 +952,8 @@ def test_cgroup_limits_are_the_configured_ones(make_docker_sandbox):
     """Attacks mem_limit, memswap_limit, nano_cpus and pids_limit by reading the cgroup
     files the kernel enforces them with: memory and memory+swap are both 128 MiB (no
     swap to escape into), the CFS quota is half the period (cpus=0.5), pids.max is 64
-    (under gVisor: read on the host, and the process limit is RLIMIT_NPROC = 64, see
-    DockerSandbox.host_config). Dropping any of them shows "max"/-1/9223372036854771712."""
+    (under gVisor: read on the host, and the process limit is RLIMIT_NPROC, 8 for 128 MiB of
+    memory, see task_limit). Dropping any of them shows "max"/-1/9223372036854771712."""
     sb = make_docker_sandbox(CTX, limits=fast_limits(memory="128m", cpus=0.5, pids=64))
     out = cgroup_probe(sb)
     assert out["memory"] == str(128 << 20), out
@@ -940,7 +966,8 @@ def test_cgroup_limits_are_the_configured_ones(make_docker_sandbox):
     else:
         quota, period = out["cfs_quota"], out["cfs_period"]
     assert int(quota) * 2 == int(period), out
-    assert out["pids"] == "64", out
+    # gVisor: RLIMIT_NPROC, which 128 MiB of memory lowers to 8 (task_limit)
+    assert out["pids"] == ("64" if sb.runtime != "runsc" else "8"), out
     if sb.runtime == "runsc":  # the cgroup is the host's ceiling on gVisor's own threads
         assert out["host_pids"] == str(64 * GVISOR_HOST_TASKS_PER_TASK), out
 

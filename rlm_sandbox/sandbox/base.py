@@ -28,7 +28,8 @@ class ContainerLimits(BaseModel):
 
     memory: str = Field("1g", description="memory limit, swap included (docker syntax: 512m, 2g)")
     cpus: float = Field(1.0, gt=0, description="CPU share, e.g. 0.5 or 2")
-    pids: int = Field(256, ge=8, description="most processes and threads at once")
+    pids: int = Field(256, ge=8, description="most processes and threads at once "
+                      "(under gVisor also at most one per 16 MiB of memory)")
     tmpfs_size: str = Field("64m", description="size of the writable /tmp")
     cell_timeout_s: float = Field(60.0, gt=0, description="time one cell may run; of each host "
                                   "call only the first 0.05 s counts (waiting for models does not)")

@@ -5,6 +5,11 @@ anything at the host. Malformed lines, replies to requests nobody made and calls
 functions are answered or dropped, never trusted, and never kept: host memory per sandbox
 stays bounded whatever the kernel sends (see :mod:`.bounds` and docs/DECISIONS.md).
 
+A reply is taken only for the request the host is waiting for, and request ids are drawn
+at random: a cell cannot know the id of a request the host has not sent yet, so replies it
+writes ahead of time (to decide what the next cells "printed") match nothing and are
+dropped. What is dropped is counted in :class:`Ignored`, and each kind is logged once.
+
 While the host waits for a reply it also serves the kernel's callbacks (``llm_query`` ...)
 on a thread pool; :class:`CellClock` says how much of that time the cell's timeout is
 charged, and a wall-clock limit bounds every request too.
@@ -12,15 +17,16 @@ charged, and a wall-clock limit bounds every request too.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
+import secrets
 import socket
 import struct
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from ..kernel.protocol import (
@@ -40,6 +46,8 @@ log = logging.getLogger(__name__)
 WRITE_STALL_S = 10.0
 #: Notices (id-less error replies) kept for debugging, each clipped to NOTICE_CHARS.
 KEPT_NOTICES, NOTICE_CHARS = 8, 500
+#: Request ids are random integers of this many bits (JSON numbers hold them exactly).
+REQUEST_ID_BITS = 53
 
 _REPLY_HEAD = re.compile(rb'^\s*\{\s*"type"\s*:\s*"reply"\s*,\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 #: A call's head (the kernel writes "type" and "id" first): a refused call is answered at
@@ -52,12 +60,25 @@ class KernelUnresponsive(Exception):
     stopped reading what the host sends."""
 
 
+@dataclass
+class Ignored:
+    """What the host ignored from one sandbox's kernels, summed over restarts. The first of
+    each kind is logged as a warning, the rest only counted (a cell can send millions)."""
+
+    messages: int = 0  # everything dropped: malformed, refused, unknown, unmatched, notices
+    unmatched_replies: int = 0  # replies to a request the host was not waiting for
+    warned_message: bool = False
+    warned_unmatched: bool = False
+
+
 class KernelConnection:
     """Requests and callbacks over ``sock``: a connected socket, or any stream with
     fileno/recv_into/sendall/setsockopt/shutdown/close (the attached-stdio transport)."""
 
     def __init__(self, sock: Any, callbacks: Callbacks, *, max_concurrency: int,
-                 exceptions: tuple[str, ...] = (), max_line: int = message_cap(16 << 20)) -> None:
+                 exceptions: tuple[str, ...] = (), max_line: int = message_cap(16 << 20),
+                 ignored: Ignored | None = None) -> None:
+        """``ignored``: the sandbox's tally, shared by the connections to its successive kernels."""
         self._sock = sock
         # A send that makes no progress for WRITE_STALL_S fails instead of blocking forever:
         # a cell can stop the kernel from reading, and the host must still keep its deadlines.
@@ -69,7 +90,6 @@ class KernelConnection:
         self._reader = FrameReader(sock.fileno(), sock.recv_into, max_line=max_line, max_blob=0,
                                    check_line=self._check_line)
         self._writer = FrameWriter(sock.sendall)
-        self._ids = itertools.count(1)
         self._callbacks = dict(callbacks)
         self._exceptions = set(exceptions)
         self._max_concurrency = max_concurrency
@@ -83,7 +103,7 @@ class KernelConnection:
         self._calls_count = 0
         self._calls_cost = 0
         self.notices: deque[dict[str, str]] = deque(maxlen=KEPT_NOTICES)  # id-less errors, clipped
-        self.dropped = 0  # messages ignored: malformed, stale, unknown or unasked-for
+        self.ignored = ignored if ignored is not None else Ignored()
 
     def set_callbacks(self, callbacks: Callbacks, exceptions: tuple[str, ...]) -> None:
         """Replace the host functions served (a pooled sandbox gets its work late)."""
@@ -93,8 +113,12 @@ class KernelConnection:
     def read(self, timeout: float) -> dict[str, Any]:
         return self._reader.read(timeout=timeout)
 
+    def _new_id(self) -> int:
+        """A request id the kernel cannot predict (the control arm of the tests counts instead)."""
+        return secrets.randbits(REQUEST_ID_BITS)
+
     def send(self, message_type: str, *, blob: bytes | memoryview | None = None, **fields: Any) -> int:
-        request_id = next(self._ids)
+        request_id = self._new_id()
         self._write({"type": message_type, "id": request_id, **fields}, blob)
         return request_id
 
@@ -170,8 +194,10 @@ class KernelConnection:
                 return message, interrupted
             elif kind == "reply" and message_id is None:
                 self._notice(message)
+            elif kind == "reply":
+                self._unmatched(message_id, request_id)
             else:
-                self._drop("dropped a stale or unknown message from the kernel (type %.40r)", kind)
+                self._drop("dropped a message of an unknown type from the kernel (type %.40r)", kind)
 
     def _notice(self, message: dict[str, Any]) -> None:
         """An id-less reply: the kernel's report of a bad frame from us. Kept clipped, and
@@ -179,6 +205,17 @@ class KernelConnection:
         error = message.get("error") if isinstance(message.get("error"), dict) else {}
         self.notices.append({key: str(error.get(key, ""))[:NOTICE_CHARS] for key in ("type", "message")})
         self._drop("the kernel reported: %s", self.notices[-1])
+
+    def _unmatched(self, reply_id: Any, awaited: int) -> None:
+        """A reply to a request the host is not waiting for: one it already has a reply to,
+        one it never sent, or one not sent yet (a cell writing into the kernel's channel)."""
+        self.ignored.unmatched_replies += 1
+        if not self.ignored.warned_unmatched:
+            self.ignored.warned_unmatched = True
+            log.warning("dropped a reply from the kernel to request id %.40r: the host is not waiting for it "
+                        "(it waits for %d); a cell may be writing into the kernel's channel. Further ones "
+                        "are dropped quietly and counted (Sandbox.unmatched_replies)", reply_id, awaited)
+        self._drop("dropped a reply to request id %.40r", reply_id, warn=False)
 
     def _check_line(self, line: bytes) -> None:
         """Refuse, before parsing, a line whose parse could cost more than the cap."""
@@ -194,11 +231,13 @@ class KernelConnection:
                                 f"{cost >> 20} MiB, over the host's cap of {self._max_cost >> 20} MiB)", line[:64])
         self._last_cost = cost
 
-    def _drop(self, what: str, detail: Any) -> None:
-        """Count an ignored message; say so once per connection, quietly after that (a
-        cell can send millions)."""
-        self.dropped += 1
-        log.log(logging.WARNING if self.dropped == 1 else logging.DEBUG, what, detail)
+    def _drop(self, what: str, detail: Any, *, warn: bool = True) -> None:
+        """Count an ignored message; say so once per sandbox, quietly after that (a cell can
+        send millions)."""
+        self.ignored.messages += 1
+        loud = warn and not self.ignored.warned_message
+        self.ignored.warned_message = self.ignored.warned_message or loud
+        log.log(logging.WARNING if loud else logging.DEBUG, what, detail)
 
     # -- writing --------------------------------------------------------------------
 

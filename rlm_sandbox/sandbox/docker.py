@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from docker.errors import DockerException, NotFound
 from docker.types import LogConfig, Ulimit
+from docker.utils import parse_bytes
 
 from ..errors import SandboxClosed, SandboxStartError
 from .attach import AttachedStream
@@ -31,11 +32,30 @@ _SIGNALS = {int(sig): sig.name for sig in signal.Signals}
 #: busy multi-threaded guest process (measured in BENCHMARKS.md). A guest limit of ``pids``
 #: is therefore a host ceiling of ``pids * 64`` tasks, which gVisor never nears.
 GVISOR_HOST_TASKS_PER_TASK = 64
+#: Memory set aside per guest task under gVisor. A sleeping forked kernel costs the sandbox
+#: 7-9 MiB there (gVisor's per-process state; 0.8 MiB under runc), so a fork flood up to
+#: ``pids`` = 256 needed 2 GiB and ran the default 1 GiB sandbox out of memory: the kernel
+#: was killed instead of the cell getting EAGAIN. One task per 16 MiB keeps a flood within
+#: half the memory (measured in docs/DECISIONS.md, issue 17).
+GVISOR_MEMORY_PER_TASK = 16 << 20
+#: The fewest tasks a gVisor sandbox is allowed (the kernel itself runs 4: init, and its
+#: main, reader and capture threads), whatever its memory.
+GVISOR_MIN_TASKS = 8
 
 
 def is_gvisor(runtime: str | None) -> bool:
     """True for Docker runtimes named after gVisor's runsc ("runsc", "runsc-kvm", ...)."""
     return bool(runtime) and runtime.startswith("runsc")
+
+
+def task_limit(limits: SandboxLimits, runtime: str | None) -> int:
+    """The most processes and threads a sandbox may hold at once: ``pids`` under runc; under
+    gVisor also no more than one per GVISOR_MEMORY_PER_TASK of its memory (at least
+    GVISOR_MIN_TASKS), so that a fork flood is refused before it exhausts the memory."""
+    if not is_gvisor(runtime):
+        return limits.pids
+    by_memory = parse_bytes(limits.memory) // GVISOR_MEMORY_PER_TASK
+    return min(limits.pids, max(GVISOR_MIN_TASKS, by_memory))
 
 
 class DockerSandbox(KernelSandbox):
@@ -96,6 +116,7 @@ class DockerSandbox(KernelSandbox):
         """
         limits: SandboxLimits = self.limits
         gvisor = is_gvisor(self.runtime)
+        tasks = task_limit(limits, self.runtime)
         return self._docker().api.create_host_config(
             # Read-only: connect() works, but a cell cannot store files on the host or
             # plant a file where the next kernel's socket must go.
@@ -110,9 +131,10 @@ class DockerSandbox(KernelSandbox):
             # when it is reached gVisor's Go runtime cannot make a thread and the whole
             # sandbox dies (exit 2). So there the guest's limit is RLIMIT_NPROC, enforced
             # by gVisor's kernel on the sandbox's own tasks (its own user namespace: no
-            # sharing with other sandboxes), and the cgroup is a far host ceiling.
+            # sharing with other sandboxes), and the cgroup is a far host ceiling. Its
+            # processes cost more memory there, so memory bounds their number too.
             pids_limit=limits.pids * GVISOR_HOST_TASKS_PER_TASK if gvisor else limits.pids,
-            ulimits=[Ulimit(name="nproc", soft=limits.pids, hard=limits.pids)] if gvisor else None,
+            ulimits=[Ulimit(name="nproc", soft=tasks, hard=tasks)] if gvisor else None,
             mem_limit=limits.memory,
             memswap_limit=limits.memory,
             nano_cpus=int(limits.cpus * 1e9),

@@ -40,7 +40,7 @@ from .base import (
 )
 from . import cleanup
 from .bounds import message_cap
-from .connection import KernelConnection, KernelUnresponsive
+from .connection import Ignored, KernelConnection, KernelUnresponsive
 from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
@@ -90,6 +90,7 @@ class KernelSandbox(Sandbox):
         self.restarts = 0
         self._kept: dict[str, Any] = {}  # name -> the object the kernel keeps (see assign)
         self.assigned_bytes = 0  # bytes of variables assign() has sent, in all
+        self._ignored = Ignored()  # shared by the connections to every kernel this sandbox starts
         cleanup.install_signal_handlers()
 
     def _set_work(self, context: Context, callbacks: Callbacks | None, exceptions: tuple[str, ...]) -> None:
@@ -140,6 +141,19 @@ class KernelSandbox(Sandbox):
         """The private directory holding the kernel's socket; None before ``start()``,
         after ``close()`` (which removes it) and over a transport without a socket."""
         return self._socket_dir
+
+    @property
+    def unmatched_replies(self) -> int:
+        """Replies from the kernel to no request the host was waiting for (one it never sent,
+        or has not sent yet: a cell writing into the kernel's channel), dropped; over restarts.
+        The first one is logged as a warning."""
+        return self._ignored.unmatched_replies
+
+    @property
+    def ignored_messages(self) -> int:
+        """Every message from the kernel the host dropped (malformed, refused, of an unknown
+        type, unmatched replies, notices of bad frames), over restarts."""
+        return self._ignored.messages
 
     @property
     def start_timings(self) -> Mapping[str, float]:
@@ -247,7 +261,8 @@ class KernelSandbox(Sandbox):
             self._kill()
             raise SandboxClosed("the sandbox was closed while it was starting")
         conn = self.connection_class(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
-                                exceptions=self._exceptions, max_line=message_cap(self.limits.max_value_bytes))
+                                     exceptions=self._exceptions, max_line=message_cap(self.limits.max_value_bytes),
+                                     ignored=self._ignored)
         try:
             self._handshake(conn, token)
         except BaseException:
