@@ -20,6 +20,7 @@ from .eval import eval_app
 from .gc import gc
 from .image import image_app
 from .run import run
+from .serve import serve
 from .settings import settings
 from .trace import trace_app
 
@@ -66,6 +67,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(trace_app, name="trace")
 app.command()(gc)
 app.command()(doctor)
+app.command()(serve)
 app.add_typer(eval_app, name="eval")
 
 __all__ = ["app"]
