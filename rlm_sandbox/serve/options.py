@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ConfigDict, ValidationError, create_model
+
 from .. import Budget
 from ..config import Settings
 from ..errors import SettingsError
@@ -26,6 +28,12 @@ RUN_FIELDS = frozenset({"sub_model", "allowed_sub_models", "temperature", "max_t
 BUDGET_FIELDS = frozenset(Budget.model_fields) - {"max_concurrency"}
 #: Keys of ``rlm`` that are not settings.
 OTHER_KEYS = frozenset({"context", "budget"})
+
+#: The settings a request may give, with ``Settings``' own types and bounds: a request's values
+#: are validated as ``--set`` values are, without re-reading the environment per request.
+_Requested = create_model("RequestedSettings", __config__=ConfigDict(extra="forbid"),
+                          **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name])
+                             for name in sorted(RUN_FIELDS | BUDGET_FIELDS)})
 
 
 def root_model(name: Any, default: str) -> str:
@@ -65,8 +73,23 @@ def run_options(rlm: Any, base: Settings) -> tuple[dict[str, Any], Any, bool]:
             if key in overrides:
                 raise bad_request(f"{key} is given both in rlm and in rlm.budget; give it once", f"rlm.budget.{key}")
             overrides[key] = value
+    overrides = _validated(overrides, budget or {})
     _check_caps(overrides, base, budget or {})
     return overrides, rlm.get("context"), "context" in rlm
+
+
+def _validated(overrides: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
+    """The values as ``Settings`` would take them, or a 400 naming the first bad one."""
+    try:
+        checked = _Requested.model_validate(overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "rlm"
+        param = f"rlm.budget.{name}" if name in budget else f"rlm.{name}"
+        reason = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        shown = repr(error.get("input"))[:60]
+        raise bad_request(f"{name}={shown}: {reason[:1].lower() + reason[1:]}", param) from None
+    return {name: getattr(checked, name) for name in overrides}
 
 
 def _check_key(key: str, param: str) -> None:
