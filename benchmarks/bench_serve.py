@@ -10,8 +10,10 @@ warm pool of 2 (the server's ``--pool 2``; ``SandboxPool(size=2)`` in process). 
 at a time. Figures (wall-clock ``time.perf_counter()`` in this process, medians):
 
 - ``overhead``: a non-streamed served request (openai client, kept-alive connection) against
-  ``RLM.run`` in this process with the same settings, interleaved run by run; the
-  difference of the medians is the server's overhead per request.
+  ``RLM.run`` in this process with the same settings, interleaved run by run. The runs
+  themselves vary by hundreds of milliseconds on a busy machine, so besides the difference of
+  the medians the script reports each side's time outside the run (wall time minus the run's
+  own ``duration_s``): their difference is the server's overhead per request.
 - ``first_chunk``: a streamed request, from sending it to its first ``data:`` line (the
   role chunk), and to its last (``[DONE]``).
 - ``cli_vs_served``: ``rlm-sandbox run`` spawned per question (it pays the import of litellm
@@ -72,18 +74,25 @@ def overhead(served: ServeProcess, upstream: OpenAICompatibleServer, runs: int) 
     try:
         rlm.run("answer ok", "some context")  # warm: litellm, the tokenizers, the connection
         client.chat.completions.create(model="rlm", messages=MESSAGES)
-        inproc, http = [], []
+        inproc, http, inproc_outside, http_outside = [], [], [], []
         for _ in range(runs):
             began = perf()
-            assert rlm.run("answer ok", "some context").answer == "ok"
+            result = rlm.run("answer ok", "some context")
             inproc.append(perf() - began)
+            inproc_outside.append(inproc[-1] - result.duration_s)
+            assert result.answer == "ok"
             began = perf()
-            assert client.chat.completions.create(model="rlm", messages=MESSAGES).choices[0].message.content == "ok"
+            reply = client.chat.completions.create(model="rlm", messages=MESSAGES)
             http.append(perf() - began)
+            http_outside.append(http[-1] - reply.model_extra["rlm"]["duration_s"])
+            assert reply.choices[0].message.content == "ok"
     finally:
         pool.close()
     a, b = summary(inproc), summary(http)
-    return {"in_process": a, "served": b, "overhead_p50_ms": round(b["p50_ms"] - a["p50_ms"], 2)}
+    outside_a, outside_b = summary(inproc_outside), summary(http_outside)
+    return {"in_process": a, "served": b, "overhead_p50_ms": round(b["p50_ms"] - a["p50_ms"], 2),
+            "outside_run_in_process": outside_a, "outside_run_served": outside_b,
+            "overhead_outside_run_p50_ms": round(outside_b["p50_ms"] - outside_a["p50_ms"], 2)}
 
 
 def first_chunk(served: ServeProcess, runs: int) -> dict[str, Any]:
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="2 runs of each: checks the script works")
     parser.add_argument("--runs", type=int, default=None, help="samples per figure (default 30; CLI runs: 5)")
+    parser.add_argument("--only", choices=BENCHES, action="append", help="run only these (repeatable)")
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.smoke else 30)
     results: dict[str, Any] = {}
@@ -139,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, bench in (("overhead", lambda: overhead(served, upstream, runs)),
                                 ("first_chunk", lambda: first_chunk(served, runs)),
                                 ("cli_vs_served", lambda: cli_vs_served(served, upstream, min(runs, 5)))):
+                if args.only and name not in args.only:
+                    continue
                 say(f"bench_serve: {name}")
                 try:
                     results[name] = bench()

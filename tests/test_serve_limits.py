@@ -72,6 +72,7 @@ def test_a_missing_or_wrong_key_is_a_401_and_the_key_is_never_shown(upstream: Op
         served.close()
     for text in (trace, served.stderr(), served.stdout()):
         assert SERVER_KEY not in text and UPSTREAM_KEY not in text
+    assert "ignoring RLM_SANDBOX_SERVER_KEY" not in served.stderr()  # it is read, not an unknown setting
 
 
 @pytest.fixture()
