@@ -79,7 +79,7 @@ def test_a_missing_or_wrong_key_is_a_401_and_the_key_is_never_shown(upstream: Op
 def one_at_a_time(upstream: OpenAICompatibleServer, sandbox_image: str, tmp_path: Path) -> Iterator[ServeProcess]:
     (tmp_path / "traces").mkdir()
     served = ServeProcess(upstream.url, "--max-concurrent", "1", "--max-queue", "0", "--pool", "0",
-                          "--trace-dir", str(tmp_path / "traces"), tmp=tmp_path)
+                          "--max-body-mb", "1", "--trace-dir", str(tmp_path / "traces"), tmp=tmp_path)
     yield served
     served.close()
 
@@ -94,11 +94,40 @@ def test_beyond_the_queue_a_request_gets_a_429_with_retry_after(one_at_a_time: S
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "q"}])
         assert int(caught.value.response.headers["retry-after"]) >= 1
         assert caught.value.body["code"] == "server_busy"
-    # the first client left: its run ends, and the server takes requests again
+    # the first client left: its run ends (its slot is free once its cleanup is over), and the
+    # server takes requests again
     wait_for(lambda: not one_at_a_time.containers(), 30, "the abandoned run's container removed")
-    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "system", "content": "c"},
-                                                                  {"role": "user", "content": "q"}])
-    assert reply.choices[0].message.content == "42"
+    answers: list[str] = []
+
+    def answered() -> bool:
+        try:
+            reply = client.chat.completions.create(model=MODEL, messages=[{"role": "system", "content": "c"},
+                                                                          {"role": "user", "content": "q"}])
+        except openai.RateLimitError:
+            return False
+        answers.append(reply.choices[0].message.content or "")
+        return True
+
+    wait_for(answered, 30, "a request accepted after the abandoned run ended")
+    assert answers == ["42"]
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read_whole(one_at_a_time: ServeProcess):
+    big = "x" * (2 * 1024 * 1024)
+    reply = httpx.post(f"{one_at_a_time.url}/chat/completions", timeout=60,
+                       json={"model": MODEL, "messages": [{"role": "system", "content": big},
+                                                          {"role": "user", "content": "q"}]})
+    assert reply.status_code == 413
+    assert reply.json()["error"]["code"] == "body_too_large" and "--max-body-mb" in reply.json()["error"]["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds as the body arrives
+        yield b'{"model": "rlm", "messages": [{"role": "user", "content": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}]}'
+
+    reply = httpx.post(f"{one_at_a_time.url}/chat/completions", content=chunks(), timeout=60)
+    assert reply.status_code == 413
 
 
 def send_and_hold(port: int, body: dict[str, Any]) -> socket.socket:

@@ -35,6 +35,8 @@ def serve(
                                                help="Cap of each request's spend (requests may ask for less)."),
     max_wall_time_s: Optional[str] = typer.Option(None, "--max-wall-time-s", metavar="SECONDS",
                                                   help="Cap of each request's wall time."),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", metavar="MB",
+                                      help="Largest request body (the context travels in it); larger is a 413."),
     heartbeat_s: float = typer.Option(15.0, "--heartbeat-s", metavar="SECONDS",
                                       help="Longest silence on a stream before a keep-alive comment."),
     settings: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
@@ -73,7 +75,8 @@ def serve(
     try:
         config = ServerConfig(host=host, port=port, api_key=key, max_concurrent=max_concurrent,
                               max_queue=max_queue, trace_dir=Path(trace_dir) if trace_dir else None,
-                              heartbeat_s=heartbeat_s, pool=pool, options=options)
+                              heartbeat_s=heartbeat_s, pool=pool, max_body_mb=max_body_mb,
+                              options=options)
     except ValueError as exc:
         raise fail(str(exc)) from None
     app = create_app(config)

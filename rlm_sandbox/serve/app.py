@@ -66,8 +66,9 @@ def create_app(config: ServerConfig) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         async def handler(_: Request) -> Response:
+            raw = await _body(request, int(config.max_body_mb * 1024 * 1024))
             try:
-                body = await request.json()
+                body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 raise bad_request("the body is not JSON: send a chat completion request object", None) from None
             plan = runner.plan(body)
@@ -101,6 +102,26 @@ def create_app(config: ServerConfig) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: no_route, 405: no_route})
     app.state.runner = runner
     return app
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, f"the request body is over this server's limit of {limit / 1048576:g} MiB "
+                         "(--max-body-mb); send a smaller context, or ask the operator to raise it",
+                    code="body_too_large")
 
 
 async def _complete(runner: Runner, plan: RunPlan, request: Request) -> Response:
