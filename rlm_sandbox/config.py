@@ -34,7 +34,8 @@ PREFIX = "RLM_SANDBOX_"
 ENV_FILE = ".env"
 #: ``RLM_SANDBOX_*`` variables that are read elsewhere and are not settings.
 OTHER_VARIABLES = frozenset({"RLM_SANDBOX_QUIET",
-                             "RLM_SANDBOX_ALLOW_SKIP_DOCKER"})
+                             "RLM_SANDBOX_ALLOW_SKIP_DOCKER",
+                             "RLM_SANDBOX_SERVER_KEY"})  # `rlm-sandbox serve`'s key
 #: Provider endpoints and options; with secret names (redaction.SECRET_NAME), the entries of
 #: ``.env`` that are loaded into the environment for litellm.
 PROVIDER_OPTION = re.compile(r"_(?:API_BASE|BASE_URL|API_VERSION|REGION_NAME)$", re.IGNORECASE)

@@ -161,8 +161,8 @@ found = list(spec.submodule_search_locations or []) if spec else []
 sys.exit(0 if any(os.path.samefile(p, sys.argv[1]) for p in found) else 1)
 PY
 then
-    say "installing rlm-sandbox with its test, ray, dspy, inspect and mcp extras into .venv (ray: about 40 s the first time)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ray,dspy,inspect,mcp]'
+    say "installing rlm-sandbox with its test, ray, serve, mcp, dspy and inspect extras into .venv (ray: about 40 s the first time)"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ray,serve,mcp,dspy,inspect]'
     echo "$deps_sum" >"$stamp"
 fi
 

@@ -21,6 +21,7 @@ from .gc import gc
 from .image import image_app
 from .mcp import mcp
 from .run import run
+from .serve import serve
 from .settings import settings
 from .trace import trace_app
 
@@ -67,6 +68,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(trace_app, name="trace")
 app.command()(gc)
 app.command()(doctor)
+app.command()(serve)
 app.add_typer(eval_app, name="eval")
 app.command()(mcp)
 
