@@ -24,7 +24,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html",
-           "bench_compare", "bench_capacity"]
+           "bench_compare", "bench_capacity", "bench_serve"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -131,6 +131,10 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert report["smoke"] is True and report["events"] > 20 and report["html_bytes"] > 0
         assert report["browser"]["requests_other_than_the_file"] == 0
         assert {"goto_load_s", "load_event_end_ms", "expand_sub_call_s"} <= set(report["browser"])
+    elif script == "bench_serve":
+        assert report["smoke"] is True and set(report["results"]) == set(_benches(script))
+        assert all(figure["n"] > 0 for bench in report["results"].values() for figure in bench.values()
+                   if isinstance(figure, dict) and "n" in figure)
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()
