@@ -20,7 +20,6 @@ import pyte
 import pytest
 from rich.console import Console
 
-from rlm_sandbox.cli.result_json import terminal_json
 from rlm_sandbox.events import types as ev
 from rlm_sandbox.events.printer import VerbosePrinter
 from rlm_sandbox.testing import OpenAICompatibleServer
@@ -101,6 +100,8 @@ def test_trace_show_renders_hostile_events_as_escapes_and_markup_literally():
 
 
 def test_json_on_a_terminal_escapes_what_a_terminal_would_obey_and_stays_the_same_json():
+    from rlm_sandbox.cli.result_json import terminal_json
+
     text = json.dumps({"answer": HOSTILE + " é 文"}, ensure_ascii=False)
     shown = terminal_json(text)
     assert json.loads(shown) == json.loads(text)
@@ -144,7 +145,9 @@ def test_hostile_text_through_run_v_piped_and_on_a_terminal_and_trace_show(tmp_p
         code, output = in_pty(args, _env(server))
     # Piped: the answer is byte-exact for scripts; stderr (-v) shows every hostile field as escapes.
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout == HOSTILE + "\n"
+    final = [e for e in map(json.loads, trace.read_text().splitlines()) if e.get("event") == "final"][-1]
+    assert "\x1b]0;PWNED\x07" in final["answer"]  # the run's answer holds the raw sequences ...
+    assert piped.stdout == final["answer"] + "\n"  # ... and piped stdout has it byte for byte
     assert_safe(piped.stderr)
     # On a terminal: the live display, its -v log and the answer leave the title and screen alone.
     assert code == 0, output

@@ -180,7 +180,8 @@ def print_result(result: Any, as_json: bool, *, quiet: bool = False, settings: A
         typer.echo(terminal_json(text) if terminal else text)
     elif result.answer:  # no answer: nothing on stdout, not an empty line
         answer = redact(result.answer)
-        typer.echo(visible(answer) if terminal else answer)
+        # color=True: click would strip ESC [ ... sequences from a pipe, and scripts read the answer
+        typer.echo(visible(answer) if terminal else answer, color=True)
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
                f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
