@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from ..errors import RLMSandboxError
 from ..redaction import redact
+from ..untrusted import visible
 
 #: What the cell prints: the limits the container's cgroup (v2, else v1) enforces.
 _LIMITS_CELL = """
@@ -56,8 +57,9 @@ class Checks:
         self.items: list[Check] = []
 
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> None:
-        check = Check(name=name, status=status, detail=redact(detail),
-                      fix=redact(fix) if fix and status != "ok" else None)  # type: ignore[arg-type]
+        # a provider's or a server's error text may hold control sequences: shown, never obeyed
+        check = Check(name=name, status=status, detail=visible(redact(detail)),
+                      fix=visible(redact(fix)) if fix and status != "ok" else None)  # type: ignore[arg-type]
         self.items.append(check)
         if not self.as_json:
             label, colour = {"ok": ("ok  ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow"),
