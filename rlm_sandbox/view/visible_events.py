@@ -18,21 +18,33 @@ __all__ = ["visible_event", "visible_events"]
 
 
 def _clean(value: Any) -> Any:
+    """``value`` made visible; the very same object when nothing in it needed it (most
+    events), so a big trace is not copied for nothing."""
     if isinstance(value, str):
-        return visible(value)
+        cleaned = visible(value)
+        return value if cleaned == value else cleaned
     if isinstance(value, BaseModel):
         return visible_event(value)
     if isinstance(value, (list, tuple)):
-        return type(value)(_clean(item) for item in value)
+        items = [_clean(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
     if isinstance(value, dict):
-        return {_clean(key): _clean(item) for key, item in value.items()}
+        pairs = [(_clean(key), _clean(item)) for key, item in value.items()]
+        same = all(k is key and v is item for (k, v), (key, item) in zip(pairs, value.items()))
+        return value if same else dict(pairs)
     return value
 
 
 def visible_event(event: BaseModel) -> Any:
-    """A copy of ``event`` whose strings (nested ones too) show control and bidi characters
-    as ``\\x1b``-style escapes; newlines and tabs stay."""
-    return event.model_copy(update={name: _clean(getattr(event, name)) for name in type(event).model_fields})
+    """``event``, or a copy of it whose strings (nested ones too) show control and bidi
+    characters as ``\\x1b``-style escapes; newlines and tabs stay."""
+    update = {}
+    for name in type(event).model_fields:
+        value = getattr(event, name)
+        cleaned = _clean(value)
+        if cleaned is not value:
+            update[name] = cleaned
+    return event.model_copy(update=update) if update else event
 
 
 def visible_events(events: list[Any]) -> list[Any]:
