@@ -27,7 +27,7 @@ def demo(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
                                           help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr (live on a terminal) "
-                                                                 "or only the verdict."),
+                                                                 "or (--quiet) only the answer and the verdict."),
 ) -> None:
     """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).
 
