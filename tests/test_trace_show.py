@@ -100,8 +100,9 @@ def test_one_iteration_only(traces):
     done = show(traces.completed, "--iteration", "2")
     assert done.returncode == 0, done.stderr
     assert "iteration 2" in done.stdout and "iteration 1 ·" not in done.stdout and "iteration 3" not in done.stdout
-    missing = show(traces.completed, "--iteration", "9").stdout
-    assert "no iteration 9 in this trace (it has 1, 2, 3)" in missing
+    missing = show(traces.completed, "--iteration", "9")  # issue 17: an iteration it lacks is exit 2
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "--iteration 9: the trace has no iteration 9; it has iterations 1-3" in missing.stderr
 
 
 @pytest.mark.parametrize("make, expected", [

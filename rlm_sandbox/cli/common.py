@@ -1,5 +1,9 @@
 """What every command shares: exit codes, one-line failures, building an RLM from the
-command line's options, and printing a result. Everything printed has its secrets masked.
+command line's options, and printing a result. Everything printed has its secrets masked,
+and every message on stderr (which may quote a model's or a provider's text) shows control
+and bidi characters as escapes (``untrusted.visible``). The answer on stdout is written
+byte-exact when stdout is not a terminal (scripts read it), and made visible the same way
+when it is.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from typing import Any
 
 import typer
 
-from ..errors import ContextTypeError, DockerUnavailable, LLMError, RLMSandboxError, SettingsError
+from ..errors import (
+    BudgetNotEnforceable,
+    ContextTypeError,
+    DockerUnavailable,
+    LLMError,
+    RLMSandboxError,
+    SettingsError,
+)
 from ..redaction import redact
+from ..untrusted import visible
 
 #: Provider key variables litellm reads, and a model to use when only that key is set.
 KEY_DEFAULT_MODELS = {"OPENAI_API_KEY": "gpt-4o-mini", "ANTHROPIC_API_KEY": "anthropic/claude-3-5-haiku-latest",
@@ -23,9 +35,11 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    the run completed (FINAL)
-  2    bad usage: an option, a setting or an input file is wrong
-  3    the run ended without completing (max_iterations, budget, timeout);
-       its best answer is printed and stderr says where it came from
+  2    bad usage: an option, a setting or an input file is wrong (also a
+       budget that cannot be enforced, e.g. max_cost_usd for an unpriced model)
+  3    the run ended without completing (max_iterations, budget_exhausted,
+       timeout, stalled); its best answer is printed and stderr says where
+       it came from
   4    model or provider error (authentication, unknown model, unreachable)
   5    sandbox error (Docker unreachable, image missing, ...)
   130  interrupted (Ctrl-C); the trajectory so far is kept"""
@@ -37,13 +51,31 @@ DOCKER_HINT = ("start Docker (`rlm-sandbox doctor` checks it), or run without it
 
 
 def say(message: str, colour: str | None = None, *, dim: bool = False) -> None:
-    """One message on stderr, secrets masked."""
-    typer.secho(redact(f"rlm-sandbox: {message}"), fg=colour, dim=dim, err=True)
+    """One message on stderr, secrets masked, control characters shown as escapes."""
+    typer.secho(visible(redact(f"rlm-sandbox: {message}")), fg=colour, dim=dim, err=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     say(message, typer.colors.RED)
     return typer.Exit(code)
+
+
+def prepare_output(path: str, flag: str, *, directory: bool = False) -> None:
+    """The one rule for every place a command writes (``--trace``, ``--html``, ``trace html
+    --output``, and ``--record DIR`` with ``directory=True``): the file (or DIR) itself is
+    made, its parent directory must exist. A typo then fails now (exit 2), before any work
+    is done, instead of leaving a stray tree of directories behind."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir() and not directory:
+        raise fail(f"{flag} {path}: is a directory; give a file name")
+    if directory and target.exists() and not target.is_dir():
+        raise fail(f"{flag} {path}: is a file; give a directory (it holds {path}/cassette.jsonl)")
+    parent = target.parent
+    if not parent.is_dir():
+        raise fail(f"{flag} {path}: the directory {str(parent)!r} does not exist; make it first "
+                   f"(mkdir -p {parent})")
 
 
 def show_logs() -> None:
@@ -117,7 +149,7 @@ def error_exit(exc: RLMSandboxError) -> typer.Exit:
     """The message and exit code for an error that ended a command."""
     if isinstance(exc, LLMError):
         return fail(str(exc), EXIT_MODEL)
-    if isinstance(exc, (SettingsError, ContextTypeError)):
+    if isinstance(exc, (SettingsError, ContextTypeError, BudgetNotEnforceable)):
         return fail(str(exc), EXIT_USAGE)
     if isinstance(exc, DockerUnavailable):
         return fail(f"{exc}\n  -> {DOCKER_HINT}", EXIT_SANDBOX)
@@ -140,12 +172,16 @@ def print_result(result: Any, as_json: bool, *, quiet: bool = False, settings: A
 
     A fallback answer never passes for a FINAL one: stderr says where it came from.
     """
+    terminal = sys.stdout.isatty()
     if as_json:
-        from .result_json import result_json
+        from .result_json import result_json, terminal_json
 
-        typer.echo(redact(result_json(result, settings, trace=trace, html=html)))
-    else:
-        typer.echo(redact(result.answer))
+        text = redact(result_json(result, settings, trace=trace, html=html))
+        typer.echo(terminal_json(text) if terminal else text)
+    elif result.answer:  # no answer: nothing on stdout, not an empty line
+        answer = redact(result.answer)
+        # color=True: click would strip ESC [ ... sequences from a pipe, and scripts read the answer
+        typer.echo(visible(answer) if terminal else answer, color=True)
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
                f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "

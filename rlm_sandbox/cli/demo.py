@@ -27,7 +27,7 @@ def demo(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="docker|local",
                                           help="docker (default) or local (NOT a security boundary)."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show each step on stderr (live on a terminal) "
-                                                                 "or only the verdict."),
+                                                                 "or (--quiet) only the answer and the verdict."),
 ) -> None:
     """Run an RLM over a bundled 160 KB report (a scripted model offline; --model for a real one).
 
@@ -52,16 +52,18 @@ def demo(
 
         scripted = [ScriptedModel(responder=scripted_root, name="demo-root"),
                     ScriptedModel(responder=scripted_sub, name="demo-sub")]
-        typer.secho("model: SCRIPTED demo model (offline; pass --model or set OPENAI_API_KEY for a real one)",
-                    fg=typer.colors.CYAN, err=True)
+        if verbose:
+            typer.secho("model: SCRIPTED demo model (offline; pass --model or set OPENAI_API_KEY for a real one)",
+                        fg=typer.colors.CYAN, err=True)
         options = {"model": scripted[0].model, "sub_model": scripted[1].model}
     try:
         rlm = make_rlm({"model": ("--model", options["model"]), "sub_model": ("--sub-model", options.get("sub_model")),
                         "sandbox": ("--sandbox", sandbox)}, {})
-        if real:
-            typer.secho(f"model: {rlm.settings.model}", fg=typer.colors.CYAN, err=True)
-        typer.secho(f"query: {QUERY}\ncontext: a generated report of {len(report):,} characters "
-                    "(only its description reaches the model)", err=True)
+        if verbose:  # --quiet: the answer and the verdict only
+            if real:
+                typer.secho(f"model: {rlm.settings.model}", fg=typer.colors.CYAN, err=True)
+            typer.secho(f"query: {QUERY}\ncontext: a generated report of {len(report):,} characters "
+                        "(only its description reaches the model)", err=True)
         display = RunDisplay(verbose=verbose, quiet=not verbose)  # it draws progress, not the library
         rlm.settings = rlm.settings.model_copy(update={"verbose": False})
         rlm.on_event = display.listener
@@ -74,10 +76,11 @@ def demo(
     finally:
         for scripted_model in scripted:
             scripted_model.close()
-    print_result(result, as_json=False)
+    print_result(result, as_json=False, quiet=not verbose)
     if result.status != "completed":
         typer.secho(f"expected ${truth:,}: no verdict, the run did not complete (status={result.status})", err=True)
         raise typer.Exit(exit_code(result.status))
     correct = result.answer.replace("$", "").replace(",", "").strip() == str(truth)
-    typer.secho(f"expected ${truth:,}: {'correct' if correct else 'WRONG'}", err=True)
+    label = "" if real or verbose else " (SCRIPTED demo model)"  # quiet: the verdict still says whose it is
+    typer.secho(f"expected ${truth:,}: {'correct' if correct else 'WRONG'}{label}", err=True)
     raise typer.Exit(0 if correct else EXIT_WRONG)

@@ -4,7 +4,10 @@ It checks, in order: Docker reachable (its version, the DOCKER_HOST in use), its
 (runc; runsc for gVisor), the image for this kernel, a real sandbox started with one cell
 run over the transport the settings choose (the socket, on a local daemon), the memory and
 pids limits as the container's cgroup enforces them, provider keys (names only, from the
-environment and ``.env``) and ``api_base`` when one is set. Every failed check prints the
+environment and ``.env``, which it loads as ``run`` does, so ``--model`` finds a key kept
+there) and every base URL a call may go to: ``api_base`` (``RLM_SANDBOX_API_BASE``) and the
+providers' own variables litellm reads (``OPENAI_API_BASE``, ``OPENAI_BASE_URL``, ...), each
+named with its URL (credentials in a URL masked). Every failed check prints the
 one command that fixes it; ``--json`` prints the same as data; the exit code is 1 when a
 required check failed. Nothing secret is printed (every line goes through ``redact``).
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -21,6 +25,7 @@ from pydantic import BaseModel
 
 from ..errors import RLMSandboxError
 from ..redaction import redact
+from ..untrusted import visible
 
 #: What the cell prints: the limits the container's cgroup (v2, else v1) enforces.
 _LIMITS_CELL = """
@@ -52,8 +57,9 @@ class Checks:
         self.items: list[Check] = []
 
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> None:
-        check = Check(name=name, status=status, detail=redact(detail),
-                      fix=redact(fix) if fix and status != "ok" else None)  # type: ignore[arg-type]
+        # a provider's or a server's error text may hold control sequences: shown, never obeyed
+        check = Check(name=name, status=status, detail=visible(redact(detail)),
+                      fix=visible(redact(fix)) if fix and status != "ok" else None)  # type: ignore[arg-type]
         self.items.append(check)
         if not self.as_json:
             label, colour = {"ok": ("ok  ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow"),
@@ -78,15 +84,20 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     and pids limits), provider keys (names only), api_base and (--model) whether a model sees
     the system message; each failure prints the command that fixes it. Exit code 1 when a
     required check failed."""
+    from ..config import load_provider_env
+
     checks = Checks(as_json)
+    loaded = load_provider_env()  # as `run` does: a key or a base URL in .env works as if exported
     settings = _settings(checks)
     client = _docker(checks)
     if client is not None:
         image = _image(checks, client, settings)
         _sandbox(checks, client, settings, image)
-    _keys(checks)
+    _keys(checks, loaded)
     if settings is not None and settings.api_base:
-        _api_base(checks, settings.api_base)
+        _api_base(checks, settings.api_base, "RLM_SANDBOX_API_BASE")
+    for variable, url in _provider_bases():
+        _api_base(checks, url, variable, ".env" if variable in loaded else "environment")
     if model and settings is not None:
         _system_message(checks, model, settings)
     if as_json:
@@ -183,21 +194,47 @@ def _sandbox(checks: Checks, client: Any, settings: Any, image: str | None) -> N
                                      "lists what it cannot enforce")
 
 
-def _keys(checks: Checks) -> None:
+def _keys(checks: Checks, loaded: list[str]) -> None:
     from ..config import provider_keys
 
-    keys = provider_keys()  # names only, never values
+    # names only, never values; those doctor loaded from .env into its environment are still .env's
+    keys = [(name, ".env" if name in loaded else where) for name, where in provider_keys()]
     names = ", ".join(f"{name} ({where})" for name, where in keys) or "none"
     checks.report(bool(keys), f"provider keys: {names}", "export OPENAI_API_KEY=...  # or put it (or another "
                   "provider's key) in ./.env; the demo runs without", required=False, name="provider_keys")
 
 
-def _api_base(checks: Checks, api_base: str) -> None:
+#: The providers' own base-URL variables, as litellm reads them (OPENAI_API_BASE, OPENAI_BASE_URL, ...).
+_PROVIDER_BASE = re.compile(r"^(?!RLM_SANDBOX_)[A-Z0-9_]+_(?:API_BASE|BASE_URL)$")
+
+
+def _provider_bases() -> list[tuple[str, str]]:
+    """``(variable, url)`` of each provider base-URL variable set (after ``.env`` was loaded)."""
+    return sorted((name, value) for name, value in os.environ.items() if value and _PROVIDER_BASE.match(name))
+
+
+def shown_url(url: str) -> str:
+    """``url`` with any user name or password in it masked: a base URL may carry a key."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
+
+
+def _api_base(checks: Checks, api_base: str, variable: str, source: str = "environment") -> None:
     """Any HTTP answer (even 401 or 404) proves the server is there; no key is sent."""
     import urllib.error
     import urllib.request
 
     url = api_base.rstrip("/") + "/models"
+    shown = shown_url(api_base)
+    name = "api_base" if variable == "RLM_SANDBOX_API_BASE" else variable.lower()
+    what = "api_base" if variable == "RLM_SANDBOX_API_BASE" else f"{variable} (from the {source})"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=10) as answer:
             status = answer.status
@@ -205,10 +242,28 @@ def _api_base(checks: Checks, api_base: str) -> None:
         status = exc.code
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        checks.add("api_base", "fail", f"api_base {api_base}: unreachable ({reason})",
-                   f"start the server that should answer at {api_base}, or unset RLM_SANDBOX_API_BASE")
+        checks.add(name, "fail", f"{what} {shown}: unreachable ({reason})",
+                   f"start the server that should answer at {shown}, or unset {variable}"
+                   + (" (in .env)" if source == ".env" else ""))
         return
-    checks.add("api_base", "ok", f"api_base {api_base}: answers (HTTP {status} for GET /models)")
+    checks.add(name, "ok", f"{what} {shown}: answers (HTTP {status} for GET /models)")
+
+
+def _model_base(model: str, settings: Any) -> str:
+    """Where a call to ``model`` goes, for a failure message: ``api_base``, else the
+    provider's own base variable litellm reads, else its default endpoint."""
+    if settings.api_base:
+        return f"{shown_url(settings.api_base)} (api_base)"
+    try:
+        from ..models.runtime import load_litellm
+
+        provider = load_litellm().get_llm_provider(model)[1]
+    except Exception:  # noqa: BLE001 - an unknown model: the call's own error says so
+        return "the provider's default endpoint"
+    for variable in (f"{provider.upper()}_API_BASE", f"{provider.upper()}_BASE_URL"):
+        if os.environ.get(variable):
+            return f"{shown_url(os.environ[variable])} ({variable})"
+    return f"the {provider} default endpoint"
 
 
 def _system_message(checks: Checks, model: str, settings: Any) -> None:
@@ -219,8 +274,8 @@ def _system_message(checks: Checks, model: str, settings: Any) -> None:
         seen = check_system_message(model, completion_kwargs={**settings.completion_kwargs(),
                                                               **settings.model_options})
     except RLMSandboxError as exc:
-        checks.add("system_message", "fail", f"model {model}: {exc}",
-                   "check the model name, api_base and key: rlm-sandbox settings")
+        checks.add("system_message", "fail", f"model {model} at {_model_base(model, settings)}: {exc}",
+                   "check the model name, the base URL named and the key: rlm-sandbox settings")
         return
     checks.report(seen.seen is not False, f"model {model} sees the system message: {seen.detail}",
                   "rlm-sandbox run --set supports_system_message=false ...  # or RLM_SANDBOX_SUPPORTS_SYSTEM_MESSAGE="

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -23,6 +22,7 @@ from .common import (
     fail,
     make_rlm,
     parse_set,
+    prepare_output,
     print_result,
     say,
 )
@@ -47,14 +47,27 @@ def _open_trace(path: str) -> Any:
     """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
     from ..events.jsonl import JsonlWriter
 
+    prepare_output(path, "--trace")
     try:
         return JsonlWriter(path)
-    except IsADirectoryError:
-        raise fail(f"--trace {path}: is a directory; give a file name") from None
-    except FileNotFoundError:
-        raise fail(f"--trace {path}: the directory {str(Path(path).parent)!r} does not exist") from None
     except OSError as exc:
         raise fail(f"--trace {path}: cannot be written ({exc.strerror})") from None
+
+
+def _refuse_scripted(settings: Any) -> None:
+    """``scripted/...`` models live inside a Python process (the eval's oracle, tests'
+    ScriptedModel): ``run`` cannot reach one, so say so instead of litellm's "provider prefix"."""
+    for flag, name in (("--model", settings.model), ("--sub-model", settings.sub_model)):
+        if not str(name).startswith("scripted/"):
+            continue
+        from ..eval.oracle import ORACLE_MODEL
+
+        if name == ORACLE_MODEL:
+            raise fail(f"{flag} {name}: the scripted oracle is only for evaluation; it answers the built-in "
+                       f"generators' tasks: rlm-sandbox eval run sniah --model {ORACLE_MODEL}. Give run a real "
+                       "model, or try `rlm-sandbox demo` (offline)")
+        raise fail(f"{flag} {name}: scripted models exist only inside a Python process (rlm_sandbox.testing) "
+                   "and in `rlm-sandbox eval` (scripted/oracle); give run a real model, or try `rlm-sandbox demo`")
 
 
 def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
@@ -62,6 +75,8 @@ def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
     from ..models.cassette import CassetteError
     from ..models.replay import RecordingClient, ReplayClient, cassette_path
 
+    if record:
+        prepare_output(record, "--record", directory=True)
     try:
         if record:
             rlm.llm = RecordingClient(rlm.llm, cassette_path(record))
@@ -71,13 +86,6 @@ def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
         raise fail(f"--{'record' if record else 'replay'} {record or replay}: {exc}") from None
     except OSError as exc:
         raise fail(f"--record {record}: cannot be written ({exc.strerror or exc})") from None
-def _check_html(path: str) -> None:
-    """Fail now, not after the run, when the HTML file cannot be written."""
-    target = Path(path)
-    if target.is_dir():
-        raise fail(f"--html {path}: is a directory; give a file name")
-    if not target.parent.is_dir():
-        raise fail(f"--html {path}: the directory {str(target.parent)!r} does not exist")
 
 
 def _write_html(path: str, events: list[Any]) -> None:
@@ -155,11 +163,13 @@ def run(
     if record and replay:
         raise fail("give --record or --replay, not both")
     rlm = make_rlm(flags, parse_set(settings))
+    if not replay:
+        _refuse_scripted(rlm.settings)
     _tape(rlm, record, replay)
     piped = query_file != "-" and not sys.stdin.isatty()
     context = load_context(context_files, context_dir, glob, context_format, context_as, piped)
     if html:
-        _check_html(html)
+        prepare_output(html, "--html")
     writer = _open_trace(trace) if trace else None
     # The command draws progress itself (live on a terminal, plain lines otherwise).
     display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from .common import fail
+from .common import fail, prepare_output
 
 trace_app = typer.Typer(no_args_is_help=True, help="Look at a trace file (written by `run --trace`).")
 
@@ -43,24 +43,56 @@ def trace_show(
     from ..view.tree import TreeOptions, render_trace
 
     trace = _read(file)
+    if iteration is not None:
+        _check_iteration(trace.events, iteration)
     Console(highlight=False).print(render_trace(trace.events, trace.problems,
                                                 options=TreeOptions(depth=depth, iteration=iteration, full=full)))
+
+
+def _check_iteration(events: list[Any], iteration: int) -> None:
+    """Fail (exit 2) when the root run has no iteration ``iteration``, naming those it has."""
+    from ..view.outline import outline_runs
+
+    held = sorted({turn.iteration for run in outline_runs(events) for turn in run.turns if turn.purpose == "step"})
+    if iteration not in held:
+        has = f"it has iteration{'s' * (len(held) != 1)} {_ranges(held)}" if held else "it has no iteration at all"
+        raise fail(f"--iteration {iteration}: the trace has no iteration {iteration}; {has}")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    parts: list[str] = []
+    last = -2
+    for number in numbers:
+        if parts and number == last + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+        last = number
+    return ", ".join(parts)
+
+
+def _default_html(file: str) -> str:
+    """run.jsonl -> run.html (run.html -> run.html.html: never the trace itself)."""
+    path = Path(file)
+    return str(path.with_suffix(".html") if path.suffix != ".html" else path.with_name(path.name + ".html"))
 
 
 @trace_app.command("html")
 def trace_html(
     file: str = typer.Argument(..., metavar="FILE", help="A trace (JSONL) file."),
-    output: str = typer.Option(..., "--output", "-o", metavar="OUT.html", help="The HTML file to write."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="OUT.html",
+                                         help="The HTML file to write (default: FILE with .html for its suffix, "
+                                              "next to it); its directory must exist."),
 ) -> None:
     """Write the run as ONE self-contained HTML file (no network, no script, no font):
     open it from a file:// URL or attach it to a CI run."""
     from ..view.html import write_html
 
     trace = _read(file)
+    output = output or _default_html(file)
     target = Path(output)
-    if target.is_dir() or not target.parent.is_dir():
-        raise fail(f"--output {output}: " + ("is a directory; give a file name" if target.is_dir() else
-                                             f"the directory {str(target.parent)!r} does not exist"))
+    prepare_output(output, "--output")
     try:
         write_html(trace.events, target, trace.problems)
     except OSError as exc:

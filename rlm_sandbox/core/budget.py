@@ -25,6 +25,10 @@ from ..errors import BudgetExceeded
 from .result import ModelUsage
 
 
+#: The setting that bounds a call's reply, by the ``what`` its caller names (for refusals).
+_MAX_TOKENS_SETTING = {"llm_query": "sub_max_tokens", "root model call": "max_tokens", "child root call": "max_tokens"}
+
+
 class BudgetFields(BaseModel):
     """The limits of a run's spending, defined once: ``Budget`` freezes them, and a run's
     ``Settings`` takes these fields as they are. ``None`` means no limit."""
@@ -135,19 +139,24 @@ class Ledger:
                  cost_usd: float | None) -> tuple[str, float, float, str] | None:
         budget = self.budget
         tokens = prompt_tokens + max_tokens
+        setting = _MAX_TOKENS_SETTING.get(what, "max_tokens")
         if budget.max_total_tokens is not None:
             used = self._sum("input_tokens") + self._sum("output_tokens")
             if used + self._reserved_tokens + tokens > budget.max_total_tokens:
+                room = budget.max_total_tokens - used - self._reserved_tokens - prompt_tokens
+                fix = (f"; the prompt alone fits: {setting} below {room:,} would let it through (the whole "
+                       f"max_tokens is reserved for the reply), or raise max_total_tokens" if room > 0 else "")
                 return ("max_total_tokens", budget.max_total_tokens, used,
                         f"no {what}: it may use {tokens:,} tokens ({prompt_tokens:,} prompt + max_tokens "
                         f"{max_tokens:,}), and {used:,} are used and {self._reserved_tokens:,} held by calls in "
-                        f"flight of max_total_tokens={budget.max_total_tokens:,}")
+                        f"flight of max_total_tokens={budget.max_total_tokens:,}{fix}")
         if budget.max_cost_usd is not None and cost_usd is not None:
             spent = self._known_cost()
             if spent + self._reserved_cost + cost_usd > budget.max_cost_usd:
                 return ("max_cost_usd", budget.max_cost_usd, round(spent, 6),
-                        f"no {what}: it may cost ${cost_usd:.4f}, and ${spent:.4f} is spent and "
-                        f"${self._reserved_cost:.4f} held by calls in flight of max_cost_usd=${budget.max_cost_usd}")
+                        f"no {what}: it may cost ${cost_usd:.4f} (its prompt and all of max_tokens {max_tokens:,} "
+                        f"priced as output), and ${spent:.4f} is spent and ${self._reserved_cost:.4f} held by calls "
+                        f"in flight of max_cost_usd=${budget.max_cost_usd}; a smaller {setting} reserves less")
         return None
 
     def settle(self, reservation: Reservation | None, role: str, model: str, input_tokens: int,

@@ -4,6 +4,10 @@ Each event becomes one line, or one header line and an indented block (a model r
 cell's output), written whole by one ``write`` under a lock every printer shares, so
 events from concurrent sub-calls, threads or runs never interleave. It only reads
 events; the rich live display of the CLI lives in ``rlm_sandbox.view``.
+
+Everything it prints is made visible with :func:`rlm_sandbox.untrusted.visible` first: a
+reply, a cell's output or a query may hold ESC, OSC or bidi sequences a model (or a document
+it quoted) wrote, and a terminal must show them, not obey them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from ..untrusted import visible
 from . import types as ev
 
 _BASE_FIELDS = frozenset(ev.EventBase.model_fields) | {"event"}
@@ -52,7 +57,8 @@ class VerbosePrinter:
         if line is None:
             return ""
         indent = "  " * event.depth
-        lines = block.splitlines()
+        line = visible(line, keep="")
+        lines = visible(block).splitlines()
         if len(lines) == 1 and len(line) + len(lines[0]) <= 120:  # short enough to stay on one line
             line, lines = f"{line} {lines[0]}", []
         text = f"{indent}[rlm {event.t:7.2f}s] {line}\n"
@@ -62,7 +68,7 @@ class VerbosePrinter:
         if isinstance(event, ev.RunStart):
             kind = "run" if event.depth == 0 else "child run"
             return (f"{kind} started: model {event.model}, sub-model {event.sub_model}, context "
-                    f"{event.context_type}" + (f" of {event.context_length:,}" if event.context_length else ""),
+                    f"{event.context_type}" + (f" of {event.context_length:,}" if event.context_length else "") + "; query:",
                     _short(event.query, 200))
         if isinstance(event, ev.SandboxStart):
             where = " ".join(x for x in (event.provider, event.runtime, event.transport) if x)

@@ -59,9 +59,18 @@ def _describe(model: str, messages: list[dict[str, Any]], number: int) -> str:
 
 def _signature(request: dict[str, Any]) -> str:
     """The request as comparable text (contents shortened as the cassette stores them)."""
-    lines = [f"model={request['model']} max_tokens={request['max_tokens']}"]
+    options = request.get("options")
+    lines = [f"model={request['model']} max_tokens={request['max_tokens']}"
+             + (f" options={options}" if options else "")]
     lines += [f"[{m.get('role')}] {shorten(str(m.get('content', '')))}" for m in request["messages"]]
     return "\n".join(lines)[:20_000]
+
+
+def _alike(ratio: float, same_text: bool) -> str:
+    """How alike two requests are, never "100%" for two that differ: the share is rounded down."""
+    if same_text:
+        return "alike as far as the cassette shows"
+    return f"{min(int(ratio * 100), 99)}% alike"
 
 
 def _where_they_differ(recorded: str, sent: str) -> str:
@@ -225,9 +234,13 @@ class ReplayClient:
         assert best is not None
         recorded = _signature(best.request)
         last = best.request["messages"][-1].get("content", "") if best.request["messages"] else ""
-        return (f"The closest recorded request ({best_ratio:.0%} alike) is to model {best.request['model']!r} with "
-                f"{len(best.request['messages'])} message(s), the last starting {' '.join(last.split())[:120]!r}; "
-                f"{_where_they_differ(recorded, sent)}.")
+        closest = (f"The closest recorded request ({_alike(best_ratio, recorded == sent)}) is to model "
+                   f"{best.request['model']!r} with {len(best.request['messages'])} message(s), the last starting "
+                   f"{' '.join(last.split())[:120]!r}; ")
+        if recorded == sent:
+            return closest + ("they agree in everything the cassette keeps of a request, so they differ in text "
+                              "it does not keep (the middle of a long message) or in a message's other keys.")
+        return closest + f"{_where_they_differ(recorded, sent)}."
 
     def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
         if self.inner is not None:

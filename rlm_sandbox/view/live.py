@@ -8,6 +8,10 @@ tokens, cost (or "unknown"), elapsed time, a bar per budget that has a limit, an
 indented line per child run while it runs. The display is transient: it leaves a clean
 screen, and the CLI prints its one-line summary after it. With ``log=True`` each event is
 also printed, whole, above the live region (rich keeps the two apart).
+
+Every line it draws goes through :func:`rlm_sandbox.untrusted.visible` (a query, a child's
+query, a provider's error text may hold ESC/OSC sequences) and is a rich ``Text``, never
+markup, so ``[bold]`` in a query shows as written.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from rich.text import Text
 from ..core.parsing import parse_reply
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
+from ..untrusted import visible
 from .outline import money
 
 #: Budget bars, in order: (setting, label). A bar is drawn only for a limit that is set.
@@ -264,24 +269,29 @@ class LiveDisplay:
             if state.image is not None:
                 image = state.image
                 step = f", step {image.step}/{image.steps}" if image.step else ""
-                lines.append(Text(f"building the sandbox image (one time{step})", style="cyan"))
+                lines.append(_line(f"building the sandbox image (one time{step})", "cyan"))
             roots = [run for run in state.runs.values() if run.depth == 0]
             head = Table.grid(padding=(0, 1))
-            head.add_row(self._spinner, Text(state.describe(roots[0]) if roots else "starting", style="bold"))
+            head.add_row(self._spinner, _line(state.describe(roots[0]) if roots else "starting", "bold"))
             lines.append(head)
             for run in state.runs.values():
                 if run.depth > 0 and not run.finished:
-                    lines.append(Text(f"{'  ' * run.depth}↳ child run {_clip(run.query, 40)}: {state.describe(run)}",
-                                      style="dim"))
-            lines.append(Text(state.totals()))
+                    lines.append(_line(f"{'  ' * run.depth}↳ child run {_clip(run.query, 40)}: {state.describe(run)}",
+                                       "dim"))
+            lines.append(_line(state.totals()))
             bars = state.budgets()
             if bars:
                 grid = Table.grid(padding=(0, 1))
                 for label, used, limit, text in bars:
-                    grid.add_row(Text(label), ProgressBar(total=max(limit, 1e-9), completed=min(used, limit), width=24),
-                                 Text(text))
+                    grid.add_row(_line(label), ProgressBar(total=max(limit, 1e-9), completed=min(used, limit), width=24),
+                                 _line(text))
                 lines.append(grid)
             return Group(*lines)
+
+
+def _line(text: str, style: str = "") -> Text:
+    """One line of the live region: control and bidi characters shown as escapes, no markup."""
+    return Text(visible(text, keep=""), style=style)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -5,6 +5,10 @@ their output, and under each cell the sub-calls, tool calls and child runs it ma
 runs nested as runs of their own); tokens and cost per turn with running totals; errors,
 restarts, retries and budget stops marked. Long text is clipped unless ``full``. A
 partial trace (an interrupted run, a cut file) says so at the top.
+
+The events are cleaned first (``visible_events``): every string a model, a document or a
+provider put in them shows its control and bidi characters as escapes, and everything is
+drawn as rich ``Text`` or ``Syntax``, never markup, so ``[bold]`` shows as written.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from rich.tree import Tree
 
 from ..core.parsing import RUNNABLE_FENCES, split_fences
 from ..events import types as ev
+from ..untrusted import visible
 from .outline import CellRun, Call, RunOutline, Turn, Usage, money, outline_runs, partial_note, tokens
+from .visible_events import visible_events
 
 _CLIP = {"code": 30, "output": 12, "reply": 40, "prompt": 4, "answer": 8}  # lines shown without --full
 _THEME = "ansi_dark"
@@ -37,8 +43,8 @@ def render_trace(events: list[Any], problems: list[str] | None = None, *,
     """Everything ``trace show`` prints for a trace's events."""
     options = options or TreeOptions()
     parts: list[RenderableType] = []
-    for run in outline_runs(events):
-        note = partial_note(run, problems or [])
+    for run in outline_runs(visible_events(events)):
+        note = partial_note(run, [visible(problem) for problem in problems or []])
         if note:
             parts.append(Text(note, style="bold red"))
         parts.append(_header(run))
