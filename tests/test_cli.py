@@ -254,8 +254,9 @@ def test_image_build_from_the_build_cache_says_so(docker_client, sandbox_image):
     """Building on a base under a new name: the layers are in Docker's cache (built once here
     if they were not), so the second build takes no time and must not claim a build."""
     base = f"rlm-sandbox-test-base:{uuid.uuid4().hex[:8]}"
-    base_image = next(tag for tag in ("python:3.12-slim", "rlm-sandbox-base:bookworm")
-                      if docker_client.api.images(name=tag))
+    from rlm_sandbox.sandbox.image import ensure_base
+
+    base_image = ensure_base(docker_client, progress=False)  # present on any machine, fresh ones included
     docker_client.api.tag(base_image, *base.split(":"))
     built = None
     try:

@@ -193,12 +193,12 @@ def test_the_live_state_counts_a_retry_down_and_shows_child_runs_and_budgets():
 
 def test_the_image_build_reports_each_step_to_a_callback_and_prints_nothing(tmp_path, docker_client, sandbox_image,
                                                                           capfd):
-    from rlm_sandbox.sandbox.image import build_image, kernel_dir
+    from rlm_sandbox.sandbox.image import build_image, ensure_base, kernel_dir
 
     kernel = tmp_path / "kernel"
     shutil.copytree(kernel_dir(), kernel, ignore=shutil.ignore_patterns("__pycache__"))
     (kernel / "marker.py").write_text(f"# {uuid.uuid4().hex}\n")  # a kernel no image was built for
-    base = next(tag for tag in ("python:3.12-slim", "rlm-sandbox-base:bookworm") if docker_client.api.images(name=tag))
+    base = ensure_base(docker_client, progress=False)  # present on any machine, fresh ones included
     tag = f"rlm-sandbox-test-progress:{uuid.uuid4().hex[:8]}"
     seen = []
     try:
@@ -219,14 +219,14 @@ def test_a_run_that_builds_the_image_emits_image_build_events(tmp_path, docker_c
     image for a kernel copy under a test tag: a real build, only the tag is not the default)."""
     from rlm_sandbox import RLM
     from rlm_sandbox.sandbox import DockerSandbox
-    from rlm_sandbox.sandbox.image import build_image, kernel_dir
+    from rlm_sandbox.sandbox.image import build_image, ensure_base, kernel_dir
     from rlm_sandbox.testing import ScriptedModel
     from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
     kernel = tmp_path / "kernel"
     shutil.copytree(kernel_dir(), kernel, ignore=shutil.ignore_patterns("__pycache__"))
     (kernel / "marker.py").write_text(f"# {uuid.uuid4().hex}\n")
-    base = next(tag for tag in ("python:3.12-slim", "rlm-sandbox-base:bookworm") if docker_client.api.images(name=tag))
+    base = ensure_base(docker_client, progress=False)  # present on any machine, fresh ones included
     tag = f"rlm-sandbox-test-progress:{uuid.uuid4().hex[:8]}"
 
     class BuildingSandbox(DockerSandbox):
