@@ -70,3 +70,15 @@ def test_messages_that_do_not_end_with_a_question_are_a_bad_request(litellm_modu
                                   messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
     with pytest.raises(litellm_module.BadRequestError, match="unknown option"):
         litellm_module.completion(model="rlm-sandbox/scripted/none", messages=messages(), rlm={"colour": "blue"})
+
+
+def test_a_run_that_failed_raises_instead_of_answering(litellm_module: Any):
+    """A failed run is an error, as `serve` answers it (502), never a reply that looks like an
+    answer; its reason is masked for secrets (the control: a completed run answers, above)."""
+    refusal = litellm_module.AuthenticationError("key sk-live-SECRET123456789 refused", llm_provider="openai",
+                                                 model="gpt-x")
+    with ScriptedModel([refusal]) as root:
+        with pytest.raises(litellm_module.APIError) as raised:
+            litellm_module.completion(model=f"rlm-sandbox/{root.model}", messages=messages(),
+                                      rlm={"max_retries": 0})
+    assert raised.value.status_code == 502 and "the run failed" in str(raised.value)

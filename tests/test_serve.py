@@ -22,6 +22,7 @@ from serve_process import NEVER, ROOT, SLEEP, UPSTREAM_KEY, ServeProcess, respon
 pytestmark = pytest.mark.docker
 
 MODEL = f"rlm/{ROOT}"
+JSON = {"Content-Type": "application/json"}
 CONTEXT = "The launch code is written on a blue card."
 QUESTION = "What number is it?"
 
@@ -183,6 +184,7 @@ def test_the_trace_is_served_as_jsonl_and_as_html(client: openai.OpenAI, served:
     ({"rlm": {"sandbox": "local"}}, "rlm.sandbox", "server's setting"),
     ({"rlm": {"allowed_sub_models": ["gpt-4o"]}}, "rlm.allowed_sub_models", "allows"),
     ({"rlm": {"budget": {"max_wall_time_s": 500}}}, "rlm.budget.max_wall_time_s", "cap of 120"),
+    ({"rlm": {"budget": {"max_wall_time_s": None}}}, "rlm.budget.max_wall_time_s", "remove this server's cap"),
     ({"rlm": {"max_iterations": 50}}, "rlm.max_iterations", "cap of 4"),
     ({"rlm": {"max_iterations": "many"}}, "rlm.max_iterations", "integer"),
     ({"rlm": {"colour": "blue"}}, "rlm.colour", "unknown field"),
@@ -222,7 +224,7 @@ def test_a_file_part_and_rlm_context_become_the_context(client: openai.OpenAI, s
 
 
 def test_a_body_that_is_not_json_is_a_400(served: ServeProcess):
-    reply = httpx.post(f"{served.url}/chat/completions", content=b"{not json", timeout=30)
+    reply = httpx.post(f"{served.url}/chat/completions", content=b"{not json", timeout=30, headers=JSON)
     assert reply.status_code == 400
     assert "not JSON" in reply.json()["error"]["message"]
 
@@ -230,3 +232,18 @@ def test_a_body_that_is_not_json_is_a_400(served: ServeProcess):
 def test_the_served_process_writes_nothing_but_its_start_line(served: ServeProcess, tmp_path: Path):
     assert served.stdout() == ""
     assert "serving http://127.0.0.1:" in served.stderr()
+
+
+def test_a_web_page_cannot_start_a_run_on_the_loopback_server(served: ServeProcess):
+    """A page the user opens is a local program too: a form-style POST (no CORS preflight) is
+    refused, and so is any request naming another host (a page that rebound its name to
+    127.0.0.1), while a JSON request to a loopback name is served (the control)."""
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "q"}]})
+    simple = httpx.post(f"{served.url}/chat/completions", content=body, timeout=30,
+                        headers={"Content-Type": "text/plain"})
+    assert simple.status_code == 415 and simple.json()["error"]["code"] == "unsupported_media_type"
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
+        rebound = httpx.get(f"{served.url}/models", headers={"Host": host}, timeout=30)
+        assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "host_not_allowed", host
+    for host in ("localhost", f"127.0.0.1:{served.port}", "[::1]:1"):
+        assert httpx.get(f"{served.url}/models", headers={"Host": host}, timeout=30).status_code == 200, host

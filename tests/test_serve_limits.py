@@ -126,7 +126,8 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read_whole(one_at_a_time: S
             yield b"y" * 65536
         yield b'"}]}'
 
-    reply = httpx.post(f"{one_at_a_time.url}/chat/completions", content=chunks(), timeout=60)
+    reply = httpx.post(f"{one_at_a_time.url}/chat/completions", content=chunks(), timeout=60,
+                       headers={"Content-Type": "application/json"})
     assert reply.status_code == 413
 
 

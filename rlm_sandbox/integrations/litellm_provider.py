@@ -8,7 +8,7 @@ Settings for the runs come from the provider's options, then ``RLM_SANDBOX_*`` v
 and ``.env``, as for any ``RLM``; a call may add ``rlm={...}`` (for example a budget).
 
 The reply's ``finish_reason`` is ``stop`` for a FINAL answer and ``length`` when a limit
-ended the run; ``usage`` counts every call of the run; ``reply.rlm`` (also in
+ended the run; a run that failed (status ``error``) raises litellm's ``APIError`` (502); ``usage`` counts every call of the run; ``reply.rlm`` (also in
 ``_hidden_params["rlm"]``) holds status, answer_from, iterations, sub_calls and cost_usd.
 """
 
@@ -19,10 +19,11 @@ from typing import Any
 from .. import RLM
 from ..chat import ChatMappingError, messages_to_run
 from ..models.runtime import load_litellm
+from ..redaction import redact
 
 _litellm = load_litellm()  # the package's way: offline price map, no network at import
 CustomLLM, ModelResponse, Usage = _litellm.CustomLLM, _litellm.ModelResponse, _litellm.Usage
-BadRequestError = _litellm.BadRequestError
+BadRequestError, APIError = _litellm.BadRequestError, _litellm.APIError
 
 __all__ = ["PROVIDER", "RLMProvider", "handler", "register"]
 
@@ -66,6 +67,9 @@ class RLMProvider(CustomLLM):
 
     @staticmethod
     def _fill(response: ModelResponse | None, model: str, result: Any) -> ModelResponse:
+        if result.status == "error":  # a failed run is an error, as `serve` answers it (502), never a reply
+            raise APIError(status_code=502, message=f"the run failed: {redact(result.error or 'no reason given')}",
+                           llm_provider=PROVIDER, model=model)
         response = response if response is not None else ModelResponse()
         response.model = f"{PROVIDER}/{model}" if not model.startswith(PROVIDER + "/") else model
         response.choices[0].message.content = result.answer  # type: ignore[union-attr]
@@ -74,7 +78,8 @@ class RLMProvider(CustomLLM):
                                completion_tokens=result.total_output_tokens,
                                total_tokens=result.total_input_tokens + result.total_output_tokens)
         info = {"status": result.status, "answer_from": result.answer_from, "iterations": result.iterations,
-                "sub_calls": result.sub_calls, "cost_usd": result.cost_usd, "error": result.error}
+                "sub_calls": result.sub_calls, "cost_usd": result.cost_usd,
+                "error": redact(result.error) if result.error else None}
         response._hidden_params["rlm"] = info
         setattr(response, "rlm", info)
         return response

@@ -24,14 +24,15 @@ from starlette.routing import Route
 
 from ..redaction import redact
 from . import responses
-from .auth import check_request
+from .auth import check_host, check_json, check_request
 from .config import ServerConfig
 from .errors import APIError, bad_request
 from .progress import ProgressLines
 from .runs import RunPlan, Runner, until_disconnected
 
-#: The viewer's page is self-contained: nothing may be fetched, and its scripts stay inline.
-_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+#: The viewer's page is self-contained and has no script: nothing may be fetched or run (the
+#: same policy as the page's own meta tag).
+_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def create_app(config: ServerConfig) -> Starlette:
@@ -52,6 +53,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     async def guarded(request: Request, handler: Any) -> Response:
         try:
+            check_host(config.host, request.headers.get("host"))
             check_request(config.api_key, request.headers.get("authorization"))
             return await handler(request)
         except APIError as exc:
@@ -66,6 +68,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         async def handler(_: Request) -> Response:
+            check_json(request.headers.get("content-type"))
             raw = await _body(request, int(config.max_body_mb * 1024 * 1024))
             try:
                 body = json.loads(raw)

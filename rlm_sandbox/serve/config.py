@@ -44,4 +44,8 @@ class ServerConfig:
         if self.pool is not None and self.pool < 0:
             raise ValueError(f"--pool must be 0 or more, not {self.pool}")
         if self.trace_dir is not None and not Path(self.trace_dir).is_dir():
-            raise ValueError(f"--trace-dir {self.trace_dir}: no such directory; create it first")
+            parent = Path(self.trace_dir).absolute().parent
+            if not parent.is_dir():  # the CLI's one rule: the directory is made, its parent must exist
+                raise ValueError(f"--trace-dir {self.trace_dir}: its parent {parent} does not exist; "
+                                 f"create it first (mkdir -p {parent})")
+            Path(self.trace_dir).mkdir()

@@ -284,7 +284,9 @@ async def serve(config: McpConfig, http_port: int | None = None) -> None:
             if http_port is None:
                 await server.run_stdio_async()
             else:
-                await server.run_streamable_http_async(host="127.0.0.1", port=http_port)
+                # The SDK's default body limit (4 MiB) would cut text far below --max-bytes.
+                await server.run_streamable_http_async(host="127.0.0.1", port=http_port,
+                                                       max_request_body_size=config.files.max_bytes + (1 << 20))
         finally:
             group.cancel_scope.cancel()
             sessions.close_all()

@@ -107,8 +107,13 @@ def _check_caps(overrides: dict[str, Any], base: Settings, budget: dict[str, Any
     for key in BUDGET_FIELDS & set(overrides):
         cap, value = getattr(base, key), overrides[key]
         param = f"rlm.budget.{key}" if key in budget else f"rlm.{key}"
-        if cap is None or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # no cap; a value of the wrong type is refused by Settings, naming it
+        if cap is None:
+            continue
+        if value is None:  # null would lift the cap altogether
+            raise bad_request(f"{key}=null would remove this server's cap of {cap}; ask for at most {cap}",
+                              param, "above_cap")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # a value of the wrong type is refused by Settings, naming it
         if value > cap:
             raise bad_request(f"{key}={value} is above this server's cap of {cap}; ask for at most {cap}",
                               param, "above_cap")

@@ -36,7 +36,7 @@ class ProgressLines:
             text = ("answer-now call: the run ended without FINAL" if event.purpose == "answer_now"
                     else f"iteration {event.iteration} ({event.model})")
         elif kind == "cell":
-            outcome = f"error {event.error_type}: {_clip(event.error or '')}" if event.error else \
+            outcome = f"error {_clip(event.error_type or '')}: {_clip(event.error or '')}" if event.error else \
                 f"ok, {event.stdout_chars} chars of output"
             text = f"cell {event.iteration}.{event.index + 1}: {outcome} ({event.duration_s:.2f}s)"
         elif kind == "sub_call":
