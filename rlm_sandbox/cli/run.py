@@ -7,14 +7,16 @@ the trajectory is written as the run goes, so an interrupted run keeps what it d
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from ..errors import RLMSandboxError
+from ..redaction import redact
 from .common import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -89,6 +91,20 @@ def _write_html(path: str, events: list[Any]) -> None:
         say(f"--html {path}: could not be written ({exc.strerror or exc})", typer.colors.YELLOW)
 
 
+def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
+    """Ctrl-C at any moment of the command (before the run, after it) is one line and exit
+    130, as it is during the run; not click's "Aborted!" and exit 1."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+@_interruptible
 def run(
     query: Optional[str] = typer.Option(None, "--query", "-q", metavar="TEXT", help="The question to answer."),
     query_file: Optional[str] = typer.Option(None, "--query-file", metavar="PATH",
@@ -174,9 +190,13 @@ def run(
             _write_html(html, events)
         raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else "")
                    + (f"; the run so far is in {html}" if html else ""), EXIT_INTERRUPTED) from None
-    except RLMSandboxError as exc:
+    except RLMSandboxError as exc:  # the run could not go on (e.g. its sandbox did not start)
         if html and events:
             _write_html(html, events)
+        if as_json and exc.result is not None:  # a script still gets the result, status "error"
+            from .result_json import result_json
+
+            typer.echo(redact(result_json(exc.result, rlm.settings, trace=trace, html=html)))
         raise error_exit(exc) from None
     finally:
         if writer is not None:
