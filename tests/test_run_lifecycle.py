@@ -49,9 +49,11 @@ def _events(trace: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+def _wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + BARRIER_S
     while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"the run never reached {what}")
         time.sleep(0.01)
@@ -179,7 +181,7 @@ def _interrupt_one(tmp_path: Path, index: int, barrier: str, delay: float) -> di
                 "root2": script.arrived["root2"].is_set,
                 "cell": lambda: script.arrived["root2"].is_set() and kinds().count("model_reply") >= 3,
             }
-            _wait_for(reached[barrier], barrier)
+            _wait_for(reached[barrier], barrier, proc)
             time.sleep(delay)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=BARRIER_S)

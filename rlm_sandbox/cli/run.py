@@ -91,6 +91,18 @@ def _write_html(path: str, events: list[Any]) -> None:
         say(f"--html {path}: could not be written ({exc.strerror or exc})", typer.colors.YELLOW)
 
 
+def _keep_last(kept: list[Any], event: Any) -> None:
+    kept[:] = [event]
+
+
+def _interrupted_before_start(writer: Any) -> None:
+    """A Ctrl-C that came before the run wrote anything still ends its trace with run_interrupted."""
+    from ..events import types as ev
+    from ..events.stream import EventLog
+
+    EventLog([writer]).recorder().emit(ev.RunInterrupted, iterations=0)
+
+
 def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
     """Ctrl-C at any moment of the command (before the run, after it) is one line and exit
     130, as it is during the run; not click's "Aborted!" and exit 1."""
@@ -177,15 +189,19 @@ def run(
     if html:
         _check_html(html)
     writer = _open_trace(trace) if trace else None
-    # The command draws progress itself (live on a terminal, plain lines otherwise).
-    display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
-    rlm.settings = rlm.settings.model_copy(update={"verbose": False})
     events: list[Any] = []
-    rlm.on_event = listeners(writer, display.listener, events.append if html else None)
+    written: list[Any] = []  # the latest event, once there is one
     try:
+        # The command draws progress itself (live on a terminal, plain lines otherwise).
+        display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
+        rlm.settings = rlm.settings.model_copy(update={"verbose": False})
+        rlm.on_event = listeners(writer, display.listener, events.append if html else None,
+                                 functools.partial(_keep_last, written))
         with display:
             result = rlm.run(text, context)
     except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
+        if writer is not None and not written:  # stopped before the run began: the trace says so too
+            _interrupted_before_start(writer)
         if html:
             _write_html(html, events)
         raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else "")
