@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -83,6 +84,7 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     (seconds, once per process), refuse a cost limit that cannot be enforced, and load the
     tokenizers that reserving budget will use. Raises BudgetNotEnforceable."""
     load_litellm()
+    _quiet_unsent_requests()
     settings = rlm.settings
     meter = meter or Meter(Ledger(settings.budget()), rlm.llm, settings)
     models = [settings.model, settings.sub_model or settings.model]
@@ -90,6 +92,16 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     meter.warm_up(models)
     if settings.window("root") or model_window(settings.model):  # root requests will be measured
         rlm.llm.count_tokens(settings.model, text="warm up")
+
+
+def _quiet_unsent_requests() -> None:
+    """litellm's ``acompletion`` makes a provider's request coroutine on a worker thread; a
+    call cancelled meanwhile (Ctrl-C, a wall-time budget, a cancelled ``arun``) drops that
+    coroutine unstarted, so nothing was sent, and Python prints "RuntimeWarning: coroutine
+    'OpenAIChatCompletion.acompletion' was never awaited". That warning says nothing wrong
+    happened, only where: it is silenced for litellm's request coroutines alone (idempotent)."""
+    warnings.filterwarnings("ignore", message=r"coroutine '\w+\.(acompletion|async_completion)' was never awaited",
+                            category=RuntimeWarning)
 
 
 def new_event_log(rlm: RunOwner) -> EventLog:
