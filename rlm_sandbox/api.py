@@ -17,6 +17,7 @@ from .core.loop import SandboxFactory, _check_query, _Run
 from .core.result import RLMResult
 from .core.session import Session
 from .core.sync_bridge import run_sync
+from .errors import RLMSandboxError
 from .events.stream import Listener
 from .models.base import ModelClient
 from .models.litellm_client import LLMClient
@@ -84,15 +85,24 @@ class RLM:
 
     def run(self, query: str, context: Context = None, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
         """Answer ``query`` about ``context``. Model and budget trouble never raise: the
-        result's ``status`` and ``error`` say what happened."""
+        result's ``status`` and ``error`` say what happened. A sandbox that cannot start raises
+        before any model call (the exception's ``result`` is the run's). Ctrl-C cancels the run
+        and returns once its sandbox is closed (a second Ctrl-C stops waiting)."""
         return run_sync(self.arun(query, context, answer_schema=answer_schema))
 
     async def arun(self, query: str, context: Context = None, *,
                    answer_schema: AnswerSchema | None = None) -> RLMResult:
-        """The async twin of :meth:`run`; many may run at once in one event loop."""
+        """The async twin of :meth:`run`; many may run at once in one event loop. Cancelling its
+        task is an interrupt: the cancel completes once the run's sandboxes are closed, and its
+        trace ends with ``run_interrupted``."""
         _check_query(query)
         misses = list(getattr(self.llm, "misses", ()))
-        result = await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+        try:
+            result = await _Run(self, query, context, answer_schema=answer_schema or self.answer_schema).execute()
+        except RLMSandboxError as exc:  # e.g. the sandbox could not start; the result it carries is masked too
+            if exc.result is not None and exc.result.error:
+                exc.result.error = redact(exc.result.error)
+            raise
         missed = [miss for miss in getattr(self.llm, "misses", ()) if miss not in misses]
         if missed:  # a replay that lacked a request fails loudly, even where the loop caught it
             result.status, result.error = "error", str(missed[0])

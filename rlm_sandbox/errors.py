@@ -6,7 +6,14 @@ from typing import Any
 
 
 class RLMSandboxError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``result`` is set when the error ended a run (its sandbox could not start, or broke):
+    the run's :class:`~rlm_sandbox.RLMResult` with ``status`` "error", so a caller can still
+    report what it did and what it cost. None otherwise.
+    """
+
+    result: Any = None
 
 
 # --- settings ----------------------------------------------------------------------

@@ -275,7 +275,7 @@ def test_the_loop_runs_over_http_against_an_openai_compatible_server(sandbox_fac
     assert result.total_input_tokens == 100
 
 
-def test_a_sandbox_that_cannot_start_is_reported_after_the_first_reply(sandbox_factory):
+def test_a_sandbox_that_cannot_start_is_reported_before_any_model_call(sandbox_factory):
     from rlm_sandbox.errors import ImageError
 
     def broken_factory(context, callbacks, exceptions, settings):
@@ -286,7 +286,7 @@ def test_a_sandbox_that_cannot_start_is_reported_after_the_first_reply(sandbox_f
     root = ScriptedModel(["```repl\nprint(1)\n```"])
     with pytest.raises(ImageError, match="no-such-image.*is not present"):
         build_rlm(broken_factory, root).run("q", "ctx")
-    assert root.call_count == 1  # the sandbox started alongside the first model call
+    assert root.call_count == 0  # the first call waits for the sandbox: nothing is billed (issue 17, item 11)
 
 
 # -- batches keep what they paid for (issue 7, item 8) ------------------------------------------

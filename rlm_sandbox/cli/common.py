@@ -41,8 +41,10 @@ Exit codes:
        timeout, stalled); its best answer is printed and stderr says where
        it came from
   4    model or provider error (authentication, unknown model, unreachable)
-  5    sandbox error (Docker unreachable, image missing, ...)
-  130  interrupted (Ctrl-C); the trajectory so far is kept"""
+  5    sandbox error (Docker unreachable, image missing, ...); no model call
+       is made, --json still prints the result (status error)
+  130  interrupted (Ctrl-C, at any moment): the container is removed first;
+       the trajectory so far is kept, ending with run_interrupted"""
 
 LOCAL_WARNING = ("WARNING: --sandbox local is NOT a security boundary: the model's code runs as you, on this "
                  "machine, with your files, network and environment. Use it only with inputs and models you trust.")

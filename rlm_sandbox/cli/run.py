@@ -7,13 +7,15 @@ the trajectory is written as the run goes, so an interrupted run keeps what it d
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from ..errors import RLMSandboxError
+from ..redaction import redact
 from .common import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -97,6 +99,32 @@ def _write_html(path: str, events: list[Any]) -> None:
         say(f"--html {path}: could not be written ({exc.strerror or exc})", typer.colors.YELLOW)
 
 
+def _keep_last(kept: list[Any], event: Any) -> None:
+    kept[:] = [event]
+
+
+def _interrupted_before_start(writer: Any) -> None:
+    """A Ctrl-C that came before the run wrote anything still ends its trace with run_interrupted."""
+    from ..events import types as ev
+    from ..events.stream import EventLog
+
+    EventLog([writer]).recorder().emit(ev.RunInterrupted, iterations=0)
+
+
+def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
+    """Ctrl-C at any moment of the command (before the run, after it) is one line and exit
+    130, as it is during the run; not click's "Aborted!" and exit 1."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+@_interruptible
 def run(
     query: Optional[str] = typer.Option(None, "--query", "-q", metavar="TEXT", help="The question to answer."),
     query_file: Optional[str] = typer.Option(None, "--query-file", metavar="PATH",
@@ -171,22 +199,30 @@ def run(
     if html:
         prepare_output(html, "--html")
     writer = _open_trace(trace) if trace else None
-    # The command draws progress itself (live on a terminal, plain lines otherwise).
-    display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
-    rlm.settings = rlm.settings.model_copy(update={"verbose": False})
     events: list[Any] = []
-    rlm.on_event = listeners(writer, display.listener, events.append if html else None)
+    written: list[Any] = []  # the latest event, once there is one
     try:
+        # The command draws progress itself (live on a terminal, plain lines otherwise).
+        display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
+        rlm.settings = rlm.settings.model_copy(update={"verbose": False})
+        rlm.on_event = listeners(writer, display.listener, events.append if html else None,
+                                 functools.partial(_keep_last, written))
         with display:
             result = rlm.run(text, context)
     except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
+        if writer is not None and not written:  # stopped before the run began: the trace says so too
+            _interrupted_before_start(writer)
         if html:
             _write_html(html, events)
         raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else "")
                    + (f"; the run so far is in {html}" if html else ""), EXIT_INTERRUPTED) from None
-    except RLMSandboxError as exc:
+    except RLMSandboxError as exc:  # the run could not go on (e.g. its sandbox did not start)
         if html and events:
             _write_html(html, events)
+        if as_json and exc.result is not None:  # a script still gets the result, status "error"
+            from .result_json import result_json
+
+            typer.echo(redact(result_json(exc.result, rlm.settings, trace=trace, html=html)))
         raise error_exit(exc) from None
     finally:
         if writer is not None:

@@ -14,8 +14,8 @@ same loop. So a run holds no thread per prompt or per child, whatever the batch 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-import threading
 import time
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Coroutine, Sequence
@@ -60,8 +60,7 @@ class Broker:
         self._run_slots: asyncio.Semaphore | None = None  # made on the loop, at first use
         #: Where the running cell is (iteration, cell), set by the loop before each cell.
         self.placement: dict[str, Any] = {}
-        self._pending: set[Future[Any]] = set()
-        self._pending_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()  # callbacks being served, on the loop
         self._closed = False
         self._callbacks: dict[str, Callable[..., Any]] = {name: getattr(self, name) for name in HELPERS}
         self._callbacks.update({name: tool_caller(name, tool, ledger, events, lambda: dict(self.placement))
@@ -93,8 +92,8 @@ class Broker:
         self._check_model(model, "llm_query_batched")
         self._reserve_sub_calls("llm_query_batched", model, len(prompts))  # all or none
         where = dict(self.placement)
-        jobs = [self._complete(prompt, model, "llm_query_batched",
-                               {**where, "batch_index": i, "batch_size": len(prompts)})
+        jobs = [functools.partial(self._complete, prompt, model, "llm_query_batched",
+                                  {**where, "batch_index": i, "batch_size": len(prompts)})
                 for i, prompt in enumerate(prompts)]
         return self._bridge(self._gather(jobs, "sub-calls", model, return_exceptions))
 
@@ -119,7 +118,7 @@ class Broker:
         for query, _ in pairs:
             self._check_query(query)
         where = dict(self.placement)
-        jobs = [self._one_rlm_query(query, context, {**where, "batch_index": i})
+        jobs = [functools.partial(self._one_rlm_query, query, context, {**where, "batch_index": i})
                 for i, (query, context) in enumerate(pairs)]
         return self._bridge(self._gather(jobs, "child runs", None, return_exceptions))
 
@@ -174,18 +173,37 @@ class Broker:
     # -- the one bridge from a callback thread to the run's loop ---------------------------
 
     def _bridge(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coroutine`` on the run's event loop and wait for it on this (callback) thread."""
+        """Run ``coroutine`` on the run's event loop and wait for it on this (callback) thread.
+
+        Its task is made on the loop, where :meth:`close` runs too: a callback that arrives as
+        the run ends is closed unstarted (never a "coroutine was never awaited" warning), and one
+        being served is cancelled and can be waited for (:meth:`drain`)."""
         if self._closed:
             coroutine.close()
             raise RuntimeError("the run has ended; no more callbacks are served")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        with self._pending_lock:
-            self._pending.add(future)
-        try:
-            return future.result()
-        finally:
-            with self._pending_lock:
-                self._pending.discard(future)
+        future: Future[Any] = Future()
+        self._loop.call_soon_threadsafe(self._begin, coroutine, future)
+        return future.result()
+
+    def _begin(self, coroutine: Coroutine[Any, Any, Any], future: Future[Any]) -> None:
+        """On the loop: serve one callback as a task, unless the run has ended meanwhile."""
+        if self._closed:
+            coroutine.close()
+            future.set_exception(RuntimeError("the run has ended; no more callbacks are served"))
+            return
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._answer, future))
+
+    def _answer(self, future: Future[Any], task: asyncio.Task[Any]) -> None:
+        """On the loop: hand the task's outcome to the waiting callback thread."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            future.cancel()
+        elif task.exception() is not None:
+            future.set_exception(task.exception())
+        else:
+            future.set_result(task.result())
 
     # -- the async work ------------------------------------------------------------------
 
@@ -271,9 +289,11 @@ class Broker:
             raise LLMError(f"rlm_query child run failed: {result.error}", model=self._sub_model, transient=False)
         return result.answer
 
-    async def _gather(self, jobs: list[Coroutine[Any, Any, Any]], what: str, model: str | None,
+    async def _gather(self, jobs: list[Callable[[], Coroutine[Any, Any, Any]]], what: str, model: str | None,
                       return_exceptions: bool) -> list[Any]:
-        results = await asyncio.gather(*jobs, return_exceptions=True)
+        """The jobs' coroutines are made here, not by the caller: a batch that never runs (the run
+        ended first) leaves no coroutine behind that was never awaited."""
+        results = await asyncio.gather(*(job() for job in jobs), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancelled: the run is ending
@@ -293,12 +313,16 @@ class Broker:
         return list(results)
 
     def close(self) -> None:
-        """The run is over: refuse new callbacks and cancel those still running."""
+        """The run is over (call on the loop): refuse new callbacks and cancel those still running."""
         self._closed = True
-        with self._pending_lock:
-            pending = list(self._pending)
-        for future in pending:
-            future.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def drain(self) -> None:
+        """Wait until every callback cancelled by :meth:`close` has ended (and written its events;
+        a child run has closed its sandbox), so nothing of the run happens after its end."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
 
 
 def _cell_name(exc: BaseException) -> str:

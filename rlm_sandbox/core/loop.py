@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
 from ..config import Settings
-from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError
+from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError, RLMSandboxError
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
 from ..events.stream import EventLog, Listener, RunRecorder, new_call_id
@@ -47,6 +48,21 @@ _WINDOW_SOURCES = {"setting": "the context_window setting", "litellm": "litellm'
 SandboxFactory = Callable[[Context, Callbacks, tuple[str, ...], Settings], Sandbox]
 
 
+async def _through_cancel(future: asyncio.Future[Any]) -> bool:
+    """Wait for ``future`` to end even if the waiting task is cancelled meanwhile; returns True
+    if it was (the caller passes the cancel on once its cleanup is done). Its error is raised."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:  # noqa: BLE001 - raised by result() below
+            break
+    future.result()
+    return cancelled
+
+
 class RunOwner(Protocol):
     """What a run reads from the ``RLM`` that started it (see :class:`rlm_sandbox.RLM`)."""
 
@@ -68,6 +84,7 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     (seconds, once per process), refuse a cost limit that cannot be enforced, and load the
     tokenizers that reserving budget will use. Raises BudgetNotEnforceable."""
     load_litellm()
+    _quiet_unsent_requests()
     settings = rlm.settings
     meter = meter or Meter(Ledger(settings.budget()), rlm.llm, settings)
     models = [settings.model, settings.sub_model or settings.model]
@@ -75,6 +92,16 @@ def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     meter.warm_up(models)
     if settings.window("root") or model_window(settings.model):  # root requests will be measured
         rlm.llm.count_tokens(settings.model, text="warm up")
+
+
+def _quiet_unsent_requests() -> None:
+    """litellm's ``acompletion`` makes a provider's request coroutine on a worker thread; a
+    call cancelled meanwhile (Ctrl-C, a wall-time budget, a cancelled ``arun``) drops that
+    coroutine unstarted, so nothing was sent, and Python prints "RuntimeWarning: coroutine
+    'OpenAIChatCompletion.acompletion' was never awaited". That warning says nothing wrong
+    happened, only where: it is silenced for litellm's request coroutines alone (idempotent)."""
+    warnings.filterwarnings("ignore", message=r"coroutine '\w+\.(acompletion|async_completion)' was never awaited",
+                            category=RuntimeWarning)
 
 
 def new_event_log(rlm: RunOwner) -> EventLog:
@@ -124,7 +151,11 @@ class _Run:
     async def execute(self) -> RLMResult:
         self._loop = asyncio.get_running_loop()
         if self._is_root:  # the run starts after its setup: importing litellm is not run time
-            await self._loop.run_in_executor(None, prepare, self.rlm, self.meter)
+            try:
+                await self._loop.run_in_executor(None, prepare, self.rlm, self.meter)
+            except asyncio.CancelledError:  # cut short before it began: the trace still says so
+                self.events.emit(ev.RunInterrupted, iterations=0)
+                raise
             self.ledger.restart_clock()
             self.events.log.restart_clock()
         started = self._loop.time()
@@ -144,31 +175,23 @@ class _Run:
         if self.switch is not None:
             self.switch.current = broker
         answer, status, error = "", "error", None
-        # The container starts while the root model writes its first reply: the prompt
-        # only needs the host's description of the context, not the sandbox.
+        # The container starts while the first prompt is made and measured; the first model
+        # call waits for it (_sandbox_ready), so a run that cannot run pays for nothing.
         self._sandbox_started = asyncio.ensure_future(self._start(sandbox)) if owned else None
-        interrupted = False
+        interrupted, failure = False, None
         try:
             self.history = History(self._first_messages(), functools.partial(self.rlm.llm.count_tokens, self.model))
             answer, status, error = await self._loop_until_final(sandbox)
         except asyncio.CancelledError:
             interrupted = True
-            raise
+        except Exception as exc:  # noqa: BLE001 - raised again below, once the trace has its end
+            failure = exc
+            answer, error = self._partial_answer(), f"{type(exc).__name__}: {exc}"
         finally:
-            if self.switch is not None:
-                self.switch.current = None
-            broker.close()
-            if self._sandbox_started is not None:  # the run ended before it needed the sandbox
-                if self._sandbox_started.done() and not self._sandbox_started.cancelled():
-                    self._sandbox_started.exception()  # retrieved: a failed start no longer matters
-                self._sandbox_started.cancel()
-            if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
-                closing = time.monotonic()
-                await asyncio.shield(self._loop.run_in_executor(None, sandbox.close))
-                self.events.emit(ev.SandboxClose, duration_s=round(time.monotonic() - closing, 4))
-            self._io.shutdown(wait=False)
-            if interrupted:  # the trace says so, instead of just stopping
-                self.events.emit(ev.RunInterrupted, iterations=self.iterations)
+            interrupted = await self._wind_down(sandbox, owned) or interrupted
+        if interrupted:  # the trace says so, instead of just stopping; a cancelled run has no final
+            self.events.emit(ev.RunInterrupted, iterations=self.iterations)
+            raise asyncio.CancelledError
         if status == "completed":
             self.answer_from = "final"
         elif not answer:
@@ -180,7 +203,37 @@ class _Run:
         self.events.emit(ev.Final, status=status, answer=answer, answer_from=self.answer_from, error=error,
                          iterations=self.iterations, input_tokens=ledger.input_tokens,
                          output_tokens=ledger.output_tokens, cost_usd=ledger.cost_usd, duration_s=round(duration, 4))
-        return self._result(answer, status, error, duration)
+        result = self._result(answer, status, error, duration)
+        if failure is not None:  # e.g. the sandbox could not start: raised, with the run's result
+            if isinstance(failure, RLMSandboxError):
+                failure.result = result
+            raise failure
+        return result
+
+    async def _wind_down(self, sandbox: Sandbox, owned: bool) -> bool:
+        """End the run's callbacks (waiting for those cut short to record it), its sandbox's start
+        and, if the sandbox is the run's own, the sandbox. Returns True when the run was
+        cancelled meanwhile: each step was still waited for, so nothing of the run outlives it."""
+        assert self._loop is not None and self.broker is not None
+        if self.switch is not None:
+            self.switch.current = None
+        self.broker.close()
+        cancelled = await _through_cancel(asyncio.ensure_future(self.broker.drain()))
+        if self._sandbox_started is not None:  # the run ended before it needed the sandbox
+            if self._sandbox_started.done() and not self._sandbox_started.cancelled():
+                self._sandbox_started.exception()  # retrieved: a failed start no longer matters
+            self._sandbox_started.cancel()  # close() below waits for a start in progress
+        if owned:  # not on the I/O thread: a running cell may occupy it; close() cuts it short
+            closing = time.monotonic()
+            try:
+                closed = self._loop.run_in_executor(None, sandbox.close)
+            except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+                sandbox.close()  # the program is exiting: here, then, blocking the loop
+            else:
+                cancelled = await _through_cancel(closed) or cancelled
+            self.events.emit(ev.SandboxClose, duration_s=round(time.monotonic() - closing, 4))
+        self._io.shutdown(wait=False)
+        return cancelled
 
     async def _start(self, sandbox: Sandbox) -> None:
         """Start the sandbox on the I/O thread and say how it went."""
@@ -194,6 +247,14 @@ class _Run:
                              error=f"{type(exc).__name__}: {exc}")
             raise
         self.events.emit(ev.SandboxStart, **shape, duration_s=round(time.monotonic() - began, 4))
+
+    async def _sandbox_ready(self) -> None:
+        """Wait for the sandbox this run is starting; raises if it cannot start. Called before
+        the first model request is sent: a run that cannot run must not pay for a call (a
+        request cancelled once sent may be billed all the same)."""
+        if self._sandbox_started is not None:
+            await self._sandbox_started
+            self._sandbox_started = None
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking sandbox call on this run's own I/O thread."""
@@ -230,9 +291,7 @@ class _Run:
             except BudgetExceeded as exc:
                 return await self._out_of_budget(sandbox, exc)
             self.history.say("assistant", completion.text)
-            if self._sandbox_started is not None:
-                await self._sandbox_started  # raises if the sandbox could not start
-                self._sandbox_started = None
+            await self._sandbox_ready()
             answer = await self._handle_reply(sandbox, completion.text, completion.finish_reason)
             if answer is not None:
                 return answer, "completed", None
@@ -440,6 +499,7 @@ class _Run:
                     max_tokens: int) -> Completion:
         """One root-model request, reserved in the budget first, recorded as a request and a reply."""
         assert self._loop is not None
+        await self._sandbox_ready()  # before anything is paid for
         role = self.role
         self._max_tokens_sent = max_tokens
         reservation = await self._loop.run_in_executor(
