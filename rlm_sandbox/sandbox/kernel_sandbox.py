@@ -419,20 +419,9 @@ class KernelSandbox(Sandbox):
             else:
                 kept.pop(name, None)
         blob = parts[0] if len(parts) == 1 else b"".join(parts)
-        with self._lock:
-            conn = self._connection()
-            self._used = True
-            try:
-                reply = conn.request("assign", timeout=max(self.limits.cell_timeout_s, len(blob) / 50e6),
-                                     blob=blob, vars=specs)
-            except (KernelUnresponsive, StreamClosed, OSError) as exc:
-                reason = self._death_reason() if isinstance(exc, (StreamClosed, OSError)) else str(exc)
-                self._restart()
-                raise SandboxError(f"assign failed ({reason}); the sandbox was restarted and its variables "
-                                   "were lost") from None
-            raise_for_error(reply)
-            self._kept = kept
-            self.assigned_bytes += len(blob)
+        self._request("assign", timeout=max(self.limits.cell_timeout_s, len(blob) / 50e6), blob=blob, vars=specs)
+        self._kept = kept
+        self.assigned_bytes += len(blob)
 
     def reset(self) -> None:
         self._kept = {}
@@ -442,12 +431,12 @@ class KernelSandbox(Sandbox):
         """One round trip to the kernel (a health check, and the latency benchmark)."""
         self._request("ping")
 
-    def _request(self, message_type: str, **fields: Any) -> dict[str, Any]:
+    def _request(self, message_type: str, *, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         with self._lock:
             conn = self._connection()
             self._used = self._used or message_type != "ping"
             try:
-                reply = conn.request(message_type, timeout=self.limits.cell_timeout_s, **fields)
+                reply = conn.request(message_type, timeout=timeout or self.limits.cell_timeout_s, **fields)
             except (KernelUnresponsive, StreamClosed, OSError) as exc:
                 reason = self._death_reason() if isinstance(exc, (StreamClosed, OSError)) else str(exc)
                 self._restart()
