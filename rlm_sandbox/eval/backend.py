@@ -128,7 +128,7 @@ async def _scored(job: TaskJob, run: Any, context: Any, client: PermanentErrorWa
                                          **direct.model_dump())
     result.permanent = client.seen is not None
     if result.permanent and not result.error:
-        result.error = client.seen
+        result.error = redact(client.seen)  # a provider message may quote part of a key
     return result
 
 
