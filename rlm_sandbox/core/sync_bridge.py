@@ -9,12 +9,20 @@ Ctrl-C lands in the waiting thread. The run is then cancelled on its loop and wa
 until it has closed its sandbox and written its last event: returning earlier would let the
 program exit while the run still cleans up on a daemon thread, against an interpreter that
 is shutting down (no executor takes work any more; the trace loses its end).
+
+The waiting thread never blocks without a timeout. A process-directed SIGINT may be taken
+by any thread that does not block it (a native library's worker, a Python worker);
+CPython's handler then only flags it for the main thread, which notices at its next
+bytecode. A main thread asleep in an untimed ``Event.wait()`` never runs one, so that Ctrl-C
+would be lost until the run ended by itself: waiting in short slices keeps every Ctrl-C
+seen within ``POLL_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Coroutine, Generic, TypeVar
 
 from ..models.runtime import model_loop
@@ -24,6 +32,8 @@ T = TypeVar("T")
 #: How long an interrupted run gets to clean up (close its sandbox) before we return anyway.
 #: A second Ctrl-C stops the wait at once.
 CANCEL_GRACE_S = 60.0
+#: The slice the waiting thread sleeps in, so a signal flagged by another thread is seen.
+POLL_S = 0.1
 
 
 class _Driven(Generic[T]):
@@ -68,6 +78,15 @@ class _Driven(Generic[T]):
             self.ended.set()
 
 
+def _wait(ended: threading.Event, timeout: float | None = None) -> None:
+    """Wait for ``ended`` (at most ``timeout`` seconds) in slices of ``POLL_S``, so that a
+    KeyboardInterrupt flagged meanwhile is raised here (see the module's docstring)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not ended.wait(POLL_S):
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+
+
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` to completion on the background loop and return its result."""
     loop = model_loop()
@@ -82,11 +101,11 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     driven = _Driven(loop, coroutine)
     try:
         driven.start()
-        driven.ended.wait()
+        _wait(driven.ended)
     except BaseException:
         # Ctrl-C (or any error here) must not leave the run going on in the background:
         # cancel it and let it close its sandbox and end its trace before we go on.
         driven.cancel()
-        driven.ended.wait(CANCEL_GRACE_S)
+        _wait(driven.ended, CANCEL_GRACE_S)
         raise
     return driven.result()

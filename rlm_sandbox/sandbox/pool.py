@@ -88,7 +88,7 @@ class SandboxPool:
             while not self._closed and not self._idle and self._starting > self._waiting:
                 self._waiting += 1
                 try:
-                    self._cond.wait()
+                    self._cond.wait(0.25)  # timed, so a Ctrl-C flagged by another thread is seen
                 finally:
                     self._waiting -= 1
             if self._closed:
