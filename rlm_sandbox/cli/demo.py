@@ -48,7 +48,7 @@ def demo(
     scripted = []
     options: dict[str, Any] = {"model": model}
     if not real:
-        from ..testing import ScriptedModel
+        from ..models.scripted import ScriptedModel
 
         scripted = [ScriptedModel(responder=scripted_root, name="demo-root"),
                     ScriptedModel(responder=scripted_sub, name="demo-sub")]
