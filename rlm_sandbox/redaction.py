@@ -123,7 +123,7 @@ def _sources(env_file: str | Path) -> Hashable:
         dotenv = None
     with _remembered_lock:
         remembered = len(_remembered)  # entries are only ever added
-    variables = tuple(sorted((name, value) for name, value in os.environ.items() if is_secret_name(name)))
+    variables = tuple((name, os.environ[name]) for name in os.environ if is_secret_name(name))  # values decoded: few
     return variables, os.path.abspath(env_file), dotenv, remembered
 
 
