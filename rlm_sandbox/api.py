@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Settings, load_provider_env
+from .config import Settings
 from .core.answer_schema import AnswerSchema
 from .core.broker import check_tools
 from .core.budget import Budget
@@ -22,6 +22,7 @@ from .events.stream import Listener
 from .models.base import ModelClient
 from .models.litellm_client import LLMClient
 from .models.replay import RecordingClient, ReplayClient, cassette_path
+from .provider_env import load_provider_env
 from .redaction import redact
 from .sandbox.base import Callbacks, Context, Sandbox
 from .sandbox.cleanup import install_signal_handlers

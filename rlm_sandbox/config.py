@@ -4,8 +4,8 @@ Explicit arguments win over the environment, which wins over ``.env``, which win
 the defaults here. Provider keys are not settings of ours: litellm reads them from the
 usual variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), on the host only. Other entries
 of ``.env`` are not settings either: ``Settings`` ignores them (it warns, names only, about
-``RLM_SANDBOX_*`` names that are not settings), and :func:`load_provider_env` copies the
-provider variables among them into this process's environment, never over an exported one.
+``RLM_SANDBOX_*`` names that are not settings); the provider variables among them are
+:mod:`rlm_sandbox.provider_env`'s (loading them, and what ``doctor`` reports of them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,42 +35,9 @@ ENV_FILE = ".env"
 OTHER_VARIABLES = frozenset({"RLM_SANDBOX_QUIET",
                              "RLM_SANDBOX_ALLOW_SKIP_DOCKER",
                              "RLM_SANDBOX_SERVER_KEY"})  # `rlm-sandbox serve`'s key
-#: Provider endpoints and options; with secret names (redaction.SECRET_NAME), the entries of
-#: ``.env`` that are loaded into the environment for litellm.
-PROVIDER_OPTION = re.compile(r"_(?:API_BASE|BASE_URL|API_VERSION|REGION_NAME)$", re.IGNORECASE)
-#: Provider keys, as ``doctor`` lists them.
-PROVIDER_KEY = re.compile(r"_API_(?:KEY|TOKEN)$|^AWS_ACCESS_KEY_ID$|^AZURE_AD_TOKEN$|^HF_TOKEN$", re.IGNORECASE)
 
 _log = logging.getLogger("rlm_sandbox")
 _warned: set[str] = set()
-
-
-def _is_provider_variable(name: str) -> bool:
-    return not name.upper().startswith(PREFIX) and (is_secret_name(name) or bool(PROVIDER_OPTION.search(name)))
-
-
-def load_provider_env(env_file: str | Path = ENV_FILE) -> list[str]:
-    """Copy the provider variables of ``env_file`` into ``os.environ`` where not set; return their names.
-
-    So a key in ``.env`` works exactly as if it were exported: litellm reads it from the
-    environment of this (host) process. An exported value always wins. Containers never
-    see it: their environment is built from scratch by the sandbox.
-    """
-    loaded = []
-    for name, value in dotenv_entries(env_file).items():
-        if value and _is_provider_variable(name) and name not in os.environ:
-            os.environ[name] = value
-            loaded.append(name)
-    return loaded
-
-
-def provider_keys(env_file: str | Path = ENV_FILE) -> list[tuple[str, str]]:
-    """``(name, where)`` of each provider key set, ``where`` being ``environment`` or ``.env``."""
-    found = [(name, "environment") for name, value in os.environ.items() if value and PROVIDER_KEY.search(name)]
-    seen = {name for name, _ in found}
-    found += [(name, ".env") for name, value in dotenv_entries(env_file).items()
-              if value and PROVIDER_KEY.search(name) and name not in seen]
-    return sorted(found)
 
 
 def setting_variables(env_file: str | Path = ENV_FILE) -> dict[str, tuple[str, str]]:

@@ -12,6 +12,11 @@ or in ``./.env``, and every value registered with :func:`remember_secret` (``Set
 registers ``api_key``). Values shorter than ``MIN_SECRET_CHARS`` are left alone: no real
 key is that short, and masking ``"true"`` or ``"1"`` everywhere would garble answers.
 
+:func:`redact` runs per log record and per line shown, so it does not rebuild its Redactor
+(read ``.env``, compile a regex) each time: it keeps one and rebuilds it when what it was
+built from changes — a secret-named variable of the environment, the ``.env`` file (by its
+``stat``), or a newly remembered secret (:func:`current_redactor`).
+
 Standard library and python-dotenv only, so that core, models, events and the CLI can
 all use it without breaking the layering.
 """
@@ -22,10 +27,13 @@ import json
 import os
 import re
 import threading
+from collections.abc import Hashable
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["MIN_SECRET_CHARS", "Redactor", "dotenv_entries", "is_secret_name", "redact", "remember_secret"]
+__all__ = ["MIN_SECRET_CHARS", "Redactor", "current_redactor", "dotenv_entries", "is_secret_name", "redact",
+           "remember_secret"]
 
 #: Names whose values are secrets (matched case-insensitively).
 SECRET_NAME = re.compile(r"(?:^|_)(?:KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS|ACCESS_KEY_ID)$", re.IGNORECASE)
@@ -36,6 +44,7 @@ _remembered: dict[str, str] = {}
 _remembered_lock = threading.Lock()
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for a variable or setting name that holds a secret (OPENAI_API_KEY, api_key)."""
     return bool(SECRET_NAME.search(name))
@@ -100,6 +109,35 @@ class Redactor:
         return self._pattern.sub(lambda match: f"[secret {self._labels[match.group(0)]}]", text)
 
 
+_current_lock = threading.Lock()
+_current: tuple[Hashable, Redactor] | None = None
+
+
+def _sources(env_file: str | Path) -> Hashable:
+    """What a Redactor of the environment is built from, cheap to compare: the secret-named
+    variables, the ``.env`` file's identity and change time, and the remembered secrets."""
+    try:
+        stat = os.stat(env_file)
+        dotenv: tuple[int, ...] | None = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    except OSError:
+        dotenv = None
+    with _remembered_lock:
+        remembered = len(_remembered)  # entries are only ever added
+    variables = tuple((name, os.environ[name]) for name in os.environ if is_secret_name(name))  # values decoded: few
+    return variables, os.path.abspath(env_file), dotenv, remembered
+
+
+def current_redactor(env_file: str | Path = ".env") -> Redactor:
+    """The :class:`Redactor` of the environment, ``env_file`` and the remembered secrets, built
+    again only when one of them changed since the last call."""
+    global _current
+    sources = _sources(env_file)
+    with _current_lock:
+        if _current is None or _current[0] != sources:
+            _current = (sources, Redactor.from_environment(env_file))
+        return _current[1]
+
+
 def redact(text: str) -> str:
-    """``text`` with every known secret masked (builds a fresh :class:`Redactor`)."""
-    return Redactor.from_environment()(text)
+    """``text`` with every known secret masked (by :func:`current_redactor`, rebuilt on a change)."""
+    return current_redactor()(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlm_sandbox.core.parsing import FinalInText, parse_reply
+from rlm_sandbox.fences import RUNNABLE_FENCES, read_fences, split_fences
 
 
 def test_repl_python_and_py_fences_run_in_order_others_do_not():
@@ -50,3 +51,18 @@ def test_reply_with_code_and_final_keeps_both():
 
 def test_last_final_wins():
     assert parse_reply("FINAL(draft)\nActually:\nFINAL(better)").final.value == "better"
+
+
+@pytest.mark.parametrize("reply", [
+    "Plan.\n```repl\na = 1\n```\n```json\n{}\n```\n```py\nb = 2\n```\nFINAL(3)",
+    "```python\n   \n```\n```PYTHON\nx = 1\n```",   # an empty runnable fence runs nothing
+    "```repl\nfine = 1\n```\n```repl\ncut = off at the tok",  # the unclosed one is not a cell
+    "no code at all, FINAL(4)",
+])
+def test_the_viewers_and_the_loop_read_a_reply_the_same_way(reply):
+    """issue 18 (6): view counts a turn's cells with rlm_sandbox.fences, the loop runs
+    parse_reply's blocks; the leaf module is their one reading."""
+    parsed, fenced = parse_reply(reply), read_fences(reply)
+    assert fenced.code_blocks == parsed.code_blocks and fenced.unclosed_block == parsed.unclosed_block
+    shown = [code for language, code in split_fences(reply) if language in RUNNABLE_FENCES and code.strip()]
+    assert shown == parsed.code_blocks

@@ -35,7 +35,8 @@ def demo(
     real model; otherwise a scripted demo model that writes real code, labelled as such.
     Exit codes are those of `run`, and 1 when the run completed with a wrong answer.
     """
-    from ..config import load_provider_env, setting_variables
+    from ..config import setting_variables
+    from ..provider_env import load_provider_env
     from .demo_task import QUERY, demo_report, scripted_root, scripted_sub
 
     report, truth = demo_report()
@@ -48,7 +49,7 @@ def demo(
     scripted = []
     options: dict[str, Any] = {"model": model}
     if not real:
-        from ..testing import ScriptedModel
+        from ..models.scripted import ScriptedModel
 
         scripted = [ScriptedModel(responder=scripted_root, name="demo-root"),
                     ScriptedModel(responder=scripted_sub, name="demo-sub")]

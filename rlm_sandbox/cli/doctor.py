@@ -84,7 +84,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     and pids limits), provider keys (names only), api_base and (--model) whether a model sees
     the system message; each failure prints the command that fixes it. Exit code 1 when a
     required check failed."""
-    from ..config import load_provider_env
+    from ..provider_env import load_provider_env
 
     checks = Checks(as_json)
     loaded = load_provider_env()  # as `run` does: a key or a base URL in .env works as if exported
@@ -195,7 +195,7 @@ def _sandbox(checks: Checks, client: Any, settings: Any, image: str | None) -> N
 
 
 def _keys(checks: Checks, loaded: list[str]) -> None:
-    from ..config import provider_keys
+    from ..provider_env import provider_keys
 
     # names only, never values; those doctor loaded from .env into its environment are still .env's
     keys = [(name, ".env" if name in loaded else where) for name, where in provider_keys()]

@@ -1,7 +1,7 @@
 """Reading a model's reply: which code blocks to run, and whether it gave a final answer.
 
-Fences that run: ```repl, ```python and ```py (any case). Other fences (```text,
-```json, bare ```) are shown to nobody and run nowhere: they are the model's prose.
+The fences (which run, which are prose, an unclosed one) are read by :mod:`rlm_sandbox.fences`,
+which the viewers share. Here: the final answer.
 
 A final answer in the text counts only when ``FINAL(`` or ``FINAL_VAR(`` starts a line
 outside code blocks, so "I will call FINAL(x) once I know x" in a sentence is not taken
@@ -17,12 +17,9 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-RUNNABLE_FENCES = ("repl", "python", "py")
+from ..fences import read_fences
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$",
-                    re.DOTALL | re.MULTILINE)
 _FINAL_START = re.compile(r"^[ \t>*_]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
-_OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*(?:\n|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,22 +40,10 @@ class ParsedReply:
 
 
 def parse_reply(text: str) -> ParsedReply:
-    blocks: list[str] = []
-    prose_parts: list[str] = []
-    position = 0
-    for match in _FENCE.finditer(text):
-        prose_parts.append(text[position:match.start()])
-        position = match.end()
-        if match.group(1).lower() in RUNNABLE_FENCES and match.group(2).strip():
-            blocks.append(match.group(2))
-    rest, unclosed = text[position:], None
-    opened = _OPEN_FENCE.search(rest)
-    if opened is not None:  # every fence after the last pair is unclosed; only a runnable one matters
-        if opened.group(1).lower() in RUNNABLE_FENCES:
-            unclosed = rest[opened.end():]
-        rest = rest[:opened.start()]
-    prose_parts.append(rest)
-    return ParsedReply(code_blocks=blocks, final=find_final("".join(prose_parts)), unclosed_block=unclosed)
+    """The blocks to run, the final answer written in the prose, and an unclosed runnable block."""
+    fenced = read_fences(text)
+    return ParsedReply(code_blocks=fenced.code_blocks, final=find_final(fenced.prose),
+                       unclosed_block=fenced.unclosed_block)
 
 
 def find_final(prose: str) -> FinalInText | None:
@@ -104,18 +89,3 @@ def _unquote(argument: str) -> str:
         if isinstance(value, str):
             return value
     return argument
-
-
-def split_fences(text: str) -> list[tuple[str | None, str]]:
-    """``text`` as pieces in order: ``(None, prose)`` and ``(language, code)`` for each fenced
-    block (language "" for a bare fence). The viewers use it to highlight a reply's code."""
-    pieces: list[tuple[str | None, str]] = []
-    position = 0
-    for match in _FENCE.finditer(text):
-        if text[position:match.start()].strip():
-            pieces.append((None, text[position:match.start()]))
-        pieces.append((match.group(1).lower(), match.group(2)))
-        position = match.end()
-    if text[position:].strip():
-        pieces.append((None, text[position:]))
-    return pieces

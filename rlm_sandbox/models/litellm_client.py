@@ -328,12 +328,36 @@ def _content_or_empty(response: Any) -> str:
         return ""
 
 
+#: litellm's words for "this model is not in my map", in releases that raise a bare Exception.
+_NOT_MAPPED_TEXT = "isn't mapped yet"
+
+
+def _model_info(model: str) -> dict[str, Any] | None:
+    """litellm's map entry for ``model``, or None when litellm says it does not know the model.
+
+    Only that answer means "unknown" (its ``ModelNotMappedError``, or the bare Exception with
+    the same words that older releases raise): an unknown window leaves compaction off and an
+    unknown price refuses a dollar budget, so any other failure (a litellm upgrade that changed
+    the call, a bug) must not pass for one. It propagates, with a note saying what to do.
+    """
+    litellm = load_litellm()
+    not_mapped = getattr(getattr(litellm, "exceptions", None), "ModelNotMappedError", None)
+    try:
+        return dict(litellm.get_model_info(model))
+    except Exception as exc:
+        if (isinstance(not_mapped, type) and isinstance(exc, not_mapped)) or _NOT_MAPPED_TEXT in str(exc):
+            return None
+        exc.add_note(f"litellm.get_model_info({model!r}) failed with something other than \"model not mapped\"; "
+                     "a litellm release this package does not know? Pin litellm, or give context_window and "
+                     "input_cost_per_token/output_cost_per_token so it is not asked.")
+        raise
+
+
 def model_window(model: str) -> int | None:
     """The model's context window in tokens from litellm's model map (its ``max_input_tokens``),
     or None for a model the map does not know (a local server, a new model)."""
-    try:
-        info = load_litellm().get_model_info(model)
-    except Exception:  # noqa: BLE001 - "not mapped" is the common, expected answer
+    info = _model_info(model)
+    if info is None:
         return None
     window = info.get("max_input_tokens") or info.get("max_tokens")
     return int(window) if isinstance(window, (int, float)) and window > 0 else None
@@ -373,9 +397,8 @@ class LLMClient:
     @staticmethod
     def price_of(model: str) -> Price | None:
         """litellm's per-token price for `model`, or None when its price map has none."""
-        try:
-            info = load_litellm().get_model_info(model)
-        except Exception:  # noqa: BLE001 - "not mapped" is the common, expected answer
+        info = _model_info(model)
+        if info is None:
             return None
         prices = (info.get("input_cost_per_token"), info.get("output_cost_per_token"))
         if not all(isinstance(p, (int, float)) for p in prices):

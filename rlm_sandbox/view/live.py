@@ -28,7 +28,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from ..core.parsing import parse_reply
+from ..fences import read_fences
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
 from ..untrusted import visible
@@ -121,7 +121,7 @@ class LiveState:
             run.in_flight.discard(event.call_id)
             return
         if event.call_id in run.root_calls and event.outcome == "ok":
-            run.cells, run.cells_done = len(parse_reply(event.text or "").code_blocks), 0
+            run.cells, run.cells_done = len(read_fences(event.text or "").code_blocks), 0
             run.activity = self._cell_activity(run)
 
     def _on_sub_call(self, run: RunStatus, event: ev.SubCall) -> None:

@@ -20,7 +20,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from rich.tree import Tree
 
-from ..core.parsing import RUNNABLE_FENCES, split_fences
+from ..fences import RUNNABLE_FENCES, split_fences
 from ..events import types as ev
 from ..untrusted import visible
 from .outline import CellRun, Call, RunOutline, Turn, Usage, money, outline_runs, partial_note, tokens

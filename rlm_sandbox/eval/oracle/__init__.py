@@ -4,8 +4,8 @@ As the root model it writes the RLM code a good model would (chunk the context, 
 with ``llm_query_batched`` or ``llm_query``, aggregate in code, ``FINAL_VAR``); as the
 sub-model it answers those chunk questions by rule; asked directly (the ``--baseline
 direct`` prompt) it answers from whatever text it was given. It is reached through litellm
-like any model (a :class:`rlm_sandbox.testing.ScriptedModel`), so the whole pipeline runs
-end to end offline, for this project's own CI. Results it produces are labelled scripted.
+like any model (a :class:`rlm_sandbox.models.scripted.ScriptedModel`), so the whole pipeline
+runs end to end offline, for this project's own CI. Results it produces are labelled scripted.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def respond(messages: list[dict]) -> str:
 def ensure_oracle() -> Any:
     """Register ``scripted/oracle`` with litellm (once per process) and return its ScriptedModel."""
     global _model
-    from ...testing import ScriptedModel
+    from ...models.scripted import ScriptedModel
 
     with _lock:
         if _model is None:
