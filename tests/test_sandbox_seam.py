@@ -82,7 +82,8 @@ def test_one_walk_names_a_host_error_as_the_cell_catches_it() -> None:
     assert catchable_name(Sub("x"), ("Base", "Sub")) == "Sub"  # the nearest class wins
     assert catchable_name(Sub("x"), ()) == "Sub"
     assert Host({}, ("Base",)).error_name(Sub("x")) == "Base"
-    assert _cell_name(LLMAuthenticationError("no key", model="m", transient=False)) == "LLMError" and "LLMError" in CELL_EXCEPTIONS
+    assert "LLMError" in CELL_EXCEPTIONS
+    assert _cell_name(LLMAuthenticationError("no key", model="m", transient=False)) == "LLMError"
 
 
 def test_a_callbacks_error_reaches_the_cell_by_its_declared_base() -> None:

@@ -37,9 +37,10 @@ class SandboxPool:
     client); ``make`` replaces both with any function returning an unstarted sandbox.
 
     ``pool.sandbox_factory`` is a sandbox factory ``(spec, context, host)``: give it as
-    ``RLM(sandbox_factory=...)`` so runs take from it. A run whose sandbox spec differs from the pool's (say ``memory="2g"`` from a 1g pool) is not
-    given a pooled sandbox with the wrong limits: it gets one of its own, made from its
-    settings, and ``mismatched_takes`` counts it (a warning says what differed, once).
+    ``RLM(sandbox_factory=...)`` so runs take from it. A run whose spec differs from the
+    pool's (say ``memory="2g"`` from a 1g pool) is not given a pooled sandbox with the wrong
+    limits: it gets one of its own, made from its spec, and ``mismatched_takes`` counts it
+    (a warning says what differed, once).
     """
 
     def __init__(self, size: int = 4, *, spec: SandboxSpec | None = None,

@@ -89,8 +89,11 @@ def check_factory(factory: Callable[..., Sandbox], what: str = "sandbox_factory"
 
 def _shown(parameter: inspect.Parameter) -> str:
     """A parameter as a message shows it: its name, starred if it collects (no annotations)."""
-    stars = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
-    return stars.get(parameter.kind, "") + parameter.name
+    if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+        return "*" + parameter.name
+    if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        return "**" + parameter.name
+    return parameter.name
 
 
 def _docker(spec: SandboxSpec, context: Context, host: Host) -> Sandbox:
