@@ -22,10 +22,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .core.budget import Budget, BudgetFields
 from .errors import SettingsError
+from .kernel.protocol import PREVIEW_CHARS
 from .models.base import Price
 from .models.options import check_model_options
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
-from .sandbox.base import PREVIEW_CHARS, ContainerLimits, SandboxLimits
+from .sandbox.base import ContainerLimits, SandboxLimits
 from .sandbox.spec import ContainerChoice, SandboxSpec, provider_names
 
 PREFIX = "RLM_SANDBOX_"

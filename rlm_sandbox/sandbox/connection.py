@@ -37,8 +37,8 @@ from ..kernel.protocol import (
     error_reply,
     ok_reply,
 )
-from .host import Host
 from .bounds import VALUE_BYTES, CellClock, message_cap, parse_cost
+from .host import Host
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ from ..errors import (
     SandboxStartError,
 )
 from ..kernel.protocol import PREVIEW_CHARS, PROTOCOL_VERSION, FrameError, StreamClosed
+from . import cleanup
 from .base import (
     Context,
     ExecResult,
     Sandbox,
     SandboxLimits,
 )
-from . import cleanup
 from .bounds import message_cap
 from .connection import Ignored, KernelConnection, KernelUnresponsive
 from .host import Host
