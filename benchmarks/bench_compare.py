@@ -43,7 +43,7 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
 
 from bench_sandbox import LABELS, RUN_LABEL, RUN_ID, machine, mode_arguments, mode_of, say  # noqa: E402
 
-from rlm_sandbox.sandbox import DockerSandbox, SandboxLimits, SandboxPool  # noqa: E402
+from rlm_sandbox.sandbox import DockerSandbox, Host, SandboxLimits, SandboxPool  # noqa: E402
 from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
 from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
 
@@ -182,7 +182,7 @@ class Ours(Way):
 
     def start(self, context: str) -> None:
         self.sandbox = DockerSandbox(context, image=self.image, limits=self.limits, client=self.client,
-                                     callbacks={"ping": _ping}, labels=LABELS, **self.options).start()
+                                     host=Host({"ping": _ping}), labels=LABELS, **self.options).start()
 
     def cell(self, code: str) -> None:
         result = self.sandbox.exec(code)
@@ -201,7 +201,7 @@ class OursPool(Ours):
     def start(self, context: str) -> None:
         while self.pool.idle < 1:  # time a warm take, as a pool is used
             time.sleep(0.01)
-        self.sandbox = self.pool.take(context, callbacks={"ping": _ping})
+        self.sandbox = self.pool.take(context, Host({"ping": _ping}))
 
     def shutdown(self) -> None:
         self.pool.close()

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rlm_sandbox.sandbox import DockerSandbox, LocalSandbox, SandboxLimits, SandboxPool
+from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, SandboxLimits, SandboxPool
 from rlm_sandbox.sandbox.client import docker_client
 from rlm_sandbox.sandbox.image import ensure_image
 
@@ -242,7 +242,7 @@ class Bench:
 
         reps, loop_n, single_n = self.n(15, 5), self.n(1000, 200, 5), self.n(1000, 200, 2)
         out: dict[str, Any] = {"host_function": "returns 'ok' at once"}
-        with self.docker_sandbox("x" * MB, callbacks={"llm_query": llm_query}) as sb:
+        with self.docker_sandbox("x" * MB, host=Host({"llm_query": llm_query})) as sb:
             for _ in range(self.n(50, 50, 2)):
                 sb.exec('llm_query("hi")')
             loop = 'for _ in range({n}):\n    llm_query({arg})'

@@ -30,6 +30,7 @@ except ModuleNotFoundError:  # running from a checkout without `pip install -e .
 import ray
 
 from rlm_sandbox import RLM, Settings, SandboxSpec
+from rlm_sandbox.sandbox import Host, Sandbox
 
 QUERY = "How many times does the word 'apple' occur in the text?"
 SCRIPT = ["```repl\ncount = context.split().count('apple')\nprint(count)\n```", "FINAL_VAR(\"count\")"]
@@ -54,8 +55,8 @@ def answer(query: str, context: str, options: dict[str, Any], spec: SandboxSpec)
         keep = ScriptedModel(SCRIPT)
         options = {**options, "model": keep.model}
 
-    def sandbox(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        return spec.create(context, callbacks=callbacks, exceptions=exceptions)
+    def sandbox(_run_spec: SandboxSpec, context: Any, host: Host) -> Sandbox:
+        return spec.create(context, host)  # the spec sent with the task, not the run's settings
 
     try:
         result = RLM(**options, sandbox_factory=sandbox).run(query, context)

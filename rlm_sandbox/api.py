@@ -13,7 +13,7 @@ from .config import Settings
 from .core.answer_schema import AnswerSchema
 from .core.broker import check_tools
 from .core.budget import Budget
-from .core.loop import SandboxFactory, _check_query, _Run
+from .core.loop import _check_query, _Run
 from .core.result import RLMResult
 from .core.session import Session
 from .core.sync_bridge import run_sync
@@ -24,16 +24,17 @@ from .models.litellm_client import LLMClient
 from .models.replay import RecordingClient, ReplayClient, cassette_path
 from .provider_env import load_provider_env
 from .redaction import redact
-from .sandbox.base import Callbacks, Context, Sandbox
+from .sandbox.base import Context, Sandbox
 from .sandbox.cleanup import install_signal_handlers
+from .sandbox.host import Host
+from .sandbox.spec import SandboxFactory, SandboxSpec, check_factory
 
 __all__ = ["RLM", "Session", "arun", "default_sandbox_factory", "run"]
 
 
-def default_sandbox_factory(context: Context, callbacks: Callbacks, exceptions: tuple[str, ...],
-                            settings: Settings) -> Sandbox:
-    """The run's sandbox, made from its settings by the provider they name."""
-    return settings.sandbox_spec().create(context, callbacks=callbacks, exceptions=exceptions)
+def default_sandbox_factory(spec: SandboxSpec, context: Context, host: Host) -> Sandbox:
+    """The run's sandbox, made from its spec (``settings.sandbox_spec()``) by the provider it names."""
+    return spec.create(context, host)
 
 
 class RLM:
@@ -73,7 +74,7 @@ class RLM:
         check_tools(self.tools)
         self.answer_schema = answer_schema
         self.on_event = on_event
-        self.sandbox_factory = sandbox_factory or default_sandbox_factory
+        self.sandbox_factory = check_factory(sandbox_factory) if sandbox_factory else default_sandbox_factory
         self.llm: ModelClient = llm or LLMClient(max_retries=self.settings.max_retries,
                                                  timeout_s=self.settings.request_timeout_s,
                                                  completion_kwargs=self.settings.completion_kwargs())

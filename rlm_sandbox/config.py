@@ -21,12 +21,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .core.budget import Budget, BudgetFields
 from .errors import SettingsError
+from .kernel.protocol import PREVIEW_CHARS
 from .models.base import Price
 from .models.options import check_model_options
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import ContainerLimits, SandboxLimits
-from .sandbox.registry import provider_names
-from .sandbox.spec import ContainerChoice, SandboxSpec
+from .sandbox.spec import ContainerChoice, SandboxSpec, provider_names
 
 PREFIX = "RLM_SANDBOX_"
 #: Where settings and provider keys are read from, relative to the working directory.
@@ -149,7 +149,7 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     max_output_chars: int = Field(30_000, ge=200, description="cell output shown to the model per turn")
     offload: bool = Field(True, description="keep long outputs in the sandbox as _result_N")
     offload_threshold: int = Field(500, ge=0, description="longer stdout is offloaded")
-    preview_chars: int = Field(200, ge=0, description="start of an offloaded output that is shown")
+    preview_chars: int = Field(PREVIEW_CHARS, ge=0, description="start of an offloaded output that is shown")
     compact_at: float = Field(0.85, gt=0, le=1, description="fold older iterations into a digest when a root "
                               "request reaches this fraction of the room the context window leaves for prompts")
     stall_repeats: int = Field(2, ge=0, description="end the run as stalled when the same reply, with the same "

@@ -17,7 +17,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from rlm_sandbox.errors import DockerUnavailable  # noqa: E402
-from rlm_sandbox.sandbox import DockerSandbox, LocalSandbox, SandboxLimits  # noqa: E402
+from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, Sandbox, SandboxLimits, SandboxSpec  # noqa: E402
 
 #: Every container a test starts carries this label, so the leak check finds exactly ours.
 TEST_SESSION_LABEL = "org.rlm-sandbox.test-session"
@@ -116,12 +116,11 @@ def fast_limits(**overrides: Any) -> SandboxLimits:
 def sandbox_factory(sandbox_image: str, docker_client: Any) -> Callable[..., Any]:
     """An RLM sandbox factory whose containers carry the test label (for the leak check)."""
 
-    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        if settings.sandbox == "local":
-            return LocalSandbox(context, limits=settings.limits(), callbacks=callbacks, exceptions=exceptions)
-        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=settings.limits(),
-                             runtime=settings.runtime, transport=settings.transport, callbacks=callbacks,
-                             exceptions=exceptions,
+    def factory(spec: SandboxSpec, context: Any, host: Host) -> Sandbox:
+        if spec.provider == "local":
+            return LocalSandbox(context, limits=spec.limits, host=host)
+        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=spec.limits,
+                             runtime=spec.runtime, transport=spec.transport, host=host,
                              labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return factory

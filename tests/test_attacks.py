@@ -382,8 +382,8 @@ def test_control_without_seccomp_keyctl_succeeds(make_weakened, runtime):
 @pytest.fixture
 def runtime_factory(sandbox_factory: Any, runtime: str) -> Any:
     """conftest's RLM sandbox factory with this test's runtime."""
-    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        return sandbox_factory(context, callbacks, exceptions, settings.model_copy(update={"runtime": runtime}))
+    def factory(spec: Any, context: Any, host: Any) -> Any:
+        return sandbox_factory(spec.model_copy(update={"runtime": runtime}), context, host)
 
     return factory
 

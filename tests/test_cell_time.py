@@ -14,7 +14,7 @@ import time
 import pytest
 
 from rlm_sandbox.errors import BudgetExceeded
-from rlm_sandbox.sandbox import SandboxLimits
+from rlm_sandbox.sandbox import Host, SandboxLimits
 from rlm_sandbox.testing import ScriptedModel
 from tests.rlm_helpers import make_rlm
 
@@ -48,7 +48,7 @@ def test_a_loop_of_cheap_host_calls_is_stopped_at_the_cell_timeout(make_sb, loop
     each call's first 0.05 s counts: the loop is interrupted near its 1 s timeout, with a
     clear error, and its variables are kept (no restart)."""
     callbacks, code = LOOPS[loop]
-    sb = make_sb("ctx", callbacks=callbacks, exceptions=("BudgetExceeded",),
+    sb = make_sb("ctx", host=Host(callbacks, ("BudgetExceeded",)),
                  limits=SandboxLimits(cell_timeout_s=1, interrupt_grace_s=2, cell_wall_timeout_s=60))
     assert sb.exec("calls = 0\nkept = 'yes'").ok
     started = time.monotonic()
@@ -65,7 +65,7 @@ def test_slow_host_calls_are_bounded_by_the_wall_clock_limit(make_sb):
     """Calls that each wait 0.3 s (a slow model) are not charged past their first 0.05 s,
     so a loop of them outlives its 1 s timeout; the 3 s wall-clock limit stops it, saying
     so, and keeps its variables."""
-    sb = make_sb("ctx", callbacks={"slow": lambda: time.sleep(0.3) or "done"},
+    sb = make_sb("ctx", host=Host({"slow": lambda: time.sleep(0.3) or "done"}),
                  limits=SandboxLimits(cell_timeout_s=1, interrupt_grace_s=2, cell_wall_timeout_s=3))
     started = time.monotonic()
     result = sb.exec("calls = 0\nwhile True:\n    slow()\n    calls += 1")
@@ -80,7 +80,7 @@ def test_a_cell_waiting_on_one_long_host_call_is_stopped_at_the_wall_limit(make_
     """A model that never answers: the cell blocked in the call is interrupted at the
     wall-clock limit (not the timeout, which the wait does not use) and keeps its state."""
     release = threading.Event()
-    sb = make_sb("ctx", callbacks={"model": lambda: release.wait(120) and "late"},
+    sb = make_sb("ctx", host=Host({"model": lambda: release.wait(120) and "late"}),
                  limits=SandboxLimits(cell_timeout_s=1, interrupt_grace_s=2, cell_wall_timeout_s=2))
     try:
         assert sb.exec("kept = 5").ok

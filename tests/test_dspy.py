@@ -336,7 +336,7 @@ class ForeignSandbox(Sandbox):
 
 
 def test_a_provider_without_our_kernel_is_refused_with_what_to_use():
-    register_provider("foreign_for_dspy_test", lambda spec, context, callbacks, exceptions: ForeignSandbox(),
+    register_provider("foreign_for_dspy_test", lambda spec, context, host: ForeignSandbox(),
                       replace=True)
     interpreter = SandboxInterpreter(spec=SandboxSpec(provider="foreign_for_dspy_test"))
     with pytest.raises(CodeInterpreterError, match="has no assign.*docker or local provider"):

@@ -278,8 +278,8 @@ def test_the_loop_runs_over_http_against_an_openai_compatible_server(sandbox_fac
 def test_a_sandbox_that_cannot_start_is_reported_before_any_model_call(sandbox_factory):
     from rlm_sandbox.errors import ImageError
 
-    def broken_factory(context, callbacks, exceptions, settings):
-        sandbox = sandbox_factory(context, callbacks, exceptions, settings)
+    def broken_factory(spec, context, host):
+        sandbox = sandbox_factory(spec, context, host)
         sandbox.image = "rlm-sandbox:no-such-image"
         return sandbox
 

@@ -62,9 +62,9 @@ def sandbox_factory(sandbox_image: str, docker_client: Any) -> Any:  # module sc
     from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
     from rlm_sandbox.sandbox import DockerSandbox
 
-    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=settings.limits(),
-                             callbacks=callbacks, exceptions=exceptions, labels={TEST_SESSION_LABEL: TEST_SESSION})
+    def factory(spec: Any, context: Any, host: Any) -> Any:
+        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=spec.limits,
+                             host=host, labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return factory
 

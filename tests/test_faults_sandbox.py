@@ -155,12 +155,12 @@ def child_env() -> dict[str, str]:
 
 SANDBOX_HOST = r'''
 import json, sys
-from rlm_sandbox.sandbox import DockerSandbox
+from rlm_sandbox.sandbox import DockerSandbox, Host
 image, labels, transport, setup = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 exec(setup)
 def started():
     print("busy", flush=True)
-sb = DockerSandbox("ctx", image=image, labels=labels, transport=transport, callbacks={"started": started})
+sb = DockerSandbox("ctx", image=image, labels=labels, transport=transport, host=Host({"started": started}))
 sb.start()
 sb.exec("started()\n" + CELL)
 '''
@@ -176,9 +176,8 @@ from rlm_sandbox.sandbox import DockerSandbox
 from rlm_sandbox.testing import ScriptedModel
 image, labels = sys.argv[1], json.loads(sys.argv[2])
 root = ScriptedModel(["```repl\nstarted()\nimport time\ntime.sleep(300)\n```", "FINAL(never)"])
-def factory(context, callbacks, exceptions, settings):
-    return DockerSandbox(context, image=image, labels=labels, callbacks=callbacks, exceptions=exceptions,
-                         limits=settings.limits())
+def factory(spec, context, host):
+    return DockerSandbox(context, image=image, labels=labels, host=host, limits=spec.limits)
 def started():
     print("busy", flush=True)
     return "ok"

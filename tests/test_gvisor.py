@@ -7,6 +7,7 @@ import platform
 
 import pytest
 
+from rlm_sandbox.sandbox import Host
 from rlm_sandbox.testing import ScriptedModel
 from tests.conftest import fast_limits
 from tests.rlm_helpers import make_rlm
@@ -22,7 +23,7 @@ def make_gvisor_sandbox(make_docker_sandbox, docker_client):
 
 
 def test_cells_run_under_gvisor(make_gvisor_sandbox, make_docker_sandbox):
-    sb = make_gvisor_sandbox("hello", callbacks={"double": lambda x: x * 2})
+    sb = make_gvisor_sandbox("hello", host=Host({"double": lambda x: x * 2}))
     result = sb.exec("import os, platform\nprint(platform.release(), os.getuid(), double(len(context)))")
     assert result.ok, result.error
     gvisor_release, uid, doubled = result.stdout.split()

@@ -117,10 +117,9 @@ def test_mockllm_agent_uses_inspect_bash_and_python_tools_in_our_sandbox(tmp_pat
     assert _ours(docker_client) == []
 
 
-def _labelled(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
+def _labelled(spec: Any, context: Any, host: Any) -> Any:
     """The run's own sandbox, labelled for the leak check."""
-    spec = settings.sandbox_spec().model_copy(update={"labels": {TEST_SESSION_LABEL: TEST_SESSION}})
-    return spec.create(context, callbacks=callbacks, exceptions=exceptions)
+    return spec.model_copy(update={"labels": {TEST_SESSION_LABEL: TEST_SESSION}}).create(context, host)
 
 
 def test_rlm_solver_answers_from_metadata_context_and_reports_usage_and_trace(tmp_path: Path, docker_client: Any,

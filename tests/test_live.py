@@ -236,9 +236,9 @@ def test_a_run_that_builds_the_image_emits_image_build_events(tmp_path, docker_c
                                               progress=self.on_progress or True)
             return self._image_tag
 
-    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        return BuildingSandbox(context, client=docker_client, limits=settings.limits(), callbacks=callbacks,
-                               exceptions=exceptions, labels={TEST_SESSION_LABEL: TEST_SESSION})
+    def factory(spec: Any, context: Any, host: Any) -> Any:
+        return BuildingSandbox(context, client=docker_client, limits=spec.limits, host=host,
+                               labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     root = ScriptedModel(["```repl\nprint(len(context))\n```", "FINAL(ok)"])
     try:

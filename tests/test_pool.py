@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rlm_sandbox.errors import SandboxError
-from rlm_sandbox.sandbox import SandboxPool
+from rlm_sandbox.sandbox import Host, SandboxPool
 from rlm_sandbox.testing import ScriptedModel
 from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 from tests.rlm_helpers import make_rlm
@@ -28,7 +28,7 @@ def pool(sandbox_image, docker_client):
 
 
 def test_take_gives_a_ready_sandbox_with_its_context_and_callbacks(pool):
-    sandbox = pool.take(["a", "bb"], callbacks={"shout": lambda s: s.upper()})
+    sandbox = pool.take(["a", "bb"], Host({"shout": lambda s: s.upper()}))
     try:
         assert sandbox.exec("print(len(context), shout(context[1]))").stdout == "2 BB\n"
         assert sandbox.context_info == {"type": "list", "length": 2}
@@ -171,14 +171,13 @@ def test_a_spec_pickles_and_makes_the_same_sandbox(sandbox_image, docker_client)
 def test_providers_are_found_by_name_and_unknown_ones_are_refused():
     from rlm_sandbox import RLM
     from rlm_sandbox.errors import SettingsError
-    from rlm_sandbox.sandbox import LocalSandbox, SandboxSpec, provider_names, register_provider
-    from rlm_sandbox.sandbox.registry import UnknownProvider
+    from rlm_sandbox.sandbox import LocalSandbox, SandboxSpec, UnknownProvider, provider_names, register_provider
 
     made = []
 
-    def mine(spec, context, callbacks, exceptions):
+    def mine(spec, context, host):
         made.append(spec)
-        return LocalSandbox(context, limits=spec.limits, callbacks=callbacks, exceptions=exceptions)
+        return LocalSandbox(context, limits=spec.limits, host=host)
 
     register_provider("tracked_local", mine, replace=True)
     assert "tracked_local" in provider_names()

@@ -96,8 +96,8 @@ def test_the_api_raises_the_start_error_with_the_result_and_bills_nothing(sandbo
     """The library keeps raising a sandbox that cannot start (model and budget trouble are in
     the result; a missing sandbox is not), but nothing was billed, the trace ends with its
     ``final`` event, and the exception carries the run's result."""
-    def broken_factory(context, callbacks, exceptions, settings):
-        sandbox = sandbox_factory(context, callbacks, exceptions, settings)
+    def broken_factory(spec, context, host):
+        sandbox = sandbox_factory(spec, context, host)
         sandbox.image = "rlm-sandbox:no-such-image-i17"
         return sandbox
 

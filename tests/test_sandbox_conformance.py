@@ -15,6 +15,7 @@ from rlm_sandbox.errors import (
     ValueTooLarge,
     VariableNotFound,
 )
+from rlm_sandbox.sandbox import Host
 from tests.conftest import fast_limits
 
 
@@ -233,7 +234,7 @@ def test_get_errors_say_what_is_wrong(make_sandbox):
 
 
 def test_reset_clears_variables_but_keeps_context_and_helpers(make_sandbox):
-    sb = make_sandbox("ctx", callbacks={"echo": lambda x: x})
+    sb = make_sandbox("ctx", host=Host({"echo": lambda x: x}))
     sb.exec("x = 1\ncontext = 'clobbered'")
     sb.reset()
     assert sb.exec("x").error.type == "NameError"
@@ -258,7 +259,7 @@ def test_callbacks_return_values_into_the_cell(make_sandbox):
         seen.append((prompt, model))
         return f"answer to {prompt}"
 
-    sb = make_sandbox(callbacks={"llm_query": llm_query})
+    sb = make_sandbox(host=Host({"llm_query": llm_query}))
     result = sb.exec("print(llm_query('q1', model='m'))\nprint(llm_query.__doc__)")
     assert result.stdout == "answer to q1\nAsk a sub-model.\n"
     assert seen == [("q1", "m")]
@@ -271,7 +272,7 @@ def test_callback_exception_is_raised_in_the_cell_by_name(make_sandbox):
     def spend() -> None:
         raise BudgetExceeded("max_sub_calls=3 reached (3 used)")
 
-    sb = make_sandbox(callbacks={"spend": spend}, exceptions=("BudgetExceeded",))
+    sb = make_sandbox(host=Host({"spend": spend}, ("BudgetExceeded",)))
     result = sb.exec("try:\n    spend()\nexcept BudgetExceeded as e:\n    print('caught', e)")
     assert result.stdout == "caught max_sub_calls=3 reached (3 used)\n"
     uncaught = sb.exec("spend()")
@@ -279,7 +280,7 @@ def test_callback_exception_is_raised_in_the_cell_by_name(make_sandbox):
 
 
 def test_callback_argument_and_result_must_be_json(make_sandbox):
-    sb = make_sandbox(callbacks={"echo": lambda x: x, "bad": lambda: object()})
+    sb = make_sandbox(host=Host({"echo": lambda x: x, "bad": lambda: object()}))
     result = sb.exec("echo(object())")
     assert result.error.type == "TypeError" and "JSON-serialisable" in result.error.message
     result = sb.exec("bad()")
@@ -288,7 +289,7 @@ def test_callback_argument_and_result_must_be_json(make_sandbox):
 
 
 def test_unknown_callback_name_from_the_kernel_is_refused(make_sandbox):
-    sb = make_sandbox(callbacks={"echo": lambda x: x})
+    sb = make_sandbox(host=Host({"echo": lambda x: x}))
     # Reach the kernel's call machinery the way hostile code could, and ask for a name
     # the host never offered.
     result = sb.exec(
@@ -310,7 +311,7 @@ def test_callbacks_run_concurrently_from_threads(make_sandbox):
             active[0] -= 1
         return i * i
 
-    sb = make_sandbox(callbacks={"slow": slow})
+    sb = make_sandbox(host=Host({"slow": slow}))
     result = sb.exec(
         "from concurrent.futures import ThreadPoolExecutor\n"
         "with ThreadPoolExecutor(8) as pool:\n"
@@ -320,7 +321,7 @@ def test_callbacks_run_concurrently_from_threads(make_sandbox):
 
 
 def test_time_spent_in_callbacks_does_not_count_against_the_cell_timeout(make_sandbox):
-    sb = make_sandbox(callbacks={"slow": lambda: time.sleep(0.4) or "done"},
+    sb = make_sandbox(host=Host({"slow": lambda: time.sleep(0.4) or "done"}),
                       limits=fast_limits(cell_timeout_s=1.0))
     result = sb.exec("print([slow() for _ in range(5)])")
     assert not result.timed_out, result.error

@@ -34,7 +34,7 @@ from docker.errors import NotFound
 
 from rlm_sandbox.errors import SandboxError, ValueTooLarge
 from rlm_sandbox.kernel.protocol import MAX_BLOB, MAX_HOST_LINE, MAX_KERNEL_LINE
-from rlm_sandbox.sandbox import DockerSandbox, ExecResult, SandboxLimits, reap_orphans
+from rlm_sandbox.sandbox import DockerSandbox, ExecResult, Host, SandboxLimits, reap_orphans
 from rlm_sandbox.sandbox.attach import AttachedStream
 from rlm_sandbox.sandbox.bounds import host_memory_bound
 from rlm_sandbox.sandbox.connection import KernelConnection
@@ -1408,7 +1408,7 @@ def _call_flood(make_docker_sandbox: Callable[..., Any], sandbox_class: type[Doc
         served.append(len(text))
         return len(text)
 
-    sb = make_docker_sandbox(CTX, sandbox_class=sandbox_class, callbacks={"hold": hold},
+    sb = make_docker_sandbox(CTX, sandbox_class=sandbox_class, host=Host({"hold": hold}),
                              limits=fast_limits(cell_timeout_s=60, max_callback_concurrency=4, **MEMORY_LIMITS))
     queued = [0]
 

@@ -117,8 +117,8 @@ def traces(tmp_path_factory: pytest.TempPathFactory, sandbox_image: str, docker_
     from rlm_sandbox.sandbox import DockerSandbox
     from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
-    def factory(context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
-        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=settings.limits(),
-                             callbacks=callbacks, exceptions=exceptions, labels={TEST_SESSION_LABEL: TEST_SESSION})
+    def factory(spec: Any, context: Any, host: Any) -> Any:
+        return DockerSandbox(context, image=sandbox_image, client=docker_client, limits=spec.limits,
+                             host=host, labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return Traces(tmp_path_factory.mktemp("traces"), factory)

@@ -25,6 +25,7 @@ from ..events import types as ev
 from ..events.stream import RunRecorder, new_call_id
 from ..models.base import Completion, context_text
 from ..models.runtime import on_model_loop
+from ..sandbox.host import catchable_name
 from .concurrency import PROCESS_SLOTS
 from .metering import Meter
 from .recording import failure_fields, retries_of, retry_reporter
@@ -327,10 +328,7 @@ class Broker:
 
 def _cell_name(exc: BaseException) -> str:
     """The exception's name as a cell can catch it (LLMAuthenticationError is an LLMError there)."""
-    for cls in type(exc).__mro__:
-        if cls.__name__ in CELL_EXCEPTIONS:
-            return cls.__name__
-    return type(exc).__name__
+    return catchable_name(exc, CELL_EXCEPTIONS)
 
 
 

@@ -26,7 +26,9 @@ from ..models.base import Completion, ModelClient
 from ..models.litellm_client import model_window
 from ..models.runtime import load_litellm
 from ..redaction import Redactor
-from ..sandbox.base import Callbacks, Context, ExecResult, Sandbox
+from ..sandbox.base import Context, ExecResult, Sandbox
+from ..sandbox.host import Host
+from ..sandbox.spec import SandboxFactory
 from . import prompts
 from .answer_schema import AnswerSchema, schema_prompt, validate_answer
 from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
@@ -43,9 +45,6 @@ T = TypeVar("T")
 #: Where a run's context window came from, as messages say it.
 _WINDOW_SOURCES = {"setting": "the context_window setting", "litellm": "litellm's model map",
                    "provider": "the provider's refusal"}
-
-#: Makes the sandbox for a run: (context, callbacks, exceptions, settings) -> Sandbox.
-SandboxFactory = Callable[[Context, Callbacks, tuple[str, ...], Settings], Sandbox]
 
 
 async def _through_cancel(future: asyncio.Future[Any]) -> bool:
@@ -168,8 +167,8 @@ class _Run:
                                       sub_model=settings.sub_model or settings.model, loop=self._loop,
                                       depth=self.depth, tools=self.rlm.tools, child_runner=self._run_child)
         owned = self.sandbox is None
-        sandbox = self.sandbox or self.rlm.sandbox_factory(self.context, broker.callbacks(), CELL_EXCEPTIONS,
-                                                           settings)
+        sandbox = self.sandbox or self.rlm.sandbox_factory(settings.sandbox_spec(), self.context,
+                                                           Host(broker.callbacks(), CELL_EXCEPTIONS))
         if owned:  # building the image (first use of a kernel version) shows as events
             sandbox.on_progress = build_reporter(self.events)
         if self.switch is not None:

@@ -12,6 +12,7 @@ import asyncio
 
 from ..kernel.capture import clip_middle
 from ..sandbox.base import Context, Sandbox
+from ..sandbox.host import Host
 from .answer_schema import AnswerSchema
 from .broker import CELL_EXCEPTIONS, BrokerSwitch, callback_docs
 from .loop import RunOwner, _check_query, _Run, prepare
@@ -39,7 +40,8 @@ class Session:
         if self._sandbox is None:
             prepare(self.rlm)  # an unenforceable budget is refused before the container starts
             callbacks = self._switch.callbacks(callback_docs(self.rlm.tools))
-            sandbox = self.rlm.sandbox_factory(self.context, callbacks, CELL_EXCEPTIONS, self.rlm.settings)
+            sandbox = self.rlm.sandbox_factory(self.rlm.settings.sandbox_spec(), self.context,
+                                               Host(callbacks, CELL_EXCEPTIONS))
             sandbox.start()
             self._sandbox = sandbox
         return self

@@ -22,6 +22,7 @@ from ..events import JsonlWriter
 from ..models import ModelClient
 from ..models.replay import RecordingClient, ReplayClient
 from ..redaction import redact
+from ..sandbox.spec import SandboxFactory
 from .baseline import ask_direct
 from .oracle import ORACLE_MODEL, ensure_oracle
 from .permanent import PermanentErrorWatch
@@ -81,7 +82,7 @@ def crashed_result(job: TaskJob, error: str, duration_s: float = 0.0, *, permane
                       permanent=permanent)
 
 
-async def execute_job(job: TaskJob, sandbox_factory: Any = None,
+async def execute_job(job: TaskJob, sandbox_factory: SandboxFactory | None = None,
                       wrap_client: Callable[[ModelClient], ModelClient] | None = None) -> TaskResult:
     """Run one task and score it; never raises for the task's own failures (they are results:
     whatever the run, the scorer or the baseline raises becomes a ``crashed`` result with the

@@ -49,7 +49,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from ..errors import RLMSandboxError
 from ..kernel.dialects import SUBMIT_ALIAS
 from ..redaction import redact
-from ..sandbox import ExecResult, SandboxLimits, SandboxPool, SandboxSpec
+from ..sandbox import ExecResult, Host, SandboxLimits, SandboxPool, SandboxSpec
 from ..sandbox.base import ExecError, Sandbox
 
 #: The one host function the sandbox's tool stubs call: ``__rlm_tool__(name, *args, **kwargs)``.
@@ -153,12 +153,12 @@ class SandboxInterpreter:
     def _ensure_started(self) -> Any:
         self._check_usable()
         if self._sandbox is None:
-            callbacks = {TOOL_CALLBACK: self._call_tool}
+            host = Host({TOOL_CALLBACK: self._call_tool})
             try:
                 if self._pool is not None:
-                    self._sandbox = self._pool.take(None, callbacks=callbacks)
+                    self._sandbox = self._pool.take(None, host)
                 else:
-                    self._sandbox = self._spec.create(None, callbacks=callbacks).start()
+                    self._sandbox = self._spec.create(None, host).start()
             except RLMSandboxError as exc:
                 raise CodeInterpreterError(f"could not start the sandbox: {exc}") from exc
             if not callable(getattr(self._sandbox, "assign", None)):

@@ -41,7 +41,7 @@ from inspect_ai.util._sandbox.environment import SandboxUnavailableError
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import RLMSandboxError
-from ..sandbox import ContainerChoice, Sandbox, SandboxLimits, SandboxSpec
+from ..sandbox import ContainerChoice, Host, Sandbox, SandboxLimits, SandboxSpec
 from ..sandbox import ExecResult as ExecResult_
 from ..sandbox.client import docker_client
 from ..sandbox.reaper import LABEL, owner_alive
@@ -126,9 +126,9 @@ class RlmSandboxEnvironment(SandboxEnvironment):
         labels = {**spec.labels, LABEL_INSPECT: "1", LABEL_TASK: task_name[:200]}
         self.spec = spec.model_copy(update={"labels": labels})
         self.task_name = task_name
-        self.sandbox: Sandbox = self.spec.create(None, callbacks={
+        self.sandbox: Sandbox = self.spec.create(None, Host({
             "inspect_job": self._job, "inspect_chunk": self._chunk,
-            "inspect_put": self._put, "inspect_done": self._done})
+            "inspect_put": self._put, "inspect_done": self._done}))
 
     # -- host callbacks the cell calls -------------------------------------------------
 

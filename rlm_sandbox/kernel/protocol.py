@@ -41,6 +41,10 @@ MAX_KERNEL_LINE = 64 * 1024 * 1024
 MAX_BLOB = 8 * 1024 * 1024 * 1024
 
 CONTEXT_KINDS = ("str", "bytes", "json")
+#: Characters of an offloaded output an ``exec`` reply shows when the request names none.
+#: The one default: the host's sandboxes and settings import it from here (the kernel can
+#: import nothing outside kernel/).
+PREVIEW_CHARS = 200
 
 _RECV_CHUNK = 1 << 18
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from .capture import FdCapture, OutputBuffer, StreamRouter, clip_middle
 from .dialects import ANSWER_NAME, SUBMIT_ALIAS, Submitted, as_json, new_answer_slot, ready_answer, submitted_value
 from .memory import Memory, reads_offloaded
+from .protocol import PREVIEW_CHARS
 
 CONTEXT_NAME = "context"
 _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -101,7 +102,7 @@ class Repl:
     # -- cells ----------------------------------------------------------------------
 
     def run_cell(self, code: str, run: Callable[[Callable[[], None]], None], *,
-                 offload_threshold: int | None = None, preview_chars: int = 200) -> dict[str, Any]:
+                 offload_threshold: int | None = None, preview_chars: int = PREVIEW_CHARS) -> dict[str, Any]:
         """Run ``code`` and describe what happened. ``run`` marks the interruptible span.
 
         With ``offload_threshold``, stdout longer than that is stored as ``_result_N``

@@ -23,6 +23,7 @@ from .capture import FdCapture, StreamRouter
 from .protocol import (
     CONTEXT_KINDS,
     MAX_HOST_LINE,
+    PREVIEW_CHARS,
     PROTOCOL_VERSION,
     FrameError,
     FrameReader,
@@ -244,7 +245,7 @@ class KernelServer:
         code = message.get("code")
         if not isinstance(code, str):
             raise RequestError("BadRequest", "exec needs 'code' as a string")
-        threshold, preview = message.get("offload_threshold"), message.get("preview_chars", 200)
+        threshold, preview = message.get("offload_threshold"), message.get("preview_chars", PREVIEW_CHARS)
         if threshold is not None and not _is_count(threshold) or not _is_count(preview):
             raise RequestError("BadRequest", "offload_threshold and preview_chars must be integers >= 0")
         request_id = message.get("id")

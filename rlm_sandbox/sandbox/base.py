@@ -10,14 +10,15 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..kernel.protocol import PREVIEW_CHARS
+from .host import Host
+
 #: What a sandbox can hold as ``context``.
 Context = Union[str, bytes, list, dict, None]
-#: Host functions the kernel may call back, by the name they have inside the sandbox.
-Callbacks = Mapping[str, Callable[..., Any]]
 
 _SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 
@@ -153,14 +154,14 @@ class Sandbox(ABC):
         """Start the sandbox (idempotent). Called by ``__enter__``."""
 
     @abstractmethod
-    def load(self, context: Context = None, *, callbacks: Callbacks | None = None,
-             exceptions: tuple[str, ...] = ()) -> "Sandbox":
-        """Give a sandbox that has run nothing its context and callbacks, starting it if
-        needed (what a warm pool does when a sandbox is taken). A used one is refused."""
+    def load(self, context: Context = None, host: Host | None = None) -> "Sandbox":
+        """Give a sandbox that has run nothing its context and what the host serves it,
+        starting it if needed (what a warm pool does when a sandbox is taken). A used one
+        is refused."""
 
     @abstractmethod
     def exec(self, code: str, *, timeout: float | None = None, offload_threshold: int | None = None,
-             preview_chars: int = 200) -> ExecResult:
+             preview_chars: int = PREVIEW_CHARS) -> ExecResult:
         """Run one cell; the namespace persists between cells.
 
         With ``offload_threshold``, stdout longer than that stays in the sandbox as

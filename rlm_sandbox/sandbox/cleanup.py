@@ -32,7 +32,7 @@ class Removable(Protocol):
     def remove_now(self) -> None: ...
 
 
-_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_live: "weakref.WeakSet[Removable]" = weakref.WeakSet()
 _lock = threading.Lock()
 _owner_pid: int | None = None  # a forked child must not remove its parent's sandboxes
 

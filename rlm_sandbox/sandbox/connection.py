@@ -37,8 +37,8 @@ from ..kernel.protocol import (
     error_reply,
     ok_reply,
 )
-from .base import Callbacks
 from .bounds import VALUE_BYTES, CellClock, message_cap, parse_cost
+from .host import Host
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ class KernelConnection:
     """Requests and callbacks over ``sock``: a connected socket, or any stream with
     fileno/recv_into/sendall/setsockopt/shutdown/close (the attached-stdio transport)."""
 
-    def __init__(self, sock: Any, callbacks: Callbacks, *, max_concurrency: int,
-                 exceptions: tuple[str, ...] = (), max_line: int = message_cap(16 << 20),
+    def __init__(self, sock: Any, host: Host, *, max_concurrency: int, max_line: int = message_cap(16 << 20),
                  ignored: Ignored | None = None) -> None:
         """``ignored``: the sandbox's tally, shared by the connections to its successive kernels."""
         self._sock = sock
@@ -90,8 +89,7 @@ class KernelConnection:
         self._reader = FrameReader(sock.fileno(), sock.recv_into, max_line=max_line, max_blob=0,
                                    check_line=self._check_line)
         self._writer = FrameWriter(sock.sendall)
-        self._callbacks = dict(callbacks)
-        self._exceptions = set(exceptions)
+        self._host = host
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         # What parsing one line may cost, and what the calls being served may hold at once:
@@ -105,10 +103,9 @@ class KernelConnection:
         self.notices: deque[dict[str, str]] = deque(maxlen=KEPT_NOTICES)  # id-less errors, clipped
         self.ignored = ignored if ignored is not None else Ignored()
 
-    def set_callbacks(self, callbacks: Callbacks, exceptions: tuple[str, ...]) -> None:
+    def set_host(self, host: Host) -> None:
         """Replace the host functions served (a pooled sandbox gets its work late)."""
-        self._callbacks = dict(callbacks)
-        self._exceptions = set(exceptions)
+        self._host = host
 
     def read(self, timeout: float) -> dict[str, Any]:
         return self._reader.read(timeout=timeout)
@@ -267,11 +264,11 @@ class KernelConnection:
         if not isinstance(call_id, str) or len(call_id) > 64:
             self._drop("dropped a call with an unusable id (%.40r)", call_id)
             return  # cannot even be answered
-        function = self._callbacks.get(name) if isinstance(name, str) else None
+        function = self._host.callbacks.get(name) if isinstance(name, str) else None
         if function is None:
             self._send_quietly(error_reply(call_id, "UnknownCallback",
                                            f"no host function named {str(name)[:100]!r}; available: "
-                                           f"{', '.join(sorted(self._callbacks)) or 'none'}"))
+                                           f"{', '.join(sorted(self._host.callbacks)) or 'none'}"))
         elif not isinstance(args, list) or not isinstance(kwargs, dict):
             self._send_quietly(error_reply(call_id, "BadCall", "args must be a list and kwargs a dict"))
         elif refuse:
@@ -295,7 +292,7 @@ class KernelConnection:
             try:
                 reply = ok_reply(call_id, value=function(*args, **kwargs))
             except Exception as exc:  # noqa: BLE001 - the cell gets the exception, not the host
-                reply = error_reply(call_id, self._error_name(exc), str(exc) or type(exc).__name__)
+                reply = error_reply(call_id, self._host.error_name(exc), str(exc) or type(exc).__name__)
             del args, kwargs  # the call's arguments are free once it has run
             try:
                 self._writer.send(reply)
@@ -315,14 +312,6 @@ class KernelConnection:
             self._calls_count -= 1
             self._calls_cost -= cost
             self._calls_done.notify_all()
-
-    def _error_name(self, exc: Exception) -> str:
-        """The nearest class name the cell can catch: a subclass of LLMError raised on the
-        host arrives as LLMError when only LLMError was declared to the sandbox."""
-        for cls in type(exc).__mro__:
-            if cls.__name__ in self._exceptions:
-                return cls.__name__
-        return type(exc).__name__
 
     def close(self) -> None:
         if self._pool is not None:

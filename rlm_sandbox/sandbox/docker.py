@@ -17,8 +17,9 @@ from docker.utils import parse_bytes
 
 from ..errors import SandboxClosed, SandboxStartError
 from .attach import AttachedStream
-from .base import Callbacks, Context, SandboxLimits
+from .base import Context, SandboxLimits
 from .client import docker_client
+from .host import Host
 from .kernel_sandbox import SOCKET_NAME, KernelSandbox
 from .reaper import owner_labels
 
@@ -69,10 +70,9 @@ class DockerSandbox(KernelSandbox):
 
     def __init__(self, context: Context = None, *, image: str | None = None,
                  limits: SandboxLimits | None = None, runtime: str | None = None,
-                 transport: Transport = "auto", callbacks: Callbacks | None = None,
-                 exceptions: tuple[str, ...] = (), labels: dict[str, str] | None = None,
+                 transport: Transport = "auto", host: Host | None = None, labels: dict[str, str] | None = None,
                  client: Any = None) -> None:
-        super().__init__(context, limits=limits, callbacks=callbacks, exceptions=exceptions)
+        super().__init__(context, limits=limits, host=host)
         if transport not in ("auto", "socket", "stdio"):
             raise ValueError(f"transport must be 'auto', 'socket' or 'stdio', not {transport!r}")
         self.image = image

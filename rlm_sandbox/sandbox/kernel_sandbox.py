@@ -30,17 +30,17 @@ from ..errors import (
     SandboxError,
     SandboxStartError,
 )
-from ..kernel.protocol import PROTOCOL_VERSION, FrameError, StreamClosed
+from ..kernel.protocol import PREVIEW_CHARS, PROTOCOL_VERSION, FrameError, StreamClosed
+from . import cleanup
 from .base import (
-    Callbacks,
     Context,
     ExecResult,
     Sandbox,
     SandboxLimits,
 )
-from . import cleanup
 from .bounds import message_cap
 from .connection import Ignored, KernelConnection, KernelUnresponsive
+from .host import Host
 from .replies import exec_result, lost_result, raise_for_error
 
 SOCKET_NAME = "kernel.sock"
@@ -76,9 +76,9 @@ class KernelSandbox(Sandbox):
     connection_class: type[KernelConnection] = KernelConnection
 
     def __init__(self, context: Context = None, *, limits: SandboxLimits | None = None,
-                 callbacks: Callbacks | None = None, exceptions: tuple[str, ...] = ()) -> None:
+                 host: Host | None = None) -> None:
         self.limits = limits or SandboxLimits()
-        self._set_work(context, callbacks, exceptions)
+        self._set_work(context, host or Host())
         self._used = False  # whether any request but the start-up ones was sent
         self._conn: KernelConnection | None = None
         self._socket_dir: Path | None = None
@@ -93,7 +93,7 @@ class KernelSandbox(Sandbox):
         self._ignored = Ignored()  # shared by the connections to every kernel this sandbox starts
         cleanup.install_signal_handlers()
 
-    def _set_work(self, context: Context, callbacks: Callbacks | None, exceptions: tuple[str, ...]) -> None:
+    def _set_work(self, context: Context, host: Host) -> None:
         # Strings and bytes are immutable: keep the caller's object and encode it per upload
         # (a 100 MB str would otherwise cost 100 MB more per sandbox). Lists and dicts are
         # encoded once, now, so a restart reloads them as they were, even if the caller
@@ -105,15 +105,12 @@ class KernelSandbox(Sandbox):
         else:
             self._context = None
             self._context_kind, self._context_bytes = encode_context(context)
-        for name in callbacks or {}:
-            if not name.isidentifier() or name == "context":
-                raise ValueError(f"callback name {name!r} must be a Python identifier other than 'context'")
-        self._callbacks = dict(callbacks or {})
-        self._exceptions = tuple(exceptions)
+        if not isinstance(host, Host):
+            raise TypeError(f"host must be a Host(callbacks, exceptions), not a {type(host).__name__}")
+        self.host = host
 
-    def load(self, context: Context = None, *, callbacks: Callbacks | None = None,
-             exceptions: tuple[str, ...] = ()) -> "KernelSandbox":
-        """Give a sandbox that has run nothing its context and callbacks (starting it if needed).
+    def load(self, context: Context = None, host: Host | None = None) -> "KernelSandbox":
+        """Give a sandbox that has run nothing its context and host (starting it if needed).
 
         This is what a warm pool does when a sandbox is taken: the container is already
         up, so only the context travels. A sandbox that has run code is refused: its
@@ -122,10 +119,10 @@ class KernelSandbox(Sandbox):
         with self._lock:
             if self._used:
                 raise SandboxError("this sandbox has already run code; load() only prepares fresh ones")
-            self._set_work(context, callbacks, exceptions)
+            self._set_work(context, host or Host())
             if self._conn is None:
                 return self.start()  # starting uploads the work just set
-            self._conn.set_callbacks(self._callbacks, self._exceptions)
+            self._conn.set_host(self.host)
             self._configure_and_upload(self._conn)
             return self
 
@@ -260,9 +257,8 @@ class KernelSandbox(Sandbox):
             stream.close()
             self._kill()
             raise SandboxClosed("the sandbox was closed while it was starting")
-        conn = self.connection_class(stream, self._callbacks, max_concurrency=self.limits.max_callback_concurrency,
-                                     exceptions=self._exceptions, max_line=message_cap(self.limits.max_value_bytes),
-                                     ignored=self._ignored)
+        conn = self.connection_class(stream, self.host, max_concurrency=self.limits.max_callback_concurrency,
+                                     max_line=message_cap(self.limits.max_value_bytes), ignored=self._ignored)
         try:
             self._handshake(conn, token)
         except BaseException:
@@ -325,7 +321,7 @@ class KernelSandbox(Sandbox):
         with self._timed("upload"):
             configure_id = conn.send("configure", callbacks=[
                 {"name": name, "doc": (getattr(fn, "__doc__", None) or "").strip()}
-                for name, fn in self._callbacks.items()], exceptions=list(self._exceptions),
+                for name, fn in self.host.callbacks.items()], exceptions=list(self.host.exceptions),
                 max_output_chars=self.limits.max_stream_chars)
             payload = self._context_bytes if self._context_bytes is not None else encode_context(self._context)[1]
             with self._timed("send_context"):
@@ -358,7 +354,7 @@ class KernelSandbox(Sandbox):
     # -- requests -------------------------------------------------------------------
 
     def exec(self, code: str, *, timeout: float | None = None, offload_threshold: int | None = None,
-             preview_chars: int = 200) -> ExecResult:
+             preview_chars: int = PREVIEW_CHARS) -> ExecResult:
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
         timeout = self.limits.cell_timeout_s if timeout is None else timeout

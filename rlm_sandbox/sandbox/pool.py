@@ -17,8 +17,9 @@ from typing import Any, Callable
 
 from ..errors import SandboxClosed
 from . import cleanup
-from .base import Callbacks, Context
+from .base import Context, Sandbox
 from .docker import DockerSandbox
+from .host import Host
 from .kernel_sandbox import KernelSandbox
 from .spec import SandboxSpec
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class SandboxPool:
-    """``pool = SandboxPool(size=4, limits=...)``, then ``sb = pool.take(context)``.
+    """``pool = SandboxPool(size=4, limits=...)``, then ``sb = pool.take(context, host)``.
 
     The pool starts warming its sandboxes as soon as it is made (``with SandboxPool(...)
     as pool:`` closes it at the end; otherwise call ``close()``). A take that finds no
@@ -35,10 +36,11 @@ class SandboxPool:
     ``sandbox_kwargs`` given to DockerSandbox (image, limits, runtime, transport, labels,
     client); ``make`` replaces both with any function returning an unstarted sandbox.
 
-    Use ``pool.sandbox_factory`` as ``RLM(sandbox_factory=...)`` so runs take from it. A run
-    whose sandbox settings differ from the pool's (say ``memory="2g"`` from a 1g pool) is not
-    given a pooled sandbox with the wrong limits: it gets one of its own, made from its
-    settings, and ``mismatched_takes`` counts it (a warning says what differed, once).
+    ``pool.sandbox_factory`` is a sandbox factory ``(spec, context, host)``: give it as
+    ``RLM(sandbox_factory=...)`` so runs take from it. A run whose spec differs from the
+    pool's (say ``memory="2g"`` from a 1g pool) is not given a pooled sandbox with the wrong
+    limits: it gets one of its own, made from its spec, and ``mismatched_takes`` counts it
+    (a warning says what differed, once).
     """
 
     def __init__(self, size: int = 4, *, spec: SandboxSpec | None = None,
@@ -52,7 +54,7 @@ class SandboxPool:
             self.spec: SandboxSpec | None = None  # unknown: every run takes what the pool has
             self._make = make
         elif spec is not None:
-            self.spec, self._make = spec, spec.create  # type: ignore[assignment]
+            self.spec, self._make = spec, lambda: _kernel_sandbox(spec.create())
         else:
             self.spec = SandboxSpec(**{key: value for key, value in sandbox_kwargs.items() if key != "client"})
             self._make = lambda: DockerSandbox(**sandbox_kwargs)
@@ -79,9 +81,8 @@ class SandboxPool:
             self._refill()
         return self
 
-    def take(self, context: Context = None, *, callbacks: Callbacks | None = None,
-             exceptions: tuple[str, ...] = ()) -> KernelSandbox:
-        """A started sandbox holding ``context``; the caller closes it after use."""
+    def take(self, context: Context = None, host: Host | None = None) -> KernelSandbox:
+        """A started sandbox holding ``context`` and serving ``host``; the caller closes it after use."""
         with self._cond:
             # A start in progress finishes sooner than a new one: wait for it, unless the
             # takes already waiting will use up every start in progress.
@@ -100,19 +101,17 @@ class SandboxPool:
         else:
             self._refill()
         try:
-            return sandbox.load(context, callbacks=callbacks, exceptions=exceptions)
+            return sandbox.load(context, host)
         except BaseException:
             sandbox.close()
             raise
 
-    def sandbox_factory(self, context: Context, callbacks: Callbacks, exceptions: tuple[str, ...],
-                        settings: Any) -> Any:
-        """For ``RLM(sandbox_factory=pool.sandbox_factory)``: a pooled sandbox when the run's
-        sandbox settings are the pool's, else a new one made from the run's settings."""
-        wanted: SandboxSpec = settings.sandbox_spec()
-        differences = self._differences(wanted)
+    def sandbox_factory(self, spec: SandboxSpec, context: Context, host: Host) -> Sandbox:
+        """The seam ``(spec, context, host)``, for ``RLM(sandbox_factory=pool.sandbox_factory)``:
+        a pooled sandbox when ``spec`` (the run's) is the pool's, else a new one made from it."""
+        differences = self._differences(spec)
         if not differences:
-            return self.take(context, callbacks=callbacks, exceptions=exceptions)
+            return self.take(context, host)
         with self._cond:
             self.mismatched_takes += 1
             warn, self._warned = not self._warned, True
@@ -120,8 +119,8 @@ class SandboxPool:
             log.warning("a run's sandbox settings differ from the pool's (%s): it gets a sandbox of its own, "
                         "made from its settings; give the pool the run's settings to take from it",
                         "; ".join(differences))
-        return wanted.model_copy(update={"labels": {**wanted.labels, **(self.spec.labels if self.spec else {})}}) \
-            .create(context, callbacks=callbacks, exceptions=exceptions)
+        labels = {**spec.labels, **(self.spec.labels if self.spec else {})}
+        return spec.model_copy(update={"labels": labels}).create(context, host)
 
     def _differences(self, wanted: SandboxSpec) -> list[str]:
         """What differs between the pool's sandboxes and ``wanted`` (labels aside)."""
@@ -179,6 +178,14 @@ class SandboxPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _kernel_sandbox(sandbox: Sandbox) -> KernelSandbox:
+    """A pool loads its sandboxes late (``load``), which only kernel-backed ones can do."""
+    if not isinstance(sandbox, KernelSandbox):
+        raise TypeError(f"a pool keeps kernel sandboxes (docker, local); its spec's provider made a "
+                        f"{type(sandbox).__name__}: give the pool make= instead")
+    return sandbox
 
 
 def _image(spec: SandboxSpec) -> str | None:

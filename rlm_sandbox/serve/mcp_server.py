@@ -33,6 +33,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from .. import RLM, RLMSandboxError, SandboxSpec, __version__
+from ..sandbox import Host, Sandbox
 from ..events import EventBase, JsonlWriter
 from ..redaction import redact
 from ..untrusted import visible
@@ -65,11 +66,9 @@ class McpConfig:
     max_sessions: int = 4
     labels: dict[str, str] = field(default_factory=dict)  # on every container this server starts
 
-    def sandbox_factory(self, context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
+    def sandbox_factory(self, spec: SandboxSpec, context: Any, host: Host) -> Sandbox:
         """The runs' sandbox seam: the run's own spec, with this server's labels added."""
-        spec = settings.sandbox_spec()
-        spec = spec.model_copy(update={"labels": {**spec.labels, **self.labels}})
-        return spec.create(context, callbacks=callbacks, exceptions=exceptions)
+        return spec.model_copy(update={"labels": {**spec.labels, **self.labels}}).create(context, host)
 
 
 def _shown(text: str | None) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import RLM, SandboxPool
+from ..sandbox import Host, Sandbox, SandboxSpec
 from ..chat import ChatMappingError, messages_to_run
 from ..errors import BudgetNotEnforceable, ContextTypeError, LLMError, RLMSandboxError, SettingsError
 from .admission import Admission
@@ -111,15 +112,15 @@ class Runner:
             rlm.sandbox_factory = self._sandbox
         return rlm
 
-    def _sandbox(self, context: Any, callbacks: Any, exceptions: tuple[str, ...], settings: Any) -> Any:
+    def _sandbox(self, spec: SandboxSpec, context: Any, host: Host) -> Sandbox:
         """A warm sandbox when the pool has one idle; otherwise a new, unstarted one, which the
         run starts on its own I/O thread. ``pool.take`` would wait for a start in progress (or
         start one) right here, on the server's event loop, stalling every other request's
         stream for as long as a container takes to start. Every take happens on that one
         loop, so the pool cannot empty between the check and the take."""
         if self.pool is not None and self.pool.idle:
-            return self.pool.sandbox_factory(context, callbacks, exceptions, settings)
-        return settings.sandbox_spec().create(context, callbacks=callbacks, exceptions=exceptions)
+            return self.pool.sandbox_factory(spec, context, host)
+        return spec.create(context, host)
 
     def launch(self, plan: RunPlan, sink: EventSink | None = None) -> asyncio.Task[Any]:
         """Queue and run ``plan`` as a task (a 429 now if the queue is full)."""
