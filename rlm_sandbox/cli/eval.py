@@ -13,7 +13,6 @@ resume).
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
@@ -100,8 +99,10 @@ def run(
                                               "sandbox (default 4; with --ray: every slot of the cluster)."),
     max_connections: Optional[int] = typer.Option(None, "--max-connections", min=1,
                                                   help="Sub-calls in flight at once across all tasks."),
-    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
-    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="HTML report here (default DIR/report.html)."),
+    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE",
+                                        help="JUnit XML here (default DIR/junit.xml)."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+                                       help="HTML report here (default DIR/report.html)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X",
                                               help="Exit 1 if the mean score is below X (0-1)."),
     fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P|N", help="Errors to tolerate "
@@ -109,7 +110,8 @@ def run(
                                                   "of the runs from 0 to 1, or a count above 1."),
     no_fail_on_error: bool = typer.Option(False, "--no-fail-on-error", help="Never fail the suite for runs that "
                                           "ended in error (the mean score still counts them as 0)."),
-    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N", help="Rerun an errored task N times."),
+    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N",
+                                       help="Rerun an errored task N times."),
     record: Optional[str] = typer.Option(None, "--record", metavar="DIR", help="Record all model traffic (one "
                                          "cassette per task) in DIR."),
     replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR", help="Answer every model call from the "
@@ -143,12 +145,12 @@ def run(
     from ..eval.suite_config import SuiteConfig
 
     with _usage_errors():
-        config = SuiteConfig(model=model, sub_model=sub_model, out=Path(out), n=n, seed=seed,
+        config = SuiteConfig(model=model, sub_model=sub_model, out=out, n=n, seed=seed,
                              params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
                              concurrency=concurrency, max_connections=max_connections, retry_on_error=retry_on_error,
-                             record=_path(record), replay=_path(replay), baseline=baseline,
+                             record=record, replay=replay, baseline=baseline,
                              baseline_model=baseline_model, force=force, min_score=min_score,
-                             fail_on_error=tolerated, junit=_path(junit), html=_path(html), options=options,
+                             fail_on_error=tolerated, junit=junit, html=html, options=options,
                              labels=_pairs(label, "--label"), progress=not quiet, ray=ray)
     summary = _run_suite(sources, config)
     _print_summary(summary)
@@ -165,10 +167,6 @@ def _tolerated_errors(fail_on_error: float | None, no_fail_on_error: bool) -> bo
 def _task_budgets(**flags: float | None) -> dict[str, float]:
     """``--task-time`` and the like as the settings of every task's run."""
     return {_TASK_BUDGETS[flag]: value for flag, value in flags.items() if value is not None}
-
-
-def _path(value: str | None) -> Path | None:
-    return None if value is None else Path(value)
 
 
 @contextlib.contextmanager

@@ -14,19 +14,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # The names load on first use (the runner pulls in the engine); a type checker reads the
-# imports below instead, so it sees each name's real type, not ``Any`` from ``__getattr__``.
-# tests/test_eval_exports.py keeps the two lists the same.
+# imports below instead (``X as X``: a re-export), so it sees each name's real type, not
+# ``Any`` from ``__getattr__``.
+# tests/test_eval_config.py keeps the two lists the same.
 if TYPE_CHECKING:
-    from .backend import Backend, LocalBackend, TaskJob, execute_job
-    from .generators import GENERATORS
-    from .oracle import ORACLE_MODEL
-    from .progress import SuiteProgress
-    from .results import TaskResult
-    from .runner import arun_suite, run_suite
-    from .scorers import SCORERS, score
-    from .suite_config import EvalError, SuiteConfig
-    from .summary import SuiteSummary
-    from .tasks import Task, TaskFileError, generate_tasks, load_tasks, write_tasks
+    from .backend import (
+        Backend as Backend, LocalBackend as LocalBackend, TaskJob as TaskJob, execute_job as execute_job,
+    )
+    from .generators import GENERATORS as GENERATORS
+    from .oracle import ORACLE_MODEL as ORACLE_MODEL
+    from .progress import SuiteProgress as SuiteProgress
+    from .results import TaskResult as TaskResult
+    from .runner import arun_suite as arun_suite, run_suite as run_suite
+    from .scorers import SCORERS as SCORERS, score as score
+    from .suite_config import EvalError as EvalError, SuiteConfig as SuiteConfig
+    from .summary import SuiteSummary as SuiteSummary
+    from .tasks import (
+        Task as Task, TaskFileError as TaskFileError, generate_tasks as generate_tasks, load_tasks as load_tasks,
+        write_tasks as write_tasks,
+    )
 
 _EXPORTS = {
     "run_suite": "runner", "arun_suite": "runner", "SuiteConfig": "suite_config", "EvalError": "suite_config",

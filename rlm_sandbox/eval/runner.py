@@ -97,8 +97,9 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
             old = {}
         differing = sorted(key for key in manifest if old.get(key) != manifest[key])
         if differing:
-            raise EvalError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in differing)}); "
-                            "use another --out, or --force to run every task again")
+            held = ", ".join(f"{key}={old.get(key)!r}" for key in differing)
+            raise EvalError(f"{out} holds results of another run ({held}); use another --out, or --force to run "
+                            "every task again")
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -158,7 +159,7 @@ class _Plan:
 
     @property
     def sub_model(self) -> str:
-        return self.settings.sub_model or self.settings.model
+        return str(self.settings.sub_model or self.settings.model)
 
 
 def _plan(sources: Sequence[str | Path | Task], config: SuiteConfig) -> _Plan:
@@ -185,9 +186,9 @@ def _plan(sources: Sequence[str | Path | Task], config: SuiteConfig) -> _Plan:
 def _prepare_out(plan: _Plan) -> Path:
     """The output directory, made, and refused if it holds another run's results."""
     config = plan.config
-    if config.replay is not None and not config.replay.is_dir():
+    if config.replay is not None and not Path(config.replay).is_dir():
         raise EvalError(f"--replay {config.replay}: no such directory (record one with --record)")
-    out = config.out
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "traces").mkdir(exist_ok=True)
     _check_manifest(out, {"model": plan.settings.model, "sub_model": plan.sub_model,
@@ -225,9 +226,9 @@ class _SuiteRun:
     def job_for(self, task: Task, epoch: int) -> TaskJob:
         config, name = self.plan.config, f"{task.id}.e{epoch}.jsonl"
         return TaskJob(task=task, epoch=epoch, options=self.plan.run_options, spec=self.plan.spec,
-                       trace_path=config.out / "traces" / name, trace_name=f"traces/{name}",
-                       record=config.record / name if config.record is not None else None,
-                       replay=config.replay / name if config.replay is not None else None,
+                       trace_path=Path(config.out, "traces", name), trace_name=f"traces/{name}",
+                       record=Path(config.record, name) if config.record is not None else None,
+                       replay=Path(config.replay, name) if config.replay is not None else None,
                        baseline_model=self.plan.direct_model, scripted=self.plan.scripted)
 
     async def run(self, todo: list[tuple[Task, int]]) -> list[TaskResult]:
@@ -281,10 +282,14 @@ def _finish(plan: _Plan, done: dict[tuple[str, int], TaskResult], stopped: str |
     if stopped:
         summary.stopped, summary.not_run = stopped, len(plan.wanted) - len(results)
     summary.exit_reasons = _exit_reasons(summary, results, config.min_score, config.fail_on_error)
-    paths = report_paths(config.out, junit=config.junit, html=config.html)
-    summary.reports = {name: str(path) for name, path in paths.items()}
-    write_reports(config.out, results, summary, junit=config.junit, html=config.html)
+    out, junit, html = Path(config.out), _optional_path(config.junit), _optional_path(config.html)
+    summary.reports = {name: str(path) for name, path in report_paths(out, junit=junit, html=html).items()}
+    write_reports(out, results, summary, junit=junit, html=html)
     return summary
+
+
+def _optional_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 async def arun_suite(tasks: Sequence[str | Path | Task] | str | Path, config: SuiteConfig, *,

@@ -59,36 +59,41 @@ def parse_limit(limit: int | str) -> slice:
 
 class SuiteConfig(BaseModel):
     """How to run a suite: the models, where results go, which tasks, how many at once, when the
-    build fails. Frozen: one suite, one configuration."""
+    build fails. Frozen: one suite, one configuration. Paths are kept as given (a str or a Path).
+
+    Defaults are written ``Field(default=...)``, not positionally: type checkers read the
+    signature from the fields (``dataclass_transform``) and know a default only by that name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(min_length=1, description="root model (scripted/oracle: the scripted oracle)")
-    out: Path = Field(description="output directory; results already there are resumed")
-    sub_model: str | None = Field(None, description="model for llm_query (default: model)")
-    n: int = Field(10, ge=1, description="tasks per generator named")
-    seed: int = Field(0, description="seed of the generated tasks")
+    out: Path | str = Field(description="output directory; results already there are resumed")
+    sub_model: str | None = Field(default=None, description="model for llm_query (default: model)")
+    n: int = Field(default=10, ge=1, description="tasks per generator named")
+    seed: int = Field(default=0, description="seed of the generated tasks")
     params: dict[str, Any] = Field(default_factory=dict, description="generator parameters")
-    limit: int | str | None = Field(None, description="the first N tasks, or tasks A-B (from 1)")
-    task_ids: list[str] | None = Field(None, description="only these tasks")
-    epochs: int = Field(1, ge=1, description="runs per task")
-    concurrency: int | None = Field(None, ge=1, description="tasks at once (default 4; on Ray every slot)")
-    max_connections: int | None = Field(None, ge=1, description="sub-calls in flight at once across all tasks")
-    retry_on_error: int = Field(0, ge=0, description="reruns of a task that ended in error")
-    record: Path | None = Field(None, description="record the model traffic, one cassette per task, here")
-    replay: Path | None = Field(None, description="answer every model call from the cassettes here")
-    baseline: str | None = Field(None, description="'direct': also ask the model with the whole context")
-    baseline_model: str | None = Field(None, description="model of the direct baseline (default: model)")
-    force: bool = Field(False, description="rerun tasks whose results are already in out")
-    min_score: float | None = Field(None, description="fail below this mean score (0-1)")
-    fail_on_error: bool | float | None = Field(None, description="errors tolerated: None/True none, False any, "
-                                                                 "a share from 0 to 1, or a count above 1")
-    junit: Path | None = Field(None, description="JUnit XML here (default out/junit.xml)")
-    html: Path | None = Field(None, description="HTML report here (default out/report.html)")
+    limit: int | str | None = Field(default=None, description="the first N tasks, or tasks A-B (from 1)")
+    task_ids: list[str] | None = Field(default=None, description="only these tasks")
+    epochs: int = Field(default=1, ge=1, description="runs per task")
+    concurrency: int | None = Field(default=None, ge=1, description="tasks at once (default 4; on Ray every slot)")
+    max_connections: int | None = Field(default=None, ge=1,
+                                        description="sub-calls in flight at once across all tasks")
+    retry_on_error: int = Field(default=0, ge=0, description="reruns of a task that ended in error")
+    record: Path | str | None = Field(default=None,
+                                      description="record the model traffic, one cassette per task, here")
+    replay: Path | str | None = Field(default=None, description="answer every model call from the cassettes here")
+    baseline: str | None = Field(default=None, description="'direct': also ask the model with the whole context")
+    baseline_model: str | None = Field(default=None, description="model of the direct baseline (default: model)")
+    force: bool = Field(default=False, description="rerun tasks whose results are already in out")
+    min_score: float | None = Field(default=None, description="fail below this mean score (0-1)")
+    fail_on_error: bool | float | None = Field(default=None, description="errors tolerated: None/True none, "
+                                               "False any, a share from 0 to 1, or a count above 1")
+    junit: Path | str | None = Field(default=None, description="JUnit XML here (default out/junit.xml)")
+    html: Path | str | None = Field(default=None, description="HTML report here (default out/report.html)")
     options: dict[str, Any] = Field(default_factory=dict, description="settings of every task's run")
     labels: dict[str, str] = Field(default_factory=dict, description="extra labels on the containers")
-    progress: bool = Field(True, description="a progress line per task on stderr")
-    ray: str | None = Field(None, description="run on a Ray cluster: 'auto' or the head's address")
+    progress: bool = Field(default=True, description="a progress line per task on stderr")
+    ray: str | None = Field(default=None, description="run on a Ray cluster: 'auto' or the head's address")
 
     if not TYPE_CHECKING:  # a type checker keeps the fields' own signature; at run time, one EvalError
         def __init__(self, **values: Any) -> None:
