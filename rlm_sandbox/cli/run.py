@@ -112,7 +112,7 @@ def _refuse_contradictions(*, verbose: bool, quiet: bool, query_file: str | None
 def _load_rlm(flags: dict[str, tuple[str, Any]], set_pairs: list[str], record: str | None,
               replay: str | None) -> RLM:
     """The RLM the flags and ``--set`` describe, its model client recording or replaying if asked."""
-    rlm: RLM = make_rlm(flags, parse_set(set_pairs))
+    rlm = make_rlm(flags, parse_set(set_pairs))
     if not replay:
         _refuse_scripted(rlm.settings)
     _tape(rlm, record, replay)
