@@ -10,7 +10,7 @@
   child's ``peak_rss_mib`` (``ru_maxrss``: the host process, the whole of its life). DESIGN's
   target: under 60 s and under 1.5 GiB.
 - ``throughput``: 100 small ``sniah`` tasks (1,024 tokens) with the oracle, as
-  ``run_suite(concurrency=8)`` (a warm pool, a sandbox per task) against a plain sequential
+  ``run_suite(tasks, SuiteConfig(concurrency=8, ...))`` (a warm pool, a sandbox per task) against a plain sequential
   loop of ``rlm_sandbox.run`` over the same tasks. Figures: tasks per second of each (wall
   time of the suite or the loop, litellm already imported) and the speed-up. Target: at least
   5 tasks/s and at least 4x. ``--sandbox local`` runs both sides in local subprocess
@@ -51,12 +51,13 @@ def log(message: str) -> None:
 
 def _child_sniah(tokens: int, out: str) -> None:
     """In a fresh process: import first (not timed), then time one big task's suite."""
-    from rlm_sandbox.eval import run_suite
+    from rlm_sandbox.eval import SuiteConfig, run_suite
     from rlm_sandbox.models import load_litellm
 
     load_litellm()
     started = time.perf_counter()
-    summary = run_suite(["sniah"], model="scripted/oracle", out=out, n=1, params={"tokens": tokens}, progress=False)
+    summary = run_suite(["sniah"], SuiteConfig(model="scripted/oracle", out=out, n=1, params={"tokens": tokens},
+                                               progress=False))
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": round(wall, 3), "peak_rss_mib": round(peak, 1), "score": summary.mean_score,
@@ -83,7 +84,7 @@ def _cpu_s() -> tuple[float, float]:
 
 def bench_throughput(tasks: int, concurrency: int, sandbox: str = "docker", delay_s: float = 0.0) -> dict[str, Any]:
     import rlm_sandbox
-    from rlm_sandbox.eval import run_suite
+    from rlm_sandbox.eval import SuiteConfig, run_suite
     from rlm_sandbox.eval.oracle import ensure_oracle, respond
     from rlm_sandbox.eval.tasks import generate_tasks
     from rlm_sandbox.models import load_litellm
@@ -100,8 +101,8 @@ def bench_throughput(tasks: int, concurrency: int, sandbox: str = "docker", dela
     with tempfile.TemporaryDirectory() as out:
         cpu_before = _cpu_s()
         started = time.perf_counter()
-        summary = run_suite(todo, model=model, out=out, concurrency=concurrency, progress=False,
-                            options={"sandbox": sandbox})
+        summary = run_suite(todo, SuiteConfig(model=model, out=out, concurrency=concurrency, progress=False,
+                                              options={"sandbox": sandbox}))
         suite_s = time.perf_counter() - started
         suite_cpu = [after - before for before, after in zip(cpu_before, _cpu_s())]
     started = time.perf_counter()

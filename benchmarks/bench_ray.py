@@ -40,7 +40,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from rlm_sandbox.eval import run_suite  # noqa: E402
+from rlm_sandbox.eval import SuiteConfig, run_suite  # noqa: E402
 from rlm_sandbox.eval.backend import execute_job  # noqa: E402
 from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402
 from rlm_sandbox.models import load_litellm  # noqa: E402
@@ -76,8 +76,9 @@ class TaskPerJobBackend:
 
 def timed_suite(out: Path, tasks: int, backend: Any = None, concurrency: int = 4) -> dict[str, Any]:
     started = time.perf_counter()
-    summary = run_suite(["sniah"], model="scripted/oracle", out=out, n=tasks, params={"tokens": "1024"},
-                        progress=False, backend=backend, concurrency=concurrency)
+    config = SuiteConfig(model="scripted/oracle", out=out, n=tasks, params={"tokens": "1024"}, progress=False,
+                         concurrency=concurrency)
+    summary = run_suite(["sniah"], config, backend=backend)
     wall = time.perf_counter() - started
     return {"wall_s": round(wall, 2), "tasks_per_s": round(tasks / wall, 2), "score": summary.mean_score,
             "errors": summary.errors}

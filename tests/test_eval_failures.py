@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_sandbox.eval import LocalBackend, TaskFileError, execute_job, load_tasks, run_suite
+from rlm_sandbox.eval import LocalBackend, SuiteConfig, TaskFileError, execute_job, load_tasks, run_suite
 from rlm_sandbox.eval.results import read_results
 from rlm_sandbox.eval.runner import EvalError
 from rlm_sandbox.testing import OpenAICompatibleServer, Reply, ScriptedModel
@@ -56,9 +56,9 @@ def test_a_stalled_task_is_recorded_as_a_limit_and_the_suite_goes_on(tmp_path, s
     """The scripted model repeats the same reply: the run ends `stalled`, which the results
     take (it used to be a pydantic error that killed the suite with no results and no JUnit)."""
     with ScriptedModel(responder=lambda messages: "```repl\nprint('still thinking')\n```", name="stall-i17") as model:
-        summary = run_suite([task_file(tmp_path / "t.jsonl", task("a"), task("b"))], model=model.model,
-                            out=tmp_path / "out", labels=LABELS, progress=False, concurrency=2,
-                            options={"stall_repeats": 2})
+        summary = run_suite([task_file(tmp_path / "t.jsonl", task("a"), task("b"))],
+                            SuiteConfig(model=model.model, out=tmp_path / "out", labels=LABELS, progress=False,
+                                        concurrency=2, options={"stall_repeats": 2}))
     results = read_results(tmp_path / "out")
     assert sorted(r.status for r in results.values()) == ["stalled", "stalled"]
     assert all(r.limit_hit and not r.errored and not r.passed for r in results.values())
@@ -89,8 +89,8 @@ def test_a_task_whose_run_raises_and_a_scorer_that_raises_are_recorded_as_their_
                       task("bad-scorer", scorer={"name": "tests.test_eval_failures:exploding_scorer"}))
     spec = Settings.from_options(model="scripted/oracle").sandbox_spec()
     spec = spec.model_copy(update={"labels": {**spec.labels, **LABELS}})
-    summary = run_suite([tasks], model="scripted/oracle", out=tmp_path / "out", labels=LABELS, progress=False,
-                        backend=RaisingRunBackend(spec, size=1))
+    summary = run_suite([tasks], SuiteConfig(model="scripted/oracle", out=tmp_path / "out", labels=LABELS,
+                                             progress=False), backend=RaisingRunBackend(spec, size=1))
     results = {key[0]: r for key, r in read_results(tmp_path / "out").items()}
     assert results["boom"].status == "crashed" and "RuntimeError: no sandbox for this task" in results["boom"].error
     assert results["fine"].passed
@@ -120,7 +120,7 @@ def test_every_task_in_error_fails_the_suite_unless_fail_on_error_allows_it(tmp_
     assert len((tmp_path / "o" / "results.jsonl").read_text().splitlines()) == 2
     common = dict(model="scripted/oracle", out=tmp_path / "o", labels=LABELS, progress=False, replay=tmp_path / "tape")
     for allowed, fails in ((1, False), (0.5, True), (2, False), (False, False), (True, True), (None, True)):
-        summary = run_suite([tasks], fail_on_error=allowed, **common)  # resumed: nothing runs again
+        summary = run_suite([tasks], SuiteConfig(fail_on_error=allowed, **common))  # resumed: nothing runs again
         assert summary.ok is not fails, (allowed, summary.exit_reasons)
 
 
@@ -174,8 +174,8 @@ def test_a_task_without_expected_or_without_a_context_is_refused_with_line_and_f
                                            ("fail_on_error", 2.5)])
 def test_thresholds_out_of_range_are_refused_before_anything_runs(tmp_path, option, value):
     with pytest.raises(EvalError, match=f"--{option.replace('_', '-')} {value}: give"):
-        run_suite([task_file(tmp_path / "t.jsonl", task("a"))], model="scripted/oracle", out=tmp_path / "o",
-                  progress=False, **{option: value})
+        run_suite([task_file(tmp_path / "t.jsonl", task("a"))],
+                  SuiteConfig(model="scripted/oracle", out=tmp_path / "o", progress=False, **{option: value}))
     assert not (tmp_path / "o").exists()
 
 

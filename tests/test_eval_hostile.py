@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from rlm_sandbox.eval import run_suite
+from rlm_sandbox.eval import SuiteConfig, run_suite
 from rlm_sandbox.eval.progress import SuiteProgress
 from rlm_sandbox.eval.results import read_results
 from rlm_sandbox.testing import ScriptedModel
@@ -50,9 +50,10 @@ def hostile_suite(tmp_path_factory, sandbox_image):
     (root / "elsewhere").mkdir()
     stream = io.StringIO()
     with ScriptedModel(responder=reply, name="hostile-i17") as model:
-        summary = run_suite([tasks], model=model.model, out=root / "out", html=root / "elsewhere" / "report.html",
-                            labels={TEST_SESSION_LABEL: TEST_SESSION}, fail_on_error=False,
-                            progress=SuiteProgress(stream=stream, rich=False))
+        summary = run_suite([tasks], SuiteConfig(model=model.model, out=root / "out",
+                                                 html=root / "elsewhere" / "report.html",
+                                                 labels={TEST_SESSION_LABEL: TEST_SESSION}, fail_on_error=False),
+                            reporter=SuiteProgress(stream=stream, rich=False))
     return root, summary, stream.getvalue()
 
 

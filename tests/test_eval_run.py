@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_sandbox.eval import run_suite
+from rlm_sandbox.eval import SuiteConfig, run_suite
 from rlm_sandbox.eval.oracle import respond
 from rlm_sandbox.eval.results import read_results
 from rlm_sandbox.events import read_events
@@ -36,7 +36,7 @@ def small(name: str) -> dict[str, str]:
 def suite(tmp_path: Path, name: str = "out", **kwargs):
     sources = kwargs.pop("sources", ["sniah"])
     kwargs.setdefault("model", "scripted/oracle")
-    return run_suite(sources, out=tmp_path / name, labels=LABELS, progress=False, **kwargs)
+    return run_suite(sources, SuiteConfig(out=tmp_path / name, labels=LABELS, progress=False, **kwargs))
 
 
 @pytest.mark.parametrize("generator", GENERATORS)

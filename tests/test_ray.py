@@ -19,7 +19,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (scripts/setup.sh installs it)")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from rlm_sandbox.eval import run_suite  # noqa: E402
+from rlm_sandbox.eval import SuiteConfig, run_suite  # noqa: E402
 from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402
 from rlm_sandbox.eval.ray_limiter import RateLimit  # noqa: E402
 from rlm_sandbox.eval.results import read_results  # noqa: E402
@@ -71,8 +71,8 @@ def node_ids(cluster) -> set[str]:
 
 
 def suite(tmp_path: Path, name: str, backend=None, **kwargs):
-    return run_suite(["sniah"], model="scripted/oracle", out=tmp_path / name, params=SMALL, labels=LABELS,
-                     progress=False, backend=backend, **kwargs)
+    return run_suite(["sniah"], SuiteConfig(model="scripted/oracle", out=tmp_path / name, params=SMALL,
+                                            labels=LABELS, progress=False, **kwargs), backend=backend)
 
 
 def test_forty_tasks_land_on_both_nodes_and_score_as_the_local_runner(tmp_path, cluster, docker_client):

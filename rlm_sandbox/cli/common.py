@@ -8,10 +8,9 @@ when it is.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +24,11 @@ from ..errors import (
 )
 from ..redaction import redact
 from ..untrusted import visible
+
+if TYPE_CHECKING:
+    from ..api import RLM
+    from ..config import Settings
+    from ..core.result import RLMResult
 
 #: Provider key variables litellm reads, and a model to use when only that key is set.
 KEY_DEFAULT_MODELS = {"OPENAI_API_KEY": "gpt-4o-mini", "ANTHROPIC_API_KEY": "anthropic/claude-3-5-haiku-latest",
@@ -115,7 +119,7 @@ def parse_set(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-def make_rlm(flags: dict[str, tuple[str, Any]], set_options: dict[str, str]) -> Any:
+def make_rlm(flags: dict[str, tuple[str, Any]], set_options: dict[str, str]) -> RLM:
     """An RLM from ``--set`` options and flags (``{setting: (flag, value)}``; flags win, None is
     "not given"); a bad value fails with one line per setting naming where it came from."""
     from ..api import RLM
@@ -167,7 +171,7 @@ _SOURCES = {"answer_now": "the model's reply to one last answer-now request",
             "last_reply": "the model's last reply"}
 
 
-def print_result(result: Any, as_json: bool, *, quiet: bool = False, settings: Any = None,
+def print_result(result: RLMResult, as_json: bool, *, quiet: bool = False, settings: Settings | None = None,
                  trace: str | None = None, html: str | None = None) -> None:
     """The answer (or the result as JSON, see ``result_json``) on stdout; the summary, and how
     the run ended, on stderr. ``quiet`` leaves out the summary, never the warnings.

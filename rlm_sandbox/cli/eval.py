@@ -1,6 +1,7 @@
 """``rlm-sandbox eval``: evaluation suites for CI (``run``), task files from the built-in
 generators (``generate``), and what is built in (``list``). A thin layer over
-:mod:`rlm_sandbox.eval`: every option maps to an argument of ``run_suite``.
+:mod:`rlm_sandbox.eval`: ``run``'s flags map onto the fields of one ``SuiteConfig`` (which checks
+them, and names the flag of a bad value), handed to ``run_suite`` as Python callers hand theirs.
 
 Exit codes of ``eval run``: 0 the suite passed; 1 it failed (a task ended in error, unless
 --fail-on-error allows it, or the mean score is below --min-score); 2 bad usage (an option, a
@@ -11,13 +12,18 @@ resume).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 
 from ..untrusted import visible
 
 from .common import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, fail, parse_set, say
+
+if TYPE_CHECKING:
+    from ..eval.suite_config import SuiteConfig
+    from ..eval.summary import SuiteSummary
 
 eval_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        help="Evaluation suites: run task files or built-in generators, score them, report.")
@@ -75,15 +81,6 @@ def generate(
     say(f"wrote {len(tasks)} {name} task(s) to {output}")
 
 
-def _ray_backend(address: str, concurrency: int | None) -> Any:
-    """The Ray backend, or a clear error when Ray is not installed."""
-    try:
-        from ..eval.ray_backend import RayBackend
-    except ImportError:
-        raise fail('--ray needs Ray: pip install "rlm-sandbox[ray]"', EXIT_USAGE) from None
-    return RayBackend(address=address, max_in_flight=concurrency)
-
-
 @eval_app.command()
 def run(
     sources: list[str] = typer.Argument(..., metavar="TASKS_OR_GENERATOR...",
@@ -102,8 +99,10 @@ def run(
                                               "sandbox (default 4; with --ray: every slot of the cluster)."),
     max_connections: Optional[int] = typer.Option(None, "--max-connections", min=1,
                                                   help="Sub-calls in flight at once across all tasks."),
-    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
-    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="HTML report here (default DIR/report.html)."),
+    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE",
+                                        help="JUnit XML here (default DIR/junit.xml)."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+                                       help="HTML report here (default DIR/report.html)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X",
                                               help="Exit 1 if the mean score is below X (0-1)."),
     fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P|N", help="Errors to tolerate "
@@ -111,7 +110,8 @@ def run(
                                                   "of the runs from 0 to 1, or a count above 1."),
     no_fail_on_error: bool = typer.Option(False, "--no-fail-on-error", help="Never fail the suite for runs that "
                                           "ended in error (the mean score still counts them as 0)."),
-    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N", help="Rerun an errored task N times."),
+    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N",
+                                       help="Rerun an errored task N times."),
     record: Optional[str] = typer.Option(None, "--record", metavar="DIR", help="Record all model traffic (one "
                                          "cassette per task) in DIR."),
     replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR", help="Answer every model call from the "
@@ -139,31 +139,63 @@ def run(
     or the mean score is below --min-score; 2 bad usage; 4 stopped early by a
     provider error no retry can mend (bad or missing key, unknown model);
     130 interrupted (run again to resume)."""
-    from ..errors import SettingsError
-    from ..eval.runner import EvalError, run_suite
-    from ..eval.tasks import TaskFileError
+    tolerated = _tolerated_errors(fail_on_error, no_fail_on_error)
+    options = {**parse_set(settings), **_task_budgets(task_time=task_time, task_tokens=task_tokens,
+                                                      task_cost=task_cost, task_sub_calls=task_sub_calls)}
+    from ..eval.suite_config import SuiteConfig
 
-    options: dict[str, Any] = dict(parse_set(settings))
-    budgets = {"task_time": task_time, "task_tokens": task_tokens, "task_cost": task_cost,
-               "task_sub_calls": task_sub_calls}
-    options.update({_TASK_BUDGETS[flag]: value for flag, value in budgets.items() if value is not None})
+    with _usage_errors():
+        config = SuiteConfig(model=model, sub_model=sub_model, out=out, n=n, seed=seed,
+                             params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
+                             concurrency=concurrency, max_connections=max_connections, retry_on_error=retry_on_error,
+                             record=record, replay=replay, baseline=baseline,
+                             baseline_model=baseline_model, force=force, min_score=min_score,
+                             fail_on_error=tolerated, junit=junit, html=html, options=options,
+                             labels=_pairs(label, "--label"), progress=not quiet, ray=ray)
+    summary = _run_suite(sources, config)
+    _print_summary(summary)
+    raise typer.Exit(EXIT_MODEL if summary.stopped else EXIT_FAILED if summary.exit_reasons else 0)
+
+
+def _tolerated_errors(fail_on_error: float | None, no_fail_on_error: bool) -> bool | float | None:
+    """``--fail-on-error P|N`` and ``--no-fail-on-error`` as the one ``fail_on_error`` field."""
     if no_fail_on_error and fail_on_error is not None:
         raise fail("give --fail-on-error or --no-fail-on-error, not both")
-    tolerated: bool | float | None = False if no_fail_on_error else fail_on_error
+    return False if no_fail_on_error else fail_on_error
+
+
+def _task_budgets(**flags: float | None) -> dict[str, float]:
+    """``--task-time`` and the like as the settings of every task's run."""
+    return {_TASK_BUDGETS[flag]: value for flag, value in flags.items() if value is not None}
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A bad value or input (a flag, a task file, a setting) exits 2 with its message."""
+    from ..errors import SettingsError
+    from ..eval.suite_config import EvalError
+    from ..eval.tasks import TaskFileError
+
     try:
-        backend = _ray_backend(ray, concurrency) if ray else None
-        summary = run_suite(sources, model=model, sub_model=sub_model, out=out, n=n, seed=seed,
-                            params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
-                            concurrency=concurrency or 4, backend=backend, max_connections=max_connections, retry_on_error=retry_on_error,
-                            record=record, replay=replay, baseline=baseline, baseline_model=baseline_model,
-                            force=force, min_score=min_score, fail_on_error=tolerated, junit=junit, html=html,
-                            options=options, labels=_pairs(label, "--label"), progress=not quiet)
+        yield
     except (TaskFileError, EvalError, SettingsError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+
+
+def _run_suite(sources: list[str], config: SuiteConfig) -> SuiteSummary:
+    """Run the suite; Ctrl-C exits 130 (finished tasks are kept, a second run resumes)."""
+    from ..eval.runner import run_suite
+
+    try:
+        with _usage_errors():
+            return run_suite(sources, config)
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished tasks are in {out}/results.jsonl (run again to resume)",
+        raise fail(f"interrupted; finished tasks are in {config.out}/results.jsonl (run again to resume)",
                    EXIT_INTERRUPTED) from None
-    s = summary
+
+
+def _print_summary(s: SuiteSummary) -> None:
+    """The scores on stdout; where the reports are, and why the suite failed, on stderr."""
     cost = "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}"
     scripted = " [SCRIPTED models: not a real model's result]" if s.scripted else ""
     typer.echo(f"mean score {s.mean_score:.4f} ± {s.stderr:.4f} over {s.tasks} task(s); pass rate {s.pass_rate:.1%}; "
@@ -174,7 +206,6 @@ def run(
         say(f"STOPPED: {s.not_run} task run(s) did not run; fix the cause and run again to resume", typer.colors.RED)
     for reason in s.exit_reasons:
         say(f"FAILED: {visible(reason, keep='')}", typer.colors.RED)
-    raise typer.Exit(EXIT_MODEL if s.stopped else EXIT_FAILED if s.exit_reasons else 0)
 
 
 __all__ = ["eval_app"]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
 from ..errors import RLMSandboxError
+from ..events import types as ev
+from ..events.stream import Listener
 from ..redaction import redact
 from .common import (
     EXIT_CODES_HELP,
@@ -31,6 +33,12 @@ from .common import (
 from .contexts import load_context, load_query
 from .display import RunDisplay, listeners
 
+if TYPE_CHECKING:
+    from ..api import RLM
+    from ..config import Settings
+    from ..core.result import RLMResult
+    from ..events.jsonl import JsonlWriter
+
 
 def _options(pairs: list[str], flag: str) -> dict[str, Any] | None:
     """``KEY=VALUE`` flags as a dict of litellm options (None when none were given)."""
@@ -45,7 +53,7 @@ def _options(pairs: list[str], flag: str) -> dict[str, Any] | None:
     return options or None
 
 
-def _open_trace(path: str) -> Any:
+def _open_trace(path: str) -> JsonlWriter:
     """The trajectory's writer, opened now: a path that cannot be written fails before the run."""
     from ..events.jsonl import JsonlWriter
 
@@ -56,7 +64,7 @@ def _open_trace(path: str) -> Any:
         raise fail(f"--trace {path}: cannot be written ({exc.strerror})") from None
 
 
-def _refuse_scripted(settings: Any) -> None:
+def _refuse_scripted(settings: Settings) -> None:
     """``scripted/...`` models live inside a Python process (the eval's oracle, tests'
     ScriptedModel): ``run`` cannot reach one, so say so instead of litellm's "provider prefix"."""
     for flag, name in (("--model", settings.model), ("--sub-model", settings.sub_model)):
@@ -90,6 +98,98 @@ def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
         raise fail(f"--record {record}: cannot be written ({exc.strerror or exc})") from None
 
 
+def _refuse_contradictions(*, verbose: bool, quiet: bool, query_file: str | None, context_files: list[str],
+                           record: str | None, replay: str | None) -> None:
+    """Flags that cannot go together fail first, before any file is read."""
+    if verbose and quiet:
+        raise fail("--verbose and --quiet contradict each other; give one")
+    if query_file == "-" and "-" in context_files:
+        raise fail("--query-file - and --context-file - cannot both read stdin; give one of them a file")
+    if record and replay:
+        raise fail("give --record or --replay, not both")
+
+
+def _load_rlm(flags: dict[str, tuple[str, Any]], set_pairs: list[str], record: str | None,
+              replay: str | None) -> RLM:
+    """The RLM the flags and ``--set`` describe, its model client recording or replaying if asked."""
+    rlm = make_rlm(flags, parse_set(set_pairs))
+    if not replay:
+        _refuse_scripted(rlm.settings)
+    _tape(rlm, record, replay)
+    return rlm
+
+
+class _Outputs:
+    """Where the run is written as it goes: the ``--trace`` file (opened now, so a path that
+    cannot be written fails before the run), the events kept for ``--html``, and the latest
+    event (whether the run wrote anything before a Ctrl-C)."""
+
+    def __init__(self, trace: str | None, html: str | None) -> None:
+        if html:
+            prepare_output(html, "--html")
+        self.trace, self.html = trace, html
+        self.writer: JsonlWriter | None = _open_trace(trace) if trace else None
+        self.events: list[ev.EventBase] = []
+        self.written: list[ev.EventBase] = []  # the latest event, once there is one
+
+    def listener(self, display: RunDisplay) -> Listener | None:
+        return listeners(self.writer, display.listener, self.events.append if self.html else None,
+                         functools.partial(_keep_last, self.written))
+
+    def interrupted(self) -> typer.Exit:
+        """After Ctrl-C: the trace ends with run_interrupted, the HTML shows the run so far."""
+        if self.writer is not None and not self.written:  # stopped before the run began: the trace says so too
+            _interrupted_before_start(self.writer)
+        if self.html:
+            _write_html(self.html, self.events)
+        return fail("interrupted" + (f"; the trajectory so far is in {self.trace}" if self.writer else "")
+                    + (f"; the run so far is in {self.html}" if self.html else ""), EXIT_INTERRUPTED)
+
+    def failed(self, exc: RLMSandboxError, settings: Settings, as_json: bool) -> typer.Exit:
+        """The run could not go on (e.g. its sandbox did not start): the HTML of what happened,
+        and for a script the result as JSON (status error)."""
+        if self.html and self.events:
+            _write_html(self.html, self.events)
+        if as_json and exc.result is not None:
+            from .result_json import result_json
+
+            typer.echo(redact(result_json(exc.result, settings, trace=self.trace, html=self.html)))
+        return error_exit(exc)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _answer(rlm: RLM, query: str, context: Any, outputs: _Outputs, *, verbose: bool, quiet: bool,
+            as_json: bool) -> RLMResult:
+    """Run the query with the live display (or plain lines) on stderr, the outputs written as it goes."""
+    try:
+        # The command draws progress itself (live on a terminal, plain lines otherwise).
+        display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
+        rlm.settings = rlm.settings.model_copy(update={"verbose": False})
+        rlm.on_event = outputs.listener(display)
+        with display:
+            return rlm.run(query, context)
+    except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
+        raise outputs.interrupted() from None
+    except RLMSandboxError as exc:
+        raise outputs.failed(exc, rlm.settings, as_json) from None
+    finally:
+        outputs.close()
+
+
+def _show(result: RLMResult, settings: Settings, outputs: _Outputs, *, as_json: bool, quiet: bool) -> int:
+    """The answer on stdout, the summary and warnings on stderr, the HTML file; the exit code."""
+    if outputs.html:
+        _write_html(outputs.html, result.trajectory)
+    print_result(result, as_json, quiet=quiet, settings=settings, trace=outputs.trace, html=outputs.html)
+    if outputs.writer is not None and outputs.writer.error is not None:
+        say(f"the trajectory in {outputs.trace} is incomplete: writing it failed ({outputs.writer.error})",
+            typer.colors.YELLOW)
+    return exit_code(result.status)
+
+
 def _write_html(path: str, events: list[Any]) -> None:
     from ..view.html import write_html
 
@@ -103,9 +203,8 @@ def _keep_last(kept: list[Any], event: Any) -> None:
     kept[:] = [event]
 
 
-def _interrupted_before_start(writer: Any) -> None:
+def _interrupted_before_start(writer: JsonlWriter) -> None:
     """A Ctrl-C that came before the run wrote anything still ends its trace with run_interrupted."""
-    from ..events import types as ev
     from ..events.stream import EventLog
 
     EventLog([writer]).recorder().emit(ev.RunInterrupted, iterations=0)
@@ -179,60 +278,19 @@ def run(
     every event above it with -v); elsewhere, one line per event with -v, and a one-line
     summary at the end.
     """
-    if verbose and quiet:
-        raise fail("--verbose and --quiet contradict each other; give one")
-    if query_file == "-" and "-" in context_files:
-        raise fail("--query-file - and --context-file - cannot both read stdin; give one of them a file")
+    _refuse_contradictions(verbose=verbose, quiet=quiet, query_file=query_file, context_files=context_files,
+                           record=record, replay=replay)
     text = load_query(query, query_file)
     flags = {"model": ("--model", model), "sub_model": ("--sub-model", sub_model),
              "max_iterations": ("--max-iterations", max_iterations), "sandbox": ("--sandbox", sandbox),
              "model_options": ("--model-option", _options(model_option, "--model-option")),
              "sub_model_options": ("--sub-model-option", _options(sub_model_option, "--sub-model-option"))}
-    if record and replay:
-        raise fail("give --record or --replay, not both")
-    rlm = make_rlm(flags, parse_set(settings))
-    if not replay:
-        _refuse_scripted(rlm.settings)
-    _tape(rlm, record, replay)
+    rlm = _load_rlm(flags, settings, record, replay)
     piped = query_file != "-" and not sys.stdin.isatty()
     context = load_context(context_files, context_dir, glob, context_format, context_as, piped)
-    if html:
-        prepare_output(html, "--html")
-    writer = _open_trace(trace) if trace else None
-    events: list[Any] = []
-    written: list[Any] = []  # the latest event, once there is one
-    try:
-        # The command draws progress itself (live on a terminal, plain lines otherwise).
-        display = RunDisplay(verbose=verbose or rlm.settings.verbose, quiet=quiet)
-        rlm.settings = rlm.settings.model_copy(update={"verbose": False})
-        rlm.on_event = listeners(writer, display.listener, events.append if html else None,
-                                 functools.partial(_keep_last, written))
-        with display:
-            result = rlm.run(text, context)
-    except KeyboardInterrupt:  # the run wrote its own run_interrupted event before it stopped
-        if writer is not None and not written:  # stopped before the run began: the trace says so too
-            _interrupted_before_start(writer)
-        if html:
-            _write_html(html, events)
-        raise fail("interrupted" + (f"; the trajectory so far is in {trace}" if writer else "")
-                   + (f"; the run so far is in {html}" if html else ""), EXIT_INTERRUPTED) from None
-    except RLMSandboxError as exc:  # the run could not go on (e.g. its sandbox did not start)
-        if html and events:
-            _write_html(html, events)
-        if as_json and exc.result is not None:  # a script still gets the result, status "error"
-            from .result_json import result_json
-
-            typer.echo(redact(result_json(exc.result, rlm.settings, trace=trace, html=html)))
-        raise error_exit(exc) from None
-    finally:
-        if writer is not None:
-            writer.close()
-    if html:
-        _write_html(html, result.trajectory)
-    print_result(result, as_json, quiet=quiet, settings=rlm.settings, trace=trace, html=html)
-    if writer is not None and writer.error is not None:
-        say(f"the trajectory in {trace} is incomplete: writing it failed ({writer.error})", typer.colors.YELLOW)
-    raise typer.Exit(exit_code(result.status))
+    outputs = _Outputs(trace, html)
+    result = _answer(rlm, text, context, outputs, verbose=verbose, quiet=quiet, as_json=as_json)
+    raise typer.Exit(_show(result, rlm.settings, outputs, as_json=as_json, quiet=quiet))
 
 
 run.__doc__ = f"{inspect.cleandoc(run.__doc__ or '')}\n\n{EXIT_CODES_HELP}"

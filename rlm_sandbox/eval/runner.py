@@ -1,9 +1,11 @@
-"""``run_suite``: tasks in, scored results and reports out.
+"""``run_suite(tasks, config)``: tasks in, scored results and reports out.
 
-Tasks (task files, built-in generators, or Task objects) are checked whole first; then each
-(task, epoch) not already in the output directory runs as a self-contained job on a backend
-(local by default: a warm pool, a fresh sandbox per task), at most ``concurrency`` at a
-time. Every finished task is appended to ``results.jsonl`` at once, so a suite cut short
+The :class:`~rlm_sandbox.eval.suite_config.SuiteConfig` is checked when it is made; the tasks
+(task files, built-in generators, or Task objects) and the runs' settings are checked whole
+here before a directory is made (``_plan``); then each (task, epoch) not already in the output
+directory runs as a self-contained job on a backend (local by default: a warm pool, a fresh
+sandbox per task; ``config.ray``: a Ray cluster), at most ``concurrency`` at a time
+(``_SuiteRun``). Every finished task is appended to ``results.jsonl`` at once, so a suite cut short
 resumes where it stopped. At the end come ``summary.json``, ``report.md``, JUnit XML and the
 HTML report; the summary says whether the build should fail (``--min-score``,
 ``--fail-on-error``: by default any task that ended in error fails it). Whatever one task does,
@@ -17,26 +19,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .. import Settings
+from .. import SandboxSpec, Settings
 from .backend import Backend, LocalBackend, TaskJob, crashed_result
 from .generators import GENERATORS
 from .oracle import is_scripted
 from .progress import SuiteProgress
 from .reports import clip, report_paths, write_reports
 from .results import ResultsFile, TaskResult, read_results
+from .suite_config import EvalError, SuiteConfig, parse_limit
 from .summary import SuiteSummary, summarise
 from .tasks import Task, generate_tasks, load_tasks
 
-__all__ = ["EvalError", "arun_suite", "check_thresholds", "run_suite", "select_tasks"]
+if TYPE_CHECKING:
+    from .ray_backend import RayBackend
+
+__all__ = ["EvalError", "SuiteConfig", "arun_suite", "resolve_tasks", "run_suite", "select_tasks"]
 
 MANIFEST = "run.json"
-
-
-class EvalError(ValueError):
-    """The suite cannot run as asked (its inputs, options or output directory)."""
+#: Tasks at once when the configuration does not say and the backend has no capacity of its own.
+DEFAULT_CONCURRENCY = 4
 
 
 def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
@@ -69,7 +74,8 @@ def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
     return tasks
 
 
-def select_tasks(tasks: list[Task], *, limit: int | str | None = None, task_ids: Sequence[str] | None = None) -> list[Task]:
+def select_tasks(tasks: list[Task], *, limit: int | str | None = None,
+                 task_ids: Sequence[str] | None = None) -> list[Task]:
     """``task_ids`` (each must exist), then ``limit``: N (the first N) or "A-B" (tasks A to B, from 1)."""
     if task_ids:
         known = {task.id for task in tasks}
@@ -78,21 +84,7 @@ def select_tasks(tasks: list[Task], *, limit: int | str | None = None, task_ids:
             raise EvalError(f"--task-id {', '.join(missing)}: no such task (the first ids: "
                             f"{', '.join(sorted(known)[:5])})")
         tasks = [task for task in tasks if task.id in set(task_ids)]
-    if limit is None:
-        return tasks
-    text = str(limit).strip()
-    try:
-        if "-" in text:
-            first, last = (int(part) for part in text.split("-", 1))
-            if not 1 <= first <= last:
-                raise ValueError
-            return tasks[first - 1:last]
-        count = int(text)
-        if count < 1:
-            raise ValueError
-        return tasks[:count]
-    except ValueError:
-        raise EvalError(f"--limit {limit}: give a count N (>= 1) or a range A-B (1 <= A <= B)") from None
+    return tasks if limit is None else tasks[parse_limit(limit)]
 
 
 def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
@@ -105,21 +97,10 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
             old = {}
         differing = sorted(key for key in manifest if old.get(key) != manifest[key])
         if differing:
-            raise EvalError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in differing)}); "
-                            "use another --out, or --force to run every task again")
+            held = ", ".join(f"{key}={old.get(key)!r}" for key in differing)
+            raise EvalError(f"{out} holds results of another run ({held}); use another --out, or --force to run "
+                            "every task again")
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def check_thresholds(min_score: float | None, fail_on_error: bool | float | None) -> None:
-    """Refuse thresholds that cannot mean anything, before anything runs."""
-    if min_score is not None and not (isinstance(min_score, (int, float)) and 0 <= min_score <= 1):
-        raise EvalError(f"--min-score {min_score}: give a mean score from 0 to 1")
-    if fail_on_error is None or isinstance(fail_on_error, bool):
-        return
-    if not isinstance(fail_on_error, (int, float)) or fail_on_error < 0 or \
-            (fail_on_error > 1 and float(fail_on_error) != int(fail_on_error)):
-        raise EvalError(f"--fail-on-error {fail_on_error}: give a share of the runs from 0 to 1 (0.1: up to 10% may "
-                        "end in error) or a whole count above 1 (5: up to 5 runs may)")
 
 
 def _too_many_errors(errors: int, runs: int, fail_on_error: bool | float | None) -> str | None:
@@ -164,116 +145,180 @@ async def _run_job(backend: Backend, job: TaskJob) -> TaskResult:
         return crashed_result(job, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
-async def arun_suite(sources: Sequence[str | Path | Task] | str | Path, *, model: str, out: str | Path,
-                     sub_model: str | None = None, n: int = 10, seed: int = 0, params: dict[str, Any] | None = None,
-                     limit: int | str | None = None, task_ids: Sequence[str] | None = None, epochs: int = 1,
-                     concurrency: int = 4, max_connections: int | None = None, retry_on_error: int = 0,
-                     record: str | Path | None = None, replay: str | Path | None = None,
-                     baseline: str | None = None, baseline_model: str | None = None, force: bool = False,
-                     min_score: float | None = None, fail_on_error: bool | float | None = None,
-                     junit: str | Path | None = None, html: str | Path | None = None,
-                     options: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-                     progress: SuiteProgress | bool = True, backend: Backend | None = None) -> SuiteSummary:
-    """The async twin of :func:`run_suite`."""
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    check_thresholds(min_score, fail_on_error)
-    if epochs < 1 or concurrency < 1 or retry_on_error < 0:
-        raise EvalError("--epochs and --concurrency must be at least 1, --retry-on-error at least 0")
-    if record is not None and replay is not None:
-        raise EvalError("give --record or --replay, not both")
-    if baseline not in (None, "direct"):
-        raise EvalError(f"--baseline {baseline}: the only baseline is 'direct'")
-    tasks = select_tasks(resolve_tasks(sources, n=n, seed=seed, params=params), limit=limit, task_ids=task_ids)
-    run_options = {key: value for key, value in {**(options or {}), "model": model, "sub_model": sub_model}.items()
-                   if value is not None}
-    if max_connections is not None:
-        run_options["max_process_concurrency"] = max_connections
+@dataclass(frozen=True)
+class _Plan:
+    """What the configuration resolves to before anything runs: the tasks, the runs' settings."""
+
+    config: SuiteConfig
+    wanted: list[tuple[Task, int]]  # every (task, epoch) of the suite, done or not
+    settings: Settings
+    run_options: dict[str, Any]
+    spec: SandboxSpec
+    direct_model: str | None
+    scripted: bool
+
+    @property
+    def sub_model(self) -> str:
+        return str(self.settings.sub_model or self.settings.model)
+
+
+def _plan(sources: Sequence[str | Path | Task], config: SuiteConfig) -> _Plan:
+    """Check every input (tasks, settings, the Ray extra) before a directory is made."""
+    tasks = select_tasks(resolve_tasks(sources, n=config.n, seed=config.seed, params=config.params),
+                         limit=config.limit, task_ids=config.task_ids)
+    run_options = {key: value for key, value in {**config.options, "model": config.model,
+                                                 "sub_model": config.sub_model}.items() if value is not None}
+    if config.max_connections is not None:
+        run_options["max_process_concurrency"] = config.max_connections
     settings = Settings.from_options(**run_options)  # bad options fail here, before anything runs
-    sub = settings.sub_model or settings.model
-    direct_model = (baseline_model or settings.model) if baseline == "direct" else None
-    scripted = any(is_scripted(name) for name in (settings.model, sub, direct_model))
-    out = Path(out)
+    if config.ray is not None:
+        _ray_backend_class()
+    direct_model = (config.baseline_model or settings.model) if config.baseline == "direct" else None
+    scripted = any(is_scripted(name) for name in (settings.model, settings.sub_model or settings.model,
+                                                  direct_model))
+    spec = settings.sandbox_spec()
+    if config.labels:
+        spec = spec.model_copy(update={"labels": {**spec.labels, **config.labels}})
+    wanted = [(task, epoch) for task in tasks for epoch in range(1, config.epochs + 1)]
+    return _Plan(config, wanted, settings, run_options, spec, direct_model, scripted)
+
+
+def _prepare_out(plan: _Plan) -> Path:
+    """The output directory, made, and refused if it holds another run's results."""
+    config = plan.config
+    if config.replay is not None and not Path(config.replay).is_dir():
+        raise EvalError(f"--replay {config.replay}: no such directory (record one with --record)")
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "traces").mkdir(exist_ok=True)
-    _check_manifest(out, {"model": settings.model, "sub_model": sub, "baseline_model": direct_model}, force)
-    if replay is not None and not Path(replay).is_dir():
-        raise EvalError(f"--replay {replay}: no such directory (record one with --record)")
-    done = read_results(out)
-    wanted = [(task, epoch) for task in tasks for epoch in range(1, epochs + 1)]
-    # A run a permanent provider error ended is run again too: the key or model was fixed since.
-    todo = [(task, epoch) for task, epoch in wanted
-            if force or (task.id, epoch) not in done or done[(task.id, epoch)].permanent]
-    spec = settings.sandbox_spec()
-    if labels:
-        spec = spec.model_copy(update={"labels": {**spec.labels, **labels}})
-    reporter = progress if isinstance(progress, SuiteProgress) else SuiteProgress(enabled=bool(progress),
-                                                                                   scripted=scripted)
-    reporter.start(len(todo), skipped=len(wanted) - len(todo))
-    results_file = ResultsFile(out)
-    backend = backend or LocalBackend(spec, size=min(concurrency, max(1, len(todo))))
-    slots = asyncio.Semaphore(concurrency)  # a backend with its own capacity (Ray: the cluster's slots) sets it
-    started = time.monotonic()
+    _check_manifest(out, {"model": plan.settings.model, "sub_model": plan.sub_model,
+                          "baseline_model": plan.direct_model}, config.force)
+    return out
 
-    def job_for(task: Task, epoch: int) -> TaskJob:
-        name = f"{task.id}.e{epoch}.jsonl"
-        return TaskJob(task=task, epoch=epoch, options=run_options, spec=spec, trace_path=out / "traces" / name,
-                       trace_name=f"traces/{name}", record=Path(record) / name if record is not None else None,
-                       replay=Path(replay) / name if replay is not None else None, baseline_model=direct_model,
-                       scripted=scripted)
 
-    stopped: list[str] = []  # the permanent provider error that stopped the suite, once seen
-    running: list[asyncio.Task[TaskResult | None]] = []
+def _ray_backend_class() -> type[RayBackend]:
+    """The Ray backend's class, imported only when asked for (Ray is an optional extra)."""
+    try:
+        from .ray_backend import RayBackend
+    except ImportError:
+        raise EvalError('--ray needs Ray: pip install "rlm-sandbox[ray]" (SuiteConfig.ray)') from None
+    return RayBackend
 
-    async def one(task: Task, epoch: int) -> TaskResult | None:
-        async with slots:
-            if stopped:
+
+def _backend(plan: _Plan, jobs: int) -> Backend:
+    """The backend the configuration names: a Ray cluster, or a warm pool here sized to the jobs."""
+    config = plan.config
+    if config.ray is not None:
+        return _ray_backend_class()(address=config.ray, max_in_flight=config.concurrency)
+    return LocalBackend(plan.spec, size=min(config.concurrency or DEFAULT_CONCURRENCY, max(1, jobs)))
+
+
+class _SuiteRun:
+    """Runs the jobs left on a backend, a slot each, retrying errors as configured; a provider
+    error no retry can mend stops every job still running or waiting (``stopped`` says why)."""
+
+    def __init__(self, plan: _Plan, backend: Backend, reporter: SuiteProgress, results: ResultsFile) -> None:
+        self.plan, self.backend, self.reporter, self.results = plan, backend, reporter, results
+        self.stopped: str | None = None
+        self._running: list[asyncio.Task[TaskResult | None]] = []
+        self._slots = asyncio.Semaphore(1)
+
+    def job_for(self, task: Task, epoch: int) -> TaskJob:
+        config, name = self.plan.config, f"{task.id}.e{epoch}.jsonl"
+        return TaskJob(task=task, epoch=epoch, options=self.plan.run_options, spec=self.plan.spec,
+                       trace_path=Path(config.out, "traces", name), trace_name=f"traces/{name}",
+                       record=Path(config.record, name) if config.record is not None else None,
+                       replay=Path(config.replay, name) if config.replay is not None else None,
+                       baseline_model=self.plan.direct_model, scripted=self.plan.scripted)
+
+    async def run(self, todo: list[tuple[Task, int]]) -> list[TaskResult]:
+        """Every job's result (the stopped ones have none); each closes its sandbox before this returns."""
+        try:
+            await self.backend.start()
+            # A backend with its own capacity (Ray: the cluster's slots) sets how many run at once.
+            capacity = getattr(self.backend, "capacity", None)
+            self._slots = asyncio.Semaphore(capacity or self.plan.config.concurrency or DEFAULT_CONCURRENCY)
+            self._running.extend(asyncio.ensure_future(self._one(task, epoch)) for task, epoch in todo)
+            await asyncio.wait(self._running)
+            return [result for job in self._running if not job.cancelled() and (result := job.result()) is not None]
+        finally:
+            for job in self._running:  # on an interrupt: let each task close its sandbox before the pool goes
+                job.cancel()
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            await self.backend.close()
+
+    async def _one(self, task: Task, epoch: int) -> TaskResult | None:
+        async with self._slots:
+            if self.stopped:
                 return None
-            reporter.begin()
-            result = await _run_job(backend, job_for(task, epoch))
-            for _ in range(retry_on_error):
+            self.reporter.begin()
+            result = await _run_job(self.backend, self.job_for(task, epoch))
+            for _ in range(self.plan.config.retry_on_error):
                 if not result.errored or result.permanent:
                     break
-                result = await _run_job(backend, job_for(task, epoch))
-            results_file.append(result)
-            reporter.done(result)
-            if result.permanent and not stopped:
-                stopped.append(f"stopped after a provider error no retry can mend, in {result.task_id} "
-                               f"e{result.epoch}: {clip(result.error or '', 300)}")
-                for other in running:  # the rest would meet the same error: stop them now
-                    if other is not asyncio.current_task():
-                        other.cancel()
+                result = await _run_job(self.backend, self.job_for(task, epoch))
+            self.results.append(result)
+            self.reporter.done(result)
+            if result.permanent and not self.stopped:
+                self._stop(result)
             return result
 
-    try:
-        if todo:
-            await backend.start()
-            slots = asyncio.Semaphore(getattr(backend, "capacity", None) or concurrency)
-            running.extend(asyncio.ensure_future(one(task, epoch)) for task, epoch in todo)
-            await asyncio.wait(running)
-            new = [job.result() for job in running if not job.cancelled()]
-            done.update({result.key: result for result in new if result is not None})
-    finally:
-        for job in running:  # on an interrupt: let each task close its sandbox before the pool goes
-            job.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
-        reporter.close()
-        await backend.close()
-    results = [done[(task.id, epoch)] for task, epoch in wanted if (task.id, epoch) in done]
-    summary = summarise(results, model=settings.model, sub_model=sub, scripted=scripted, epochs=epochs,
-                        wall_time_s=round(time.monotonic() - started, 3))
+    def _stop(self, result: TaskResult) -> None:
+        self.stopped = (f"stopped after a provider error no retry can mend, in {result.task_id} e{result.epoch}: "
+                        f"{clip(result.error or '', 300)}")
+        for other in self._running:  # the rest would meet the same error: stop them now
+            if other is not asyncio.current_task():
+                other.cancel()
+
+
+def _finish(plan: _Plan, done: dict[tuple[str, int], TaskResult], stopped: str | None,
+            wall_time_s: float) -> SuiteSummary:
+    """The summary, whether the build fails, and the reports."""
+    config = plan.config
+    results = [done[(task.id, epoch)] for task, epoch in plan.wanted if (task.id, epoch) in done]
+    summary = summarise(results, model=plan.settings.model, sub_model=plan.sub_model, scripted=plan.scripted,
+                        epochs=config.epochs, wall_time_s=round(wall_time_s, 3))
     if stopped:
-        summary.stopped, summary.not_run = stopped[0], len(wanted) - len(results)
-    summary.exit_reasons = _exit_reasons(summary, results, min_score, fail_on_error)
-    summary.reports = {name: str(path) for name, path in report_paths(out, junit=Path(junit) if junit else None,
-                                                                       html=Path(html) if html else None).items()}
-    write_reports(out, results, summary, junit=Path(junit) if junit else None, html=Path(html) if html else None)
+        summary.stopped, summary.not_run = stopped, len(plan.wanted) - len(results)
+    summary.exit_reasons = _exit_reasons(summary, results, config.min_score, config.fail_on_error)
+    out, junit, html = Path(config.out), _optional_path(config.junit), _optional_path(config.html)
+    summary.reports = {name: str(path) for name, path in report_paths(out, junit=junit, html=html).items()}
+    write_reports(out, results, summary, junit=junit, html=html)
     return summary
 
 
-def run_suite(sources: Sequence[str | Path | Task] | str | Path, **kwargs: Any) -> SuiteSummary:
-    """Run an evaluation suite and return its :class:`SuiteSummary` (see :func:`arun_suite` for
-    the options: ``model``, ``out``, ``concurrency``, ``record``/``replay``, ``baseline``, ...)."""
-    return asyncio.run(arun_suite(sources, **kwargs))
+def _optional_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
 
+
+async def arun_suite(tasks: Sequence[str | Path | Task] | str | Path, config: SuiteConfig, *,
+                     backend: Backend | None = None, reporter: SuiteProgress | None = None) -> SuiteSummary:
+    """The async twin of :func:`run_suite`."""
+    plan = _plan([tasks] if isinstance(tasks, (str, Path)) else tasks, config)
+    out = _prepare_out(plan)
+    done = read_results(out)
+    # A run a permanent provider error ended is run again too: the key or model was fixed since.
+    todo = [(task, epoch) for task, epoch in plan.wanted
+            if config.force or (task.id, epoch) not in done or done[(task.id, epoch)].permanent]
+    reporter = reporter or SuiteProgress(enabled=config.progress, scripted=plan.scripted)
+    reporter.start(len(todo), skipped=len(plan.wanted) - len(todo))
+    suite = _SuiteRun(plan, backend or _backend(plan, len(todo)), reporter, ResultsFile(out))
+    started = time.monotonic()
+    try:
+        if todo:
+            done.update({result.key: result for result in await suite.run(todo)})
+    finally:
+        reporter.close()
+    return _finish(plan, done, suite.stopped, time.monotonic() - started)
+
+
+def run_suite(tasks: Sequence[str | Path | Task] | str | Path, config: SuiteConfig, *,
+              backend: Backend | None = None, reporter: SuiteProgress | None = None) -> SuiteSummary:
+    """Run an evaluation suite and return its :class:`SuiteSummary`.
+
+    ``tasks``: task files, built-in generator names and :class:`Task` objects. ``config``: a
+    :class:`SuiteConfig` (the models, ``out``, ``concurrency``, ``record``/``replay``, thresholds...).
+    ``backend``: where jobs run, instead of the one ``config`` names (a warm local pool, or
+    ``config.ray``). ``reporter``: a :class:`SuiteProgress` of your own instead of ``config.progress``'s."""
+    return asyncio.run(arun_suite(tasks, config, backend=backend, reporter=reporter))
