@@ -50,7 +50,7 @@ class RLM:
 
     Building one copies the provider variables of ``./.env`` (``OPENAI_API_KEY``,
     ``AWS_REGION_NAME``, ``AZURE_API_VERSION``, ...) into this process's ``os.environ``, where
-    not already exported. That is deliberate: litellm reads a hundred provider-specific variables
+    not already exported. That is deliberate: litellm reads hundreds of provider-specific variables
     from the environment at call time and has no per-call way to pass them all, so a ``.env``
     works exactly as if exported only this way. An exported value always wins, and no sandbox
     ever sees them (its environment is built from scratch). docs/DECISIONS.md (issue 18, part 2).
