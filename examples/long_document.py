@@ -145,7 +145,7 @@ def main() -> int:
     from rlm_sandbox.errors import RLMSandboxError
 
     try:
-        result = rlm_sandbox.RLM(models.model, models.sub_model, max_iterations=12, verbose=args.verbose,
+        result = rlm_sandbox.RLM(models.model, sub_model=models.sub_model, max_iterations=12, verbose=args.verbose,
                                  sandbox=args.sandbox).run(QUERY, document)
     except RLMSandboxError as exc:
         return sandbox_failed(exc, args.sandbox)

@@ -120,7 +120,7 @@ def main() -> int:
     for offload in (True, False):
         label = f"offload {'on' if offload else 'off'}"
         try:
-            result = rlm_sandbox.RLM(models.model, models.sub_model, max_iterations=10, verbose=args.verbose,
+            result = rlm_sandbox.RLM(models.model, sub_model=models.sub_model, max_iterations=10, verbose=args.verbose,
                                      sandbox=args.sandbox, offload=offload).run(QUERY, log)
         except RLMSandboxError as exc:
             return sandbox_failed(exc, args.sandbox)

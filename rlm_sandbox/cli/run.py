@@ -83,19 +83,15 @@ def _refuse_scripted(settings: Settings) -> None:
 def _tape(rlm: Any, record: str | None, replay: str | None) -> None:
     """Wrap the run's model client to record into, or replay from, DIR/cassette.jsonl."""
     from ..models.cassette import CassetteError
-    from ..models.replay import RecordingClient, ReplayClient, cassette_path
+    from ..models.replay import cassette_path, taped
 
     if record:
         prepare_output(record, "--record", directory=True)
     try:
-        if record:
-            rlm.llm = RecordingClient(rlm.llm, cassette_path(record))
-        elif replay:
-            rlm.llm = ReplayClient(cassette_path(replay), inner=rlm.llm)
+        rlm.llm = taped(rlm.llm, record=cassette_path(record) if record else None,
+                        replay=cassette_path(replay) if replay else None)
     except CassetteError as exc:
         raise fail(f"--{'record' if record else 'replay'} {record or replay}: {exc}") from None
-    except OSError as exc:
-        raise fail(f"--record {record}: cannot be written ({exc.strerror or exc})") from None
 
 
 def _refuse_contradictions(*, verbose: bool, quiet: bool, query_file: str | None, context_files: list[str],

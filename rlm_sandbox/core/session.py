@@ -15,8 +15,9 @@ from ..sandbox.base import Context, Sandbox
 from ..sandbox.host import Host
 from .answer_schema import AnswerSchema
 from .broker import CELL_EXCEPTIONS, BrokerSwitch, callback_docs
-from .loop import RunOwner, _check_query, _Run, prepare
+from .loop import RunOwner, prepare
 from .result import RLMResult
+from .run_once import run_once
 from .sync_bridge import run_sync
 
 #: Earlier turns shown to the model, and how much of each answer.
@@ -67,15 +68,16 @@ class Session:
     # -- questions --------------------------------------------------------------------
 
     def ask(self, query: str, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
+        """Answer ``query`` with the session's sandbox and what earlier questions left in it."""
         return run_sync(self.aask(query, answer_schema=answer_schema))
 
     async def aask(self, query: str, *, answer_schema: AnswerSchema | None = None) -> RLMResult:
-        _check_query(query)
+        """The async twin of :meth:`ask`: one run in the session's sandbox, through the one run
+        entry, so it ends as ``RLM.arun`` does (a replay miss fails it; its error is masked)."""
         if self._sandbox is None:
             raise RuntimeError("the session is not open; use `with rlm.session(context) as s:`")
-        run = _Run(self.rlm, query, self.context, answer_schema=answer_schema or self.rlm.answer_schema,
-                   sandbox=self._sandbox, switch=self._switch, session_notes=self.digest())
-        result = await run.execute()
+        result = await run_once(self.rlm, query, self.context, answer_schema=answer_schema, sandbox=self._sandbox,
+                                switch=self._switch, session_notes=self.digest())
         self.turns.append((query, result.answer))
         return result
 

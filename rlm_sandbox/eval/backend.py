@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 from .. import RLM, SandboxPool, SandboxSpec
 from ..events import JsonlWriter
 from ..models import ModelClient
-from ..models.replay import RecordingClient, ReplayClient
+from ..models.replay import taped
 from ..redaction import redact
 from ..sandbox.spec import SandboxFactory
 from .baseline import ask_direct
@@ -50,12 +50,8 @@ class TaskJob:
 
 
 def _wrap(job: TaskJob, inner: ModelClient) -> ModelClient:
-    """The run's model client, recording into or replaying from the task's own cassette."""
-    if job.record is not None:
-        return RecordingClient(inner, job.record, append=False)
-    if job.replay is not None:
-        return ReplayClient(job.replay, inner=inner, label=f"{job.task.id} epoch {job.epoch}")
-    return inner
+    """The run's model client, recording into (afresh) or replaying from the task's own cassette."""
+    return taped(inner, record=job.record, replay=job.replay, append=False, label=f"{job.task.id} epoch {job.epoch}")
 
 
 def _score(task: Task, answer: str) -> tuple[float, str | None]:

@@ -8,8 +8,8 @@ the order they were recorded. A request the cassette does not hold raises
 :class:`~rlm_sandbox.errors.UnrecordedRequest`, naming the call and the closest recorded
 request, and is kept in ``misses`` so a caller can fail the run even when the loop caught it.
 
-Both are used by ``RLM(record=DIR)`` / ``RLM(replay=DIR)``, ``rlm-sandbox run --record/--replay``
-and ``rlm-sandbox eval`` (one cassette per task).
+:func:`taped` puts either around a client, the one way ``RLM(record=DIR)`` / ``RLM(replay=DIR)``,
+``rlm-sandbox run --record/--replay`` and ``rlm-sandbox eval`` (one cassette per task) do it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..errors import LLMError, UnrecordedRequest
 from ..redaction import Redactor
 from .base import Completion, ModelClient, Price, RetryCause
 from .cassette import (
+    CassetteError,
     Entry,
     normalise,
     read_cassette,
@@ -37,7 +38,7 @@ from .cassette import (
     write_header,
 )
 
-__all__ = ["CASSETTE_NAME", "RecordingClient", "ReplayClient", "cassette_path"]
+__all__ = ["CASSETTE_NAME", "RecordingClient", "ReplayClient", "cassette_path", "taped"]
 
 #: The cassette file in a ``record=`` / ``replay=`` directory of one RLM or one CLI run.
 CASSETTE_NAME = "cassette.jsonl"
@@ -46,6 +47,29 @@ CASSETTE_NAME = "cassette.jsonl"
 def cassette_path(directory: str | Path, name: str = CASSETTE_NAME) -> Path:
     """The cassette file ``name`` in ``directory``."""
     return Path(directory) / name
+
+
+def taped(inner: ModelClient, *, record: str | Path | None = None, replay: str | Path | None = None,
+          append: bool = True, label: str | None = None) -> ModelClient:
+    """``inner`` recording every call into the cassette file ``record``, answering every call from the
+    cassette file ``replay`` (``inner`` then only counts tokens and looks up prices), or as it is.
+
+    Written once for the API, ``rlm-sandbox run`` and ``rlm-sandbox eval``, so all three refuse the
+    same things the same way: both at once is a ``TypeError``; a cassette that cannot be read, or
+    written, is a :class:`~rlm_sandbox.models.cassette.CassetteError` naming the file and what to do.
+    ``append=False`` starts the recording afresh; ``label`` names whose run it is in a replay's errors.
+    """
+    if record is not None and replay is not None:
+        raise TypeError("give record= or replay=, not both: a run either records its model traffic or replays it")
+    if replay is not None:
+        return ReplayClient(replay, inner=inner, label=label)
+    if record is None:
+        return inner
+    try:
+        return RecordingClient(inner, record, append=append)
+    except OSError as exc:
+        raise CassetteError(f"the cassette {record} cannot be written ({exc.strerror or exc}); "
+                            "record into a directory you may write to") from None
 
 
 def _describe(model: str, messages: list[dict[str, Any]], number: int) -> str:
