@@ -8,7 +8,8 @@ Callbacks arrive on the sandbox connection's threads, which are blocked anyway w
 cell waits for the answer. Each one hands ONE coroutine to the run's event loop and waits
 for it (``_bridge``, the only place sync meets async here); a batch fans out inside that
 coroutine with ``asyncio.gather`` under a semaphore, and child runs are coroutines on the
-same loop. So a run holds no thread per prompt or per child, whatever the batch width.
+same loop. So a run holds no thread per prompt or per child, whatever the batch width. Each
+sub-call's model request is a ``ModelCall``, made exactly as the root loop makes its own.
 """
 
 from __future__ import annotations

@@ -445,8 +445,9 @@ class _Run:
         if await self._loop.run_in_executor(None, history.tokens) > limit:
             variables = await self._variables(sandbox)
             done = await self._loop.run_in_executor(None, history.fit, limit, variables)
-            if done is not None:
-                tokens, source = self.window.known() or (0, "setting")
+            known = self.window.known()
+            if done is not None and known is not None:  # known: the limit came from it
+                tokens, source = known
                 self.events.emit(ev.Compaction, iteration=iteration, reason="overflow" if overflow else "threshold",
                                  window=tokens, window_source=source, limit=limit, tokens_before=done.tokens_before,
                                  tokens_after=done.tokens_after, folded=done.folded, kept=done.kept,
