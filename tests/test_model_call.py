@@ -88,7 +88,7 @@ def test_a_call_cancelled_while_it_waits_for_a_slot_is_settled_and_reported():
             await call.reserve()
             call.announce(purpose="sub_call", iteration=None)
             slot = NeverFree()
-            waiting = asyncio.ensure_future(call.send(run_slots=slot))  # type: ignore[arg-type]  # duck-typed slot
+            waiting = asyncio.ensure_future(call.send(run_slots=slot))
             await slot.waiting.wait()
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, NoReturn
 
 from ..errors import LLMError
@@ -73,13 +73,14 @@ class ModelCall:
                          reserved_tokens=self.reservation.tokens if self.reservation else None)
         self._began = time.monotonic()
 
-    async def send(self, *, within_wall_time: bool = False, run_slots: asyncio.Semaphore | None = None,
+    async def send(self, *, within_wall_time: bool = False,
+                   run_slots: AbstractAsyncContextManager[Any] | None = None,
                    process_slots: int | None = None) -> Completion:
         """Send the call, settle it and report it; a failure is settled and reported, then raised.
 
         ``within_wall_time``: the call may take only what is left of the run's wall-time
         budget (it then raises BudgetExceeded, or LLMError if the clock was reset meanwhile).
-        ``run_slots``: a slot of the run's own is held while the call waits and runs;
+        ``run_slots``: a slot of the run's own (its semaphore) is held while the call waits and runs;
         ``process_slots``: so is one of at most that many across the process.
         """
         remaining = self.meter.ledger.remaining_time_s() if within_wall_time else None
