@@ -8,7 +8,8 @@ Callbacks arrive on the sandbox connection's threads, which are blocked anyway w
 cell waits for the answer. Each one hands ONE coroutine to the run's event loop and waits
 for it (``_bridge``, the only place sync meets async here); a batch fans out inside that
 coroutine with ``asyncio.gather`` under a semaphore, and child runs are coroutines on the
-same loop. So a run holds no thread per prompt or per child, whatever the batch width.
+same loop. So a run holds no thread per prompt or per child, whatever the batch width. Each
+sub-call's model request is a ``ModelCall``, made exactly as the root loop makes its own.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from ..errors import BudgetExceeded, LLMError, ModelNotAllowed
 from ..events import types as ev
-from ..events.stream import RunRecorder, new_call_id
-from ..models.base import Completion, context_text
-from ..models.runtime import on_model_loop
+from ..events.stream import RunRecorder
+from ..models.base import context_text
 from ..sandbox.host import catchable_name
-from .concurrency import PROCESS_SLOTS
 from .metering import Meter
-from .recording import failure_fields, retries_of, retry_reporter
+from .model_call import ModelCall, error_text
 from .tools import CELL_EXCEPTIONS, HELPERS, RESERVED_NAMES, ToolError, check_tools, describe_tools, tool_caller
 
 __all__ = ["CELL_EXCEPTIONS", "HELPERS", "RESERVED_NAMES", "Broker", "BrokerSwitch", "ToolError", "callback_docs",
@@ -51,7 +50,6 @@ class Broker:
                  tools: dict[str, Callable[..., Any]] | None = None,
                  child_runner: ChildRunner | None = None) -> None:
         self._meter = meter
-        self._llm = meter.llm
         self._ledger = ledger = meter.ledger
         self._events = events
         self._sub_model = sub_model
@@ -214,57 +212,29 @@ class Broker:
         return self._run_slots
 
     async def _complete(self, prompt: str, model: str | None, function: str, where: dict[str, Any]) -> str:
-        """One sub-call: reserve, wait for a slot (this run's, then the process's), call, record."""
+        """One sub-call (a :class:`ModelCall`): reserved, then sent holding a slot of this run's
+        and one of the process's, and summarised as a ``sub_call`` event."""
         model = model or self._sub_model
-        messages = [{"role": "user", "content": prompt}]
-        max_tokens = self._meter.settings.sub_max_tokens
         started = time.monotonic()
-        call_id = new_call_id()
-        summary = {"function": function, "call_id": call_id, "model": model, "prompt_chars": len(prompt), **where}
+        call = ModelCall(self._meter, self._events, role="sub", model=model, what="llm_query",
+                         messages=[{"role": "user", "content": prompt}], max_tokens=self._meter.settings.sub_max_tokens)
+        summary = {"function": function, "call_id": call.call_id, "model": model, "prompt_chars": len(prompt), **where}
         try:
-            # Reserved before a slot is taken: a call waiting for budget holds no slot.
-            reservation = await self._reserve(model, messages, max_tokens)
+            await call.reserve()  # before a slot is taken: a call waiting for budget holds no slot
         except BudgetExceeded as exc:
             self._events.emit(ev.SubCall, **{**summary, "call_id": None}, outcome="refused", error=str(exc))
             raise
-        self._events.emit(ev.ModelRequest, call_id=call_id, role="sub", model=model, purpose="sub_call",
-                          iteration=where.get("iteration"), messages=messages,
-                          reserved_tokens=reservation.tokens if reservation else None)
+        call.announce(purpose="sub_call", iteration=where.get("iteration"))
         try:
-            async with self._slots():
-                completion = await on_model_loop(self._limited_call(model, messages, max_tokens, call_id))
+            completion = await call.send(run_slots=self._slots(),
+                                         process_slots=self._meter.settings.max_process_concurrency)
         except BaseException as exc:
-            self._meter.settle_failure(reservation, "sub", model, exc)
-            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)
-            self._events.emit(ev.ModelReply, call_id=call_id, role="sub", model=model, outcome="error",
-                              error=error, latency_s=round(time.monotonic() - started, 4), **failure_fields(exc))
-            self._events.emit(ev.SubCall, **summary, outcome="error", error=error,
+            self._events.emit(ev.SubCall, **summary, outcome="error", error=error_text(exc),
                               duration_s=round(time.monotonic() - started, 4))
             raise
-        self._meter.settle(reservation, "sub", completion)
-        self._events.emit(ev.ModelReply, call_id=call_id, role="sub", model=model, outcome="ok",
-                          text=completion.text, finish_reason=completion.finish_reason,
-                          input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
-                          cost_usd=completion.cost_usd, latency_s=round(completion.duration_s, 4),
-                          attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
         self._events.emit(ev.SubCall, **summary, outcome="ok", response_chars=len(completion.text),
                           duration_s=round(time.monotonic() - started, 4))
         return completion.text
-
-    async def _reserve(self, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Any:
-        if not self._meter.limits_spend:
-            return None
-        # Counting tokens and waiting for room block: off the loop.
-        return await asyncio.to_thread(self._meter.reserve, "llm_query", model, messages, max_tokens)
-
-    async def _limited_call(self, model: str, messages: list[dict[str, Any]], max_tokens: int,
-                            call_id: str) -> Completion:
-        """On the model loop: hold a process-wide slot for the duration of the call."""
-        async with PROCESS_SLOTS.slot(self._meter.settings.max_process_concurrency):
-            return await self._llm.acomplete(model, messages, max_tokens=max_tokens,
-                                             price=self._meter.custom_price(model),
-                                             on_retry=retry_reporter(self._events, call_id, "sub", model),
-                                             **self._meter.call_options("sub"))
 
     async def _one_rlm_query(self, query: str, context: Any, where: dict[str, Any]) -> str:
         if self._at_depth_limit():
@@ -290,7 +260,7 @@ class Broker:
             raise LLMError(f"rlm_query child run failed: {result.error}", model=self._sub_model, transient=False)
         return result.answer
 
-    async def _gather(self, jobs: list[Callable[[], Coroutine[Any, Any, Any]]], what: str, model: str | None,
+    async def _gather(self, jobs: Sequence[Callable[[], Coroutine[Any, Any, Any]]], what: str, model: str | None,
                       return_exceptions: bool) -> list[Any]:
         """The jobs' coroutines are made here, not by the caller: a batch that never runs (the run
         ended first) leaves no coroutine behind that was never awaited."""

@@ -10,6 +10,17 @@ hold waits for them to settle, and is refused when it still does not fit. On rep
 reservation is replaced by what the provider reports, so concurrent calls cannot jointly
 spend past a limit; the only overshoot left is a provider counting more prompt tokens than
 litellm's counter (or ignoring max_tokens) — see README "Budgets".
+
+How the pieces fit. :class:`Budget` is the limits a user sets; its fields are declared once,
+in :class:`BudgetFields`, because ``Settings`` takes the same fields (a frozen ``Budget``
+cannot be its base). A root run's :class:`Ledger` enforces them: one per root run, shared
+by its sub-calls and child runs, it counts what is spent and holds a :class:`Reservation`
+for each model call in flight. The ``Meter`` (``core/metering.py``) is the ledger's price
+list and token counter: it turns a call's messages into a reservation and its reply into
+usage. A ``ModelCall`` (``core/model_call.py``) is the only caller of both, for root calls
+and sub-calls alike. How many calls run at once is not money and lives elsewhere: the
+broker's per-run semaphore (``max_concurrency``) and ``PROCESS_SLOTS``
+(``core/concurrency.py``, ``max_process_concurrency`` across every run of the process).
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
+from ..errors import LLMContextWindowExceeded
 from ..kernel.capture import clip_middle
 
 #: The reply always keeps at least this share of the window (or max_tokens, if smaller).
@@ -37,8 +38,15 @@ NOTE_CODE_CHARS, NOTE_OUTPUT_CHARS = 300, 300
 VARIABLES_CHARS = 1500
 #: The smallest piece of the latest iteration worth keeping when it must be clipped.
 MIN_CLIPPED_TOKENS = 64
+#: What stands where the middle of the latest iteration was clipped.
+CLIPPED_MARKER = "\n[... {omitted:,} characters clipped here to fit the model's context window ...]\n"
 
 Message = dict[str, Any]
+#: Where a run learnt its context window.
+WindowSource = Literal["setting", "litellm", "provider"]
+#: ... as messages say it.
+_WINDOW_SOURCES: dict[WindowSource, str] = {"setting": "the context_window setting",
+                                            "litellm": "litellm's model map", "provider": "the provider's refusal"}
 
 #: How providers state the window when they refuse a request (OpenAI, vLLM, llama.cpp,
 #: llama-cpp-python, Anthropic, ...). The first number group is the window.
@@ -85,6 +93,64 @@ def window_from_error(text: str) -> int | None:
             if value >= 64:
                 return value
     return None
+
+
+class ContextWindow:
+    """The root model's context window in one run, and where it came from.
+
+    The ``context_window`` setting wins; else litellm's model map; else it is unknown (the
+    history is sent whole) until the provider refuses a request as too long, which teaches
+    it: the window the refusal states, or a guess a little below what was sent. A refusal
+    below a window already believed means the provider counts more than we do: it shrinks.
+    """
+
+    def __init__(self, model: str, setting: int | None, lookup: Callable[[str], int | None]) -> None:
+        self.model = model
+        self._setting, self._lookup = setting, lookup
+        self._known: tuple[int, WindowSource] | None = None
+
+    def known(self) -> tuple[int, WindowSource] | None:
+        """(tokens, source), or None while no source has said."""
+        if self._known is None:
+            found = self._setting or self._lookup(self.model)
+            if found:
+                self._known = (found, "setting" if self._setting else "litellm")
+        return self._known
+
+    def prompt_limit(self, max_tokens: int, compact_at: float) -> int | None:
+        """Tokens a request may take before older iterations are folded; None while unknown."""
+        known = self.known()
+        return None if known is None else int(prompt_room(known[0], max_tokens) * compact_at)
+
+    def reply_limit(self, prompt_tokens: int, max_tokens: int) -> int:
+        """The reply may use what the prompt leaves of the window, up to ``max_tokens``."""
+        known = self.known()
+        return max_tokens if known is None else max(1, min(max_tokens, known[0] - prompt_tokens))
+
+    def learn(self, refusal: str, sent_tokens: int) -> None:
+        """A refusal as too long of a request of ``sent_tokens``: take the window it states,
+        or assume one a little below what was sent."""
+        guess = window_from_error(refusal) or int(sent_tokens * 0.9)
+        if self._known is not None and guess >= self._known[0]:
+            guess = int(self._known[0] * 0.8)  # the provider counts more than we thought: shrink
+        self._known = (guess, "provider")
+
+    def does_not_fit(self, problem: DoesNotFit | None,
+                     overflow: LLMContextWindowExceeded | None) -> LLMContextWindowExceeded:
+        """Why the run's own conversation cannot be sent, and what setting changes it."""
+        known = self.known()
+        where = (f"the model's context window ({known[0]:,} tokens, from {_WINDOW_SOURCES[known[1]]})"
+                 if known else "the model's context window")
+        said = f" The provider said: {overflow.detail.rstrip('.')}." if overflow is not None else ""
+        if problem is not None:
+            what = f"{problem}, leaving no room for the latest iteration"
+        else:
+            what = "it was refused as too long even after folding older iterations into a digest"
+        return LLMContextWindowExceeded(
+            f"the run's own conversation with the root model does not fit {where}: {what}.{said} Set "
+            "context_window to the model's real window if it is not that, lower max_tokens (the reply's share) "
+            "or max_output_chars (the output shown per turn), shorten the query, or use a model with a longer "
+            "window.", model=self.model, transient=False)
 
 
 def iteration_note(iteration: int, reply: str, cells: list[tuple[str, str]], remark: str = "") -> str:
@@ -250,17 +316,10 @@ class History:
             for message, size in zip(tail, sizes):
                 share = room * size / sum(sizes)
                 chars = int(len(message["content"]) * share / max(size, 1) * squeeze)
-                clipped.append({"role": message["role"], "content": _clip(message["content"], max(chars, 120))})
+                clipped.append({"role": message["role"],
+                                "content": clip_middle(message["content"], max(chars, 120), CLIPPED_MARKER)})
             fitted = [*messages[:self.head], *clipped]
             if self.tokens(fitted) <= limit:
                 return fitted, True
         raise DoesNotFit(head_tokens, limit)
 
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    tail = limit // 4
-    head = limit - tail
-    return (f"{text[:head]}\n[... {len(text) - head - tail:,} characters clipped here to fit the model's context "
-            f"window ...]\n{text[len(text) - tail:]}")

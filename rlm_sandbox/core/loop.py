@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
 from ..config import Settings
-from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError, RLMSandboxError
+from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError, RLMSandboxError, SandboxError
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
-from ..events.stream import EventLog, Listener, RunRecorder, new_call_id
+from ..events.stream import EventLog, Listener, RunRecorder
 from ..models.base import Completion, ModelClient
 from ..models.litellm_client import model_window
 from ..models.runtime import load_litellm
@@ -33,18 +33,16 @@ from . import prompts
 from .answer_schema import AnswerSchema, schema_prompt, validate_answer
 from .broker import CELL_EXCEPTIONS, Broker, BrokerSwitch, describe_tools
 from .budget import Ledger
-from .compaction import DoesNotFit, History, iteration_note, prompt_room, window_from_error
+from .compaction import ContextWindow, DoesNotFit, History, iteration_note
 from .metering import Meter
+from .model_call import ModelCall
 from .parsing import FinalInText, parse_reply
 from .progress import StallWatch
-from .recording import build_reporter, context_shape, failure_fields, masker, retries_of, retry_reporter
+from .recording import build_reporter, context_shape, masker
 from .result import AnswerSource, RLMResult, Status
 
 T = TypeVar("T")
 
-#: Where a run's context window came from, as messages say it.
-_WINDOW_SOURCES = {"setting": "the context_window setting", "litellm": "litellm's model map",
-                   "provider": "the provider's refusal"}
 
 
 async def _through_cancel(future: asyncio.Future[Any]) -> bool:
@@ -113,21 +111,26 @@ def new_event_log(rlm: RunOwner) -> EventLog:
 
 
 class _Run:
-    """One execution of the loop at one depth. Holds the state a run must not share."""
+    """One execution of the loop at one depth. Holds the state a run must not share.
+
+    A root run (no ``parent``) owns the ledger and the event log; a child run (``rlm_query``,
+    made by :meth:`_run_child`) shares its parent's ledger, writes to a child recorder of its
+    events, runs one level deeper on the sub-model and has no setup of its own."""
 
     def __init__(self, rlm: RunOwner, query: str, context: Context, *, answer_schema: AnswerSchema | None = None,
-                 ledger: Ledger | None = None, recorder: RunRecorder | None = None, depth: int = 0,
                  sandbox: Sandbox | None = None, switch: BrokerSwitch | None = None,
-                 session_notes: str = "", placement: dict[str, Any] | None = None) -> None:
+                 session_notes: str = "", parent: _Run | None = None,
+                 placement: dict[str, Any] | None = None) -> None:
         self.rlm = rlm
         self.settings = settings = rlm.settings
-        self.query, self.context, self.depth = query, context, depth
+        self.query, self.context = query, context
         self.answer_schema = answer_schema
-        self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
-        self.role = "root" if depth == 0 else "sub"  # child runs' roots are the sub-model
-        self._is_root = recorder is None and ledger is None
-        self.events: RunRecorder = recorder or new_event_log(rlm).recorder()
-        self.ledger = ledger or Ledger(settings.budget())
+        self.is_root = parent is None
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.model = settings.model if self.depth == 0 else (settings.sub_model or settings.model)
+        self.role: ev.Role = "root" if self.depth == 0 else "sub"  # child runs' roots are the sub-model
+        self.events: RunRecorder = new_event_log(rlm).recorder() if parent is None else parent.events.child()
+        self.ledger: Ledger = Ledger(settings.budget()) if parent is None else parent.ledger
         self.meter = Meter(self.ledger, rlm.llm, settings)
         self.placement = placement or {}  # where a child run was started: iteration, cell, batch index
         self.answer_from: AnswerSource = "none"
@@ -137,7 +140,7 @@ class _Run:
         self.iterations = 0
         self.nudges = 0
         self.stalls = StallWatch(settings.stall_repeats, settings.stall_idle_replies)
-        self._window: tuple[int, str] | None = None  # (tokens, source) once known
+        self.window = ContextWindow(self.model, settings.window(self.role), model_window)
         self._max_tokens_sent: int | None = None  # the reply limit of the latest root call
         self.parsed: Any = None
         self.broker: Broker | None = None
@@ -149,7 +152,7 @@ class _Run:
 
     async def execute(self) -> RLMResult:
         self._loop = asyncio.get_running_loop()
-        if self._is_root:  # the run starts after its setup: importing litellm is not run time
+        if self.is_root:  # the run starts after its setup: importing litellm is not run time
             try:
                 await self._loop.run_in_executor(None, prepare, self.rlm, self.meter)
             except asyncio.CancelledError:  # cut short before it began: the trace still says so
@@ -392,11 +395,14 @@ class _Run:
         text: str | None = final.value
         if final.kind == "FINAL_VAR" or (final.kind == "FINAL" and final.value.isidentifier()):
             # FINAL(x) where x is a variable almost always means the variable.
-            result = await self._call(sandbox.exec, f"FINAL_VAR({final.value!r})")
-            if result.final is not None and result.final.truncated:
-                return None, self._reject_final("too_long", prompts.final_too_long(len(result.final.answer)))
-            if result.final is not None:
-                text = result.final.answer
+            try:
+                found = await self._call(sandbox.final_var, final.value)
+            except SandboxError:  # the kernel could not say (it was restarted): no such variable now
+                found = None
+            if found is not None and found.truncated:
+                return None, self._reject_final("too_long", prompts.final_too_long(len(found.answer)))
+            if found is not None:
+                text = found.answer
             elif final.kind == "FINAL_VAR":
                 return None, self._reject_final("no_such_variable", prompts.missing_final_var(final.value))
         if self.answer_schema is not None and text is not None:
@@ -416,151 +422,66 @@ class _Run:
             try:
                 messages, max_tokens = await self._fitted(sandbox, iteration, overflow)
             except DoesNotFit as exc:
-                raise self._does_not_fit(exc, overflow) from overflow
+                raise self.window.does_not_fit(exc, overflow) from overflow
             try:
                 completion = await self._send(messages, purpose, iteration, max_tokens)
             except LLMContextWindowExceeded as exc:
                 overflow = exc
-                self._learn_window(exc, messages)
+                self.window.learn(str(exc), self.history.tokens(messages))
                 continue
             self.history.calibrate(messages, completion.input_tokens)
             return completion
         assert overflow is not None
-        raise self._does_not_fit(None, overflow)
-
-    def _window_now(self) -> tuple[int, str] | None:
-        """The context window and where it came from: the settings, litellm's model map, or
-        (learnt from a refusal) the provider."""
-        if self._window is None:
-            given = self.settings.window(self.role)  # type: ignore[arg-type]
-            known = given or model_window(self.model)
-            if known:
-                self._window = (known, "setting" if given else "litellm")
-        return self._window
+        raise self.window.does_not_fit(None, overflow)
 
     async def _fitted(self, sandbox: Sandbox, iteration: int,
                       overflow: LLMContextWindowExceeded | None) -> tuple[list[dict[str, Any]], int]:
         """What to send and the reply's limit: the history folded to fit the window, when known."""
         assert self.history is not None and self._loop is not None
         history, max_tokens = self.history, self.settings.max_tokens
-        window = self._window_now()
-        if window is None:
+        limit = self.window.prompt_limit(max_tokens, self.settings.compact_at)
+        if limit is None:
             return history.messages, max_tokens
-        tokens, source = window
-        limit = int(prompt_room(tokens, max_tokens) * self.settings.compact_at)
         if await self._loop.run_in_executor(None, history.tokens) > limit:
             variables = await self._variables(sandbox)
             done = await self._loop.run_in_executor(None, history.fit, limit, variables)
-            if done is not None:
+            known = self.window.known()
+            if done is not None and known is not None:  # known: the limit came from it
+                tokens, source = known
                 self.events.emit(ev.Compaction, iteration=iteration, reason="overflow" if overflow else "threshold",
                                  window=tokens, window_source=source, limit=limit, tokens_before=done.tokens_before,
                                  tokens_after=done.tokens_after, folded=done.folded, kept=done.kept,
                                  clipped=done.clipped)
-        # the reply may use what the prompt leaves of the window, up to max_tokens
-        return history.messages, max(1, min(max_tokens, tokens - history.tokens()))
+        return history.messages, self.window.reply_limit(history.tokens(), max_tokens)
 
     async def _variables(self, sandbox: Sandbox) -> str | None:
         """What the REPL holds (for a digest), or None when it cannot be asked."""
         if self._sandbox_started is not None:
             return None  # not started yet: nothing was run, nothing to list
         try:
-            result = await self._call(sandbox.exec, "print(memory_status())", timeout=10)
+            return await self._call(sandbox.memory_status)
         except Exception:  # noqa: BLE001 - a digest without the variables is still a digest
             return None
-        return result.stdout if result.error is None else None
-
-    def _learn_window(self, exc: LLMContextWindowExceeded, sent: list[dict[str, Any]]) -> None:
-        """A refusal as too long: take the window it states, or assume one a little below what was sent."""
-        assert self.history is not None
-        stated = window_from_error(str(exc))
-        guess = stated or int(self.history.tokens(sent) * 0.9)
-        if self._window is not None and guess >= self._window[0]:
-            guess = int(self._window[0] * 0.8)  # the provider counts more than we thought: shrink
-        self._window = (guess, "provider")
-
-    def _does_not_fit(self, problem: DoesNotFit | None, overflow: LLMContextWindowExceeded | None) -> LLMError:
-        """Why the run's own conversation cannot be sent, and what setting changes it."""
-        window = self._window_now()
-        where = (f"the model's context window ({window[0]:,} tokens, from {_WINDOW_SOURCES[window[1]]})"
-                 if window else "the model's context window")
-        said = f" The provider said: {overflow.detail.rstrip('.')}." if overflow is not None else ""
-        if problem is not None:
-            what = f"{problem}, leaving no room for the latest iteration"
-        else:
-            what = "it was refused as too long even after folding older iterations into a digest"
-        return LLMContextWindowExceeded(
-            f"the run's own conversation with the root model does not fit {where}: {what}.{said} Set "
-            "context_window to the model's real window if it is not that, lower max_tokens (the reply's share) "
-            "or max_output_chars (the output shown per turn), shorten the query, or use a model with a longer "
-            "window.", model=self.model, transient=False)
 
     async def _send(self, messages: list[dict[str, Any]], purpose: str, iteration: int,
                     max_tokens: int) -> Completion:
-        """One root-model request, reserved in the budget first, recorded as a request and a reply."""
-        assert self._loop is not None
+        """One root-model request (a :class:`ModelCall`), bounded by the run's wall time; its
+        ``model_request`` carries only what is new since this run's previous root request."""
         await self._sandbox_ready()  # before anything is paid for
-        role = self.role
         self._max_tokens_sent = max_tokens
-        reservation = await self._loop.run_in_executor(
-            None, self.meter.reserve, "root model call" if self.depth == 0 else "child root call",
-            self.model, messages, max_tokens)
-        call_id = self._record_request(messages, purpose, iteration, reservation)
-        remaining = self.ledger.remaining_time_s()
-        call = self.rlm.llm.acomplete(self.model, messages, max_tokens=max_tokens,
-                                      price=self.meter.custom_price(self.model), **self.meter.call_options(role),
-                                      on_retry=retry_reporter(self.events, call_id, role, self.model))
-        began = time.monotonic()
-        started = remaining is None or remaining > 0
-        try:
-            if not started:
-                call.close()  # never started: nothing to await, nothing to warn about
-                raise asyncio.TimeoutError
-            completion = await asyncio.wait_for(call, timeout=remaining)
-        except asyncio.TimeoutError:
-            self.meter.settle_failure(reservation, role, self.model, asyncio.TimeoutError(), sent=started)
-            self._record_failure(call_id, "the wall-time budget ran out " + ("during" if started else "before")
-                                 + " the call", began, None, attempts=1 if started else 0)
-            self.ledger.check_time()  # raises: the wall-time budget ran out
-            raise LLMError("the root model did not answer within the wall-time budget", model=self.model,
-                           transient=True) from None
-        except BaseException as exc:
-            self.meter.settle_failure(reservation, role, self.model, exc)
-            self._record_failure(call_id, f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc),
-                                 began, exc)
-            raise
-        self.meter.settle(reservation, role, completion)
-        self.events.emit(ev.ModelReply, call_id=call_id, role=role, model=self.model, outcome="ok",
-                         text=completion.text, finish_reason=completion.finish_reason,
-                         input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
-                         cost_usd=completion.cost_usd, latency_s=round(completion.duration_s, 4),
-                         attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
-        return completion
-
-    def _record_request(self, messages: list[dict[str, Any]], purpose: str, iteration: int,
-                        reservation: Any) -> str:
-        """A model_request carrying only what is new since this run's previous root request."""
+        call = ModelCall(self.meter, self.events, role=self.role, model=self.model, messages=messages,
+                         max_tokens=max_tokens, what="root model call" if self.depth == 0 else "child root call")
+        await call.reserve()
         base = 0
         while base < min(len(messages), len(self._sent)) and messages[base] is self._sent[base]:
             base += 1
         self._sent = list(messages)
-        call_id = new_call_id()
-        self.events.emit(ev.ModelRequest, call_id=call_id, role=self.role, model=self.model, purpose=purpose,
-                         iteration=iteration, base=base, messages=messages[base:],
-                         reserved_tokens=reservation.tokens if reservation else None)
-        return call_id
-
-    def _record_failure(self, call_id: str, error: str, began: float, exc: BaseException | None,
-                        attempts: int | None = None) -> None:
-        fields = failure_fields(exc)
-        if attempts is not None:
-            fields["attempts"] = attempts
-        self.events.emit(ev.ModelReply, call_id=call_id, role=self.role, model=self.model, outcome="error",
-                         error=error, latency_s=round(time.monotonic() - began, 4), **fields)
+        call.announce(purpose=purpose, iteration=iteration, base=base)
+        return await call.send(within_wall_time=True)
 
     async def _run_child(self, query: str, context: Any, placement: dict[str, Any]) -> RLMResult:
         """A child RLM (``rlm_query``) on this run's event loop, sharing its ledger and events."""
-        child = _Run(self.rlm, query, context, ledger=self.ledger, recorder=self.events.child(),
-                     depth=self.depth + 1, placement=placement)
+        child = _Run(self.rlm, query, context, parent=self, placement=placement)
         self.events.emit(ev.ChildRunStart, child_run_id=child.events.run_id, query=query, **placement)
         began = time.monotonic()
         result = await child.execute()

@@ -1,9 +1,10 @@
 """Around every model call: reserve its most expensive outcome first, settle it after.
 
-The root loop and the broker both call models; this is the one place that knows a model's
-price (a custom price from the settings, else litellm's price map), counts a prompt's
-tokens, and turns a call into a reservation on the shared ledger and back. Counting and
-waiting for room block, so callers run these on a thread, never on the event loop.
+Every model call is a ``ModelCall`` (``core/model_call.py``); this is the one place that
+knows a model's price (a custom price from the settings, else litellm's price map), counts
+a prompt's tokens, and turns a call into a reservation on the shared ledger and back (how
+the budget pieces fit: ``core/budget.py``). Counting and waiting for room block, so callers
+run these on a thread, never on the event loop.
 """
 
 from __future__ import annotations

@@ -20,13 +20,14 @@ import threading
 OMITTED_MARKER = "\n[... {omitted} characters omitted ...]\n"
 
 
-def clip_middle(text: str, limit: int) -> str:
-    """Keep the head and the tail of ``text`` within about ``limit`` characters."""
+def clip_middle(text: str, limit: int, marker: str = OMITTED_MARKER) -> str:
+    """Keep the head and the tail of ``text`` within about ``limit`` characters; ``marker``
+    (with an ``{omitted}`` field) says how much was cut between them."""
     if len(text) <= limit:
         return text
     tail = limit // 4
     head = limit - tail
-    return text[:head] + OMITTED_MARKER.format(omitted=len(text) - head - tail) + text[len(text) - tail:]
+    return text[:head] + marker.format(omitted=len(text) - head - tail) + text[len(text) - tail:]
 
 
 class OutputBuffer:

@@ -71,6 +71,8 @@ class KernelServer:
             "get": self._get,
             "reset": self._reset,
             "ping": lambda message: {},
+            "final_var": self._final_var,
+            "memory_status": self._memory_status,
         }
 
     # -- sending --------------------------------------------------------------------
@@ -275,6 +277,24 @@ class KernelServer:
     def _reset(self, message: dict[str, Any]) -> dict[str, Any]:
         self.repl.reset()
         return {}
+
+
+    def _final_var(self, message: dict[str, Any]) -> dict[str, Any]:
+        """What ``FINAL_VAR(name)`` would end the task with, for the host that read it in a reply:
+        the kernel's own helper runs (a cell may have rebound the name), and no cell does."""
+        name = message.get("name")
+        if not isinstance(name, str):
+            raise RequestError("BadRequest", "final_var needs 'name' as a string")
+        try:
+            self.repl._final_var(name)
+        except NameError as exc:
+            raise RequestError("VariableNotFound", str(exc)) from None
+        final, self.repl.final = self.repl.final, None
+        return {"final": final}
+
+    def _memory_status(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The ``memory_status()`` listing, from the kernel's own helper."""
+        return {"text": str(self.repl.memory.status())}
 
 
 def _is_count(value: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import SandboxError
 from ..kernel.protocol import PREVIEW_CHARS
 from .host import Host
 
@@ -185,3 +186,17 @@ class Sandbox(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def final_var(self, name: str) -> FinalAnswer | None:
+        """The answer ``FINAL_VAR(name)`` ends a task with (rendered and clipped as there), or None
+        when there is no such variable. Sandboxes running our kernel ask it with a request; this
+        default runs the helper as a cell, for a provider that implements only ``exec``."""
+        return self.exec(f"FINAL_VAR({name!r})").final
+
+    def memory_status(self) -> str:
+        """What ``memory_status()`` lists: the variables the sandbox holds, with type and size.
+        Raises SandboxError if it cannot be listed. Default as for :meth:`final_var`."""
+        result = self.exec("print(memory_status())", timeout=10)
+        if result.error is not None:
+            raise SandboxError(f"memory_status() failed in the sandbox: {result.error}")
+        return result.stdout

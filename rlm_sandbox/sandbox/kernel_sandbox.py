@@ -29,12 +29,15 @@ from ..errors import (
     SandboxClosed,
     SandboxError,
     SandboxStartError,
+    VariableNotFound,
 )
+from ..kernel.capture import clip_middle
 from ..kernel.protocol import PREVIEW_CHARS, PROTOCOL_VERSION, FrameError, StreamClosed
 from . import cleanup
 from .base import (
     Context,
     ExecResult,
+    FinalAnswer,
     Sandbox,
     SandboxLimits,
 )
@@ -440,6 +443,21 @@ class KernelSandbox(Sandbox):
                                    "its variables were lost") from None
             raise_for_error(reply)
             return reply
+
+    def final_var(self, name: str) -> FinalAnswer | None:
+        """``FINAL_VAR(name)`` as a request, not a cell: the kernel's own helper answers even if a
+        cell rebound the name, and no cell runs, is numbered or is captured for it."""
+        try:
+            reply = self._request("final_var", name=name)
+        except VariableNotFound:
+            return None
+        # the answer is checked and clipped on the host exactly as a cell's FINAL is
+        return exec_result({"ok": True, "final": reply.get("final")}, None, self.limits).final
+
+    def memory_status(self) -> str:
+        """What ``memory_status()`` lists, asked of the kernel directly (a cell may rebind the name)."""
+        text = self._request("memory_status", timeout=10).get("text")
+        return clip_middle(text, self.limits.max_stream_chars) if isinstance(text, str) else ""
 
 
 # -- helpers ---------------------------------------------------------------------------
