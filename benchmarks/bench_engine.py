@@ -356,7 +356,8 @@ class Bench:
         }
         say(f"iteration: overhead {out['overhead_per_iteration_ms']:.2f} ms/it ((wall - model - kernel) / n), "
             f"loop {out['loop_overhead_per_iteration_ms']:.2f}, "
-            f"marginal {out['marginal_overhead_per_iteration_ms']:.2f}, model call p50 {out['model_call']['p50']:.2f} ms")
+            f"marginal {out['marginal_overhead_per_iteration_ms']:.2f}, "
+            f"model call p50 {out['model_call']['p50']:.2f} ms")
         return out
 
     # ---- 3. 16 concurrent runs ----

@@ -117,7 +117,8 @@ def cli_vs_served(served: ServeProcess, upstream: OpenAICompatibleServer, runs: 
 
     client = openai.OpenAI(base_url=served.url, api_key="x", max_retries=0, timeout=120)
     cli = Path(sys.executable).with_name("rlm-sandbox")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_SANDBOX_") and k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RLM_SANDBOX_") and k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     spawned, http = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):

@@ -89,7 +89,7 @@ def main() -> int:
     finally:
         ray.shutdown()
     right = 0
-    for (_, expected), result in zip(work, results):
+    for (_, expected), result in zip(work, results, strict=True):
         ok = result["status"] == "completed" and result["answer"].strip() == str(expected)
         right += ok
         if not args.quiet:

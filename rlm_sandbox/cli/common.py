@@ -8,7 +8,6 @@ when it is.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
@@ -87,7 +86,7 @@ def show_logs() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("rlm-sandbox: warning: %(message)s"))
         handler.addFilter(_Redacting())
-        handler._rlm_cli = True  # type: ignore[attr-defined]
+        handler._rlm_cli = True  # type: ignore[attr-defined]  # our mark, to find our handler again
         logger.addHandler(handler)
         logger.propagate = False
 

@@ -102,8 +102,10 @@ def run(
                                               "sandbox (default 4; with --ray: every slot of the cluster)."),
     max_connections: Optional[int] = typer.Option(None, "--max-connections", min=1,
                                                   help="Sub-calls in flight at once across all tasks."),
-    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML here (default DIR/junit.xml)."),
-    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="HTML report here (default DIR/report.html)."),
+    junit: Optional[str] = typer.Option(None, "--junit", metavar="FILE",
+                                        help="JUnit XML here (default DIR/junit.xml)."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+                                       help="HTML report here (default DIR/report.html)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", metavar="X",
                                               help="Exit 1 if the mean score is below X (0-1)."),
     fail_on_error: Optional[float] = typer.Option(None, "--fail-on-error", metavar="P|N", help="Errors to tolerate "
@@ -111,7 +113,8 @@ def run(
                                                   "of the runs from 0 to 1, or a count above 1."),
     no_fail_on_error: bool = typer.Option(False, "--no-fail-on-error", help="Never fail the suite for runs that "
                                           "ended in error (the mean score still counts them as 0)."),
-    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N", help="Rerun an errored task N times."),
+    retry_on_error: int = typer.Option(0, "--retry-on-error", min=0, metavar="N",
+                                       help="Rerun an errored task N times."),
     record: Optional[str] = typer.Option(None, "--record", metavar="DIR", help="Record all model traffic (one "
                                          "cassette per task) in DIR."),
     replay: Optional[str] = typer.Option(None, "--replay", metavar="DIR", help="Answer every model call from the "
@@ -154,7 +157,8 @@ def run(
         backend = _ray_backend(ray, concurrency) if ray else None
         summary = run_suite(sources, model=model, sub_model=sub_model, out=out, n=n, seed=seed,
                             params=_pairs(param, "--param"), limit=limit, task_ids=task_id or None, epochs=epochs,
-                            concurrency=concurrency or 4, backend=backend, max_connections=max_connections, retry_on_error=retry_on_error,
+                            concurrency=concurrency or 4, backend=backend, max_connections=max_connections,
+                            retry_on_error=retry_on_error,
                             record=record, replay=replay, baseline=baseline, baseline_model=baseline_model,
                             force=force, min_score=min_score, fail_on_error=tolerated, junit=junit, html=html,
                             options=options, labels=_pairs(label, "--label"), progress=not quiet)

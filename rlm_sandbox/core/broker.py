@@ -289,7 +289,7 @@ class Broker:
             raise LLMError(f"rlm_query child run failed: {result.error}", model=self._sub_model, transient=False)
         return result.answer
 
-    async def _gather(self, jobs: list[Callable[[], Coroutine[Any, Any, Any]]], what: str, model: str | None,
+    async def _gather(self, jobs: Sequence[Callable[[], Coroutine[Any, Any, Any]]], what: str, model: str | None,
                       return_exceptions: bool) -> list[Any]:
         """The jobs' coroutines are made here, not by the caller: a batch that never runs (the run
         ended first) leaves no coroutine behind that was never awaited."""

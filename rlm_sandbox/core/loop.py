@@ -15,7 +15,7 @@ import functools
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
 from ..config import Settings
 from ..errors import BudgetExceeded, LLMContextWindowExceeded, LLMError, RLMSandboxError
@@ -125,7 +125,7 @@ class _Run:
         self.query, self.context, self.depth = query, context, depth
         self.answer_schema = answer_schema
         self.model = settings.model if depth == 0 else (settings.sub_model or settings.model)
-        self.role = "root" if depth == 0 else "sub"  # child runs' roots are the sub-model
+        self.role: Literal["root", "sub"] = "root" if depth == 0 else "sub"  # child runs' roots are the sub-model
         self._is_root = recorder is None and ledger is None
         self.events: RunRecorder = recorder or new_event_log(rlm).recorder()
         self.ledger = ledger or Ledger(settings.budget())
@@ -174,6 +174,7 @@ class _Run:
             sandbox.on_progress = build_reporter(self.events)
         if self.switch is not None:
             self.switch.current = broker
+        status: Status
         answer, status, error = "", "error", None
         # The container starts while the first prompt is made and measured; the first model
         # call waits for it (_sandbox_ready), so a run that cannot run pays for nothing.
@@ -433,7 +434,7 @@ class _Run:
         """The context window and where it came from: the settings, litellm's model map, or
         (learnt from a refusal) the provider."""
         if self._window is None:
-            given = self.settings.window(self.role)  # type: ignore[arg-type]
+            given = self.settings.window(self.role)
             known = given or model_window(self.model)
             if known:
                 self._window = (known, "setting" if given else "litellm")

@@ -61,7 +61,7 @@ def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
             raise EvalError(f"{source}: neither a task file nor a built-in generator "
                             f"({', '.join(GENERATORS)})")
     seen: set[str] = set()
-    duplicates = sorted({task.id for task in tasks if task.id in seen or seen.add(task.id)})  # type: ignore[func-returns-value]
+    duplicates = sorted({task.id for task in tasks if task.id in seen or seen.add(task.id)})  # type: ignore[func-returns-value]  # add() is None: falls through
     if duplicates:
         raise EvalError(f"task ids must be unique across the inputs; repeated: {', '.join(duplicates[:10])}")
     if not tasks:
@@ -69,7 +69,8 @@ def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
     return tasks
 
 
-def select_tasks(tasks: list[Task], *, limit: int | str | None = None, task_ids: Sequence[str] | None = None) -> list[Task]:
+def select_tasks(tasks: list[Task], *, limit: int | str | None = None,
+                 task_ids: Sequence[str] | None = None) -> list[Task]:
     """``task_ids`` (each must exist), then ``limit``: N (the first N) or "A-B" (tasks A to B, from 1)."""
     if task_ids:
         known = {task.id for task in tasks}
@@ -105,7 +106,8 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
             old = {}
         differing = sorted(key for key in manifest if old.get(key) != manifest[key])
         if differing:
-            raise EvalError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in differing)}); "
+            changed = ", ".join(f"{k}={old.get(k)!r}" for k in differing)
+            raise EvalError(f"{out} holds results of another run ({changed}); "
                             "use another --out, or --force to run every task again")
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
@@ -160,7 +162,7 @@ async def _run_job(backend: Backend, job: TaskJob) -> TaskResult:
     result with the reason, so one task never takes the suite down."""
     try:
         return await backend.run(job)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a backend raises is the task's crash, never the suite's
         return crashed_result(job, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: What a sandbox can hold as ``context``.
-Context = Union[str, bytes, list, dict, None]
+Context = Union[str, bytes, list[Any], dict[str, Any], None]
 #: Host functions the kernel may call back, by the name they have inside the sandbox.
 Callbacks = Mapping[str, Callable[..., Any]]
 

@@ -52,7 +52,7 @@ class SandboxPool:
             self.spec: SandboxSpec | None = None  # unknown: every run takes what the pool has
             self._make = make
         elif spec is not None:
-            self.spec, self._make = spec, spec.create  # type: ignore[assignment]
+            self.spec, self._make = spec, spec.create  # type: ignore[assignment]  # create() makes a KernelSandbox
         else:
             self.spec = SandboxSpec(**{key: value for key, value in sandbox_kwargs.items() if key != "client"})
             self._make = lambda: DockerSandbox(**sandbox_kwargs)

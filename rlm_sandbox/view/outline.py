@@ -253,7 +253,7 @@ def outline(node: RunNode) -> RunOutline:
     run.turns = sorted(turns.values(), key=lambda t: (t.iteration, t.purpose == "answer_now"))
     for turn in run.turns:  # in the order they were sent (a batch's answers arrive in any order)
         for cell in turn.cells.values():
-            cell.calls.sort(key=lambda c: (c.request or c.sub_call).seq if (c.request or c.sub_call) else 0)
+            cell.calls.sort(key=lambda c: sent.seq if (sent := c.request or c.sub_call) else 0)
     total = Usage()
     for turn in run.turns:
         turn.usage.add_reply(turn.root.reply)
