@@ -41,10 +41,10 @@ for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import httpx  # noqa: E402
+import httpx  # noqa: E402 - after the path setup above
 
-from rlm_sandbox.testing import OpenAICompatibleServer  # noqa: E402
-from serve_process import ServeProcess  # noqa: E402
+from rlm_sandbox.testing import OpenAICompatibleServer  # noqa: E402 - after the path setup above
+from serve_process import ServeProcess  # noqa: E402 - after the path setup above
 
 BENCHES = ["overhead", "first_chunk", "cli_vs_served"]
 perf = time.perf_counter
