@@ -27,11 +27,11 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench_sandbox import LABELS, RUN_ID, RUN_LABEL, machine, say  # noqa: E402
+from bench_sandbox import LABELS, RUN_ID, RUN_LABEL, machine, say  # noqa: E402 - after the path setup above
 
-from rlm_sandbox.sandbox import DockerSandbox, SandboxLimits  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
+from rlm_sandbox.sandbox import DockerSandbox, SandboxLimits  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after the path setup above
 
 perf = time.perf_counter
 BUSY_CELL = "total = sum(i * i for i in range(2_000_000))\nprint(total > 0)"

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rlm_sandbox.testing import OpenAICompatibleServer, Reply  # noqa: E402
+from rlm_sandbox.testing import OpenAICompatibleServer, Reply  # noqa: E402 - after the path setup above
 
 perf = time.perf_counter
 

@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dspy.primitives.local_interpreter import LocalInterpreter  # noqa: E402
-from dspy.primitives.python_interpreter import PythonInterpreter  # noqa: E402
+from dspy.primitives.local_interpreter import LocalInterpreter  # noqa: E402 - after the path setup above
+from dspy.primitives.python_interpreter import PythonInterpreter  # noqa: E402 - after the path setup above
 
-from rlm_sandbox.integrations.dspy import SandboxInterpreter  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
+from rlm_sandbox.integrations.dspy import SandboxInterpreter  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after the path setup above
 
 perf = time.perf_counter
 RUN_LABEL = "org.rlm-sandbox.benchmark"

@@ -48,17 +48,17 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench_sandbox import machine, mode_arguments, mode_of, run_benches, say, summary  # noqa: E402
+from bench_sandbox import machine, mode_arguments, mode_of, run_benches, say, summary  # noqa: E402 - after the path setup above
 
-import rlm_sandbox  # noqa: E402
-from rlm_sandbox.config import Settings  # noqa: E402
-from rlm_sandbox.api import default_sandbox_factory  # noqa: E402
-from rlm_sandbox.events.types import Event  # noqa: E402
-from rlm_sandbox.models import LLMClient  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
-from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402
-from rlm_sandbox.testing import Reply, ScriptedModel, scripted_cost  # noqa: E402
+import rlm_sandbox  # noqa: E402 - after the path setup above
+from rlm_sandbox.config import Settings  # noqa: E402 - after the path setup above
+from rlm_sandbox.api import default_sandbox_factory  # noqa: E402 - after the path setup above
+from rlm_sandbox.events.types import Event  # noqa: E402 - after the path setup above
+from rlm_sandbox.models import LLMClient  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402 - after the path setup above
+from rlm_sandbox.testing import Reply, ScriptedModel, scripted_cost  # noqa: E402 - after the path setup above
 
 perf = time.perf_counter
 N = TypeVar("N", int, float)
@@ -356,7 +356,8 @@ class Bench:
         }
         say(f"iteration: overhead {out['overhead_per_iteration_ms']:.2f} ms/it ((wall - model - kernel) / n), "
             f"loop {out['loop_overhead_per_iteration_ms']:.2f}, "
-            f"marginal {out['marginal_overhead_per_iteration_ms']:.2f}, model call p50 {out['model_call']['p50']:.2f} ms")
+            f"marginal {out['marginal_overhead_per_iteration_ms']:.2f}, "
+            f"model call p50 {out['model_call']['p50']:.2f} ms")
         return out
 
     # ---- 3. 16 concurrent runs ----

@@ -104,15 +104,16 @@ def bench_throughput(tasks: int, concurrency: int, sandbox: str = "docker", dela
         summary = run_suite(todo, SuiteConfig(model=model, out=out, concurrency=concurrency, progress=False,
                                               options={"sandbox": sandbox}))
         suite_s = time.perf_counter() - started
-        suite_cpu = [after - before for before, after in zip(cpu_before, _cpu_s())]
+        suite_cpu = [after - before for before, after in zip(cpu_before, _cpu_s(), strict=True)]
     started = time.perf_counter()
     correct = 0
-    for task, context in zip(todo, contexts):
+    for task, context in zip(todo, contexts, strict=True):
         result = rlm_sandbox.run(task.query, context, model=model, sandbox=sandbox)
         correct += task.expected[0] in result.answer
     loop_s = time.perf_counter() - started
     suite_rate, loop_rate = tasks / suite_s, tasks / loop_s
-    return {"tasks": tasks, "concurrency": concurrency, "sandbox": sandbox, "model_delay_s": delay_s, "suite_s": round(suite_s, 3), "loop_s": round(loop_s, 3),
+    return {"tasks": tasks, "concurrency": concurrency, "sandbox": sandbox, "model_delay_s": delay_s,
+            "suite_s": round(suite_s, 3), "loop_s": round(loop_s, 3),
             "suite_tasks_per_s": round(suite_rate, 2), "loop_tasks_per_s": round(loop_rate, 2),
             "speedup": round(suite_rate / loop_rate, 2), "suite_cpu_per_task_s": round(suite_cpu[0] / tasks, 4),
             "suite_children_cpu_per_task_s": round(suite_cpu[1] / tasks, 4), "suite_score": summary.mean_score,

@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import rlm_sandbox  # noqa: E402
-from rlm_sandbox.events import read_events, write_jsonl  # noqa: E402
-from rlm_sandbox.testing import Reply, ScriptedModel  # noqa: E402
-from rlm_sandbox.view.html import write_html  # noqa: E402
+import rlm_sandbox  # noqa: E402 - after the path setup above
+from rlm_sandbox.events import read_events, write_jsonl  # noqa: E402 - after the path setup above
+from rlm_sandbox.testing import Reply, ScriptedModel  # noqa: E402 - after the path setup above
+from rlm_sandbox.view.html import write_html  # noqa: E402 - after the path setup above
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -40,13 +40,13 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-import anyio  # noqa: E402
-from bench_sandbox import LABELS, RUN_LABEL, machine, mode_arguments, mode_of, say  # noqa: E402
+import anyio  # noqa: E402 - after the path setup above
+from bench_sandbox import LABELS, RUN_LABEL, machine, mode_arguments, mode_of, say  # noqa: E402 - after the path setup above
 
-from rlm_sandbox.integrations.inspect_sandbox import RlmSandboxConfig, RlmSandboxEnvironment  # noqa: E402
-from rlm_sandbox.sandbox import DockerSandbox  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
+from rlm_sandbox.integrations.inspect_sandbox import RlmSandboxConfig, RlmSandboxEnvironment  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox import DockerSandbox  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after the path setup above
 
 perf = time.perf_counter
 OPERATIONS = ["exec_true", "exec_echo_stdin", "write_read_1mb"]

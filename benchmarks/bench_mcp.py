@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mcp import ClientSession, StdioServerParameters  # noqa: E402
-from mcp.client.stdio import stdio_client  # noqa: E402
+from mcp import ClientSession, StdioServerParameters  # noqa: E402 - after the path setup above
+from mcp.client.stdio import stdio_client  # noqa: E402 - after the path setup above
 
-from rlm_sandbox import SandboxSpec  # noqa: E402
+from rlm_sandbox import SandboxSpec  # noqa: E402 - after the path setup above
 
 
 def summary(samples: list[float]) -> dict[str, float | int]:
@@ -82,7 +82,7 @@ def main() -> None:
     n = 2 if args.smoke else args.n
     result: dict[str, object] = {**asyncio.run(through_mcp(n)), **in_process(n)}
     warm, direct = result["python_run_warm"], result["sandbox_exec_warm"]
-    result["mcp_overhead_per_call_p50_ms"] = round(warm["p50"] - direct["p50"], 3)  # type: ignore[index]
+    result["mcp_overhead_per_call_p50_ms"] = round(warm["p50"] - direct["p50"], 3)  # type: ignore[index]  # both are dicts of figures
     print(json.dumps(result, indent=2))
 
 

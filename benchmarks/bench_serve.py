@@ -41,10 +41,10 @@ for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import httpx  # noqa: E402
+import httpx  # noqa: E402 - after the path setup above
 
-from rlm_sandbox.testing import OpenAICompatibleServer  # noqa: E402
-from serve_process import ServeProcess  # noqa: E402
+from rlm_sandbox.testing import OpenAICompatibleServer  # noqa: E402 - after the path setup above
+from serve_process import ServeProcess  # noqa: E402 - after the path setup above
 
 BENCHES = ["overhead", "first_chunk", "cli_vs_served"]
 perf = time.perf_counter
@@ -117,7 +117,8 @@ def cli_vs_served(served: ServeProcess, upstream: OpenAICompatibleServer, runs: 
 
     client = openai.OpenAI(base_url=served.url, api_key="x", max_retries=0, timeout=120)
     cli = Path(sys.executable).with_name("rlm-sandbox")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_SANDBOX_") and k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RLM_SANDBOX_") and k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     spawned, http = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):

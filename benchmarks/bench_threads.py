@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import rlm_sandbox  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402
-from rlm_sandbox.testing import Reply, ScriptedModel  # noqa: E402
+import rlm_sandbox  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
+from rlm_sandbox.sandbox.reaper import LABEL_PID  # noqa: E402 - after the path setup above
+from rlm_sandbox.testing import Reply, ScriptedModel  # noqa: E402 - after the path setup above
 
 #: Seconds the scripted models take to answer, so that a batch is in flight at once.
 LATENCY = {"delay_s": 0.5}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import rlm_sandbox  # noqa: F401
+    import rlm_sandbox  # noqa: F401 - only to see whether it is installed
 except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

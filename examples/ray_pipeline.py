@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import rlm_sandbox  # noqa: F401
+    import rlm_sandbox  # noqa: F401 - only to see whether it is installed
 except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,7 +90,7 @@ def main() -> int:
     finally:
         ray.shutdown()
     right = 0
-    for (_, expected), result in zip(work, results):
+    for (_, expected), result in zip(work, results, strict=True):
         ok = result["status"] == "completed" and result["answer"].strip() == str(expected)
         right += ok
         if not args.quiet:

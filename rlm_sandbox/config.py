@@ -194,7 +194,7 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     def _prices_come_in_pairs(cls, value: float | None, info: ValidationInfo) -> float | None:
         """A field validator, not a model one: its error shows this value, never the other
         settings (an api_key among them)."""
-        prefix = "sub_" if info.field_name.startswith("sub_") else ""
+        prefix = "sub_" if (info.field_name or "").startswith("sub_") else ""
         if (value is None) != (info.data.get(f"{prefix}input_cost_per_token") is None):
             raise ValueError(f"give both {prefix}input_cost_per_token and {prefix}output_cost_per_token "
                              "(USD per token; 0 for a free local model)")
@@ -209,7 +209,7 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
         """The custom price given for the root model or the sub-model, if any."""
         prefix = "" if role == "root" else "sub_"
         values = getattr(self, f"{prefix}input_cost_per_token"), getattr(self, f"{prefix}output_cost_per_token")
-        return None if None in values else Price(*values)  # type: ignore[arg-type]
+        return None if None in values else Price(*values)
 
     def custom_price(self, model: str) -> Price | None:
         """The custom price that applies to `model` (by name), if any was given."""

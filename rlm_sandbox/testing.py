@@ -106,7 +106,7 @@ class OpenAICompatibleServer:
             disable_nagle_algorithm = True  # else header and body writes stall ~40 ms
             timeout = 30                    # idle keep-alive connections end
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
                 pass
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
@@ -123,14 +123,14 @@ class OpenAICompatibleServer:
                 self._send(status, {"error": {"message": message, "type": kind,
                                               "param": None, "code": None}})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.rstrip("/") in ("/v1/models", "/models"):
                     self._send(200, {"object": "list", "data": [
                         {"id": "test-model", "object": "model", "owned_by": "test"}]})
                 else:
                     self._error(404, f"no route GET {self.path}")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -172,8 +172,9 @@ class OpenAICompatibleServer:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": str(body.get("model", "test-model")),
-                    "choices": [] if reply.no_choices else [{"index": 0, "finish_reason": reply.finish_reason, "message": {
-                        "role": "assistant", "content": reply.content}}],
+                    "choices": [] if reply.no_choices else [{
+                        "index": 0, "finish_reason": reply.finish_reason,
+                        "message": {"role": "assistant", "content": reply.content}}],
                     "usage": None if usage is None else {
                         "prompt_tokens": usage[0], "completion_tokens": usage[1],
                         "total_tokens": usage[0] + usage[1]},

@@ -70,7 +70,7 @@ def second_dockerd(*, tcp: bool, runtimes: dict[str, Any] | None = None) -> Iter
         (root / "daemon.json").write_text(json.dumps({"runtimes": runtimes} if runtimes else {}))
         unix = f"unix://{root}/docker.sock"
         host = f"tcp://127.0.0.1:{free_port()}" if tcp else unix
-        log = open(root / "dockerd.log", "wb")
+        log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - the daemon writes it; closed below
         daemon = subprocess.Popen(
             ["dockerd", "--config-file", str(root / "daemon.json"), "--host", unix,
              *(["--host", host] if tcp else []), "--data-root", str(root / "data"), "--exec-root",

@@ -251,7 +251,7 @@ def test_bad_input_is_refused_with_what_to_do(make_interpreter):
     with pytest.raises(CodeInterpreterError, match="cannot cross into the sandbox"):
         interpreter.execute("pass", variables={"x": object()})
     with pytest.raises(TypeError, match="through spec= or the pool"):
-        SandboxInterpreter(runtime="runsc", pool=object())  # type: ignore[arg-type]
+        SandboxInterpreter(runtime="runsc", pool=object())  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 def test_shutdown_leaves_nothing_behind(make_interpreter, docker_client):

@@ -26,7 +26,7 @@ def test_eval_list_names_every_generator_its_parameters_and_every_scorer():
 
 def test_eval_generate_writes_the_same_small_task_file_for_the_same_seed(tmp_path):
     paths = [tmp_path / name for name in ("a.jsonl", "b.jsonl", "c.jsonl")]
-    for path, seed in zip(paths, ("5", "5", "6")):
+    for path, seed in zip(paths, ("5", "5", "6"), strict=True):
         done = cli("eval", "generate", "sniah", "--n", "3", "--seed", seed, "-p", "tokens=1000000", "-o", str(path))
         assert done.returncode == 0 and "wrote 3 sniah task(s)" in done.stderr, done.stderr
     assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
@@ -45,8 +45,8 @@ def test_run_records_then_replays_with_the_server_gone(tmp_path, sandbox_image):
     context = tmp_path / "notes.txt"
     context.write_text("alpha beta gamma beta")
     code = "```repl\nn = llm_query('How many words? ' + context)\nFINAL(n)\n```"
-    with OpenAICompatibleServer(lambda m: code if m[0]["role"] == "system" else str(len(m[-1]["content"].split()) - 3)) \
-            as server:
+    with OpenAICompatibleServer(
+            lambda m: code if m[0]["role"] == "system" else str(len(m[-1]["content"].split()) - 3)) as server:
         args = ["run", "-q", "How many words?", "-f", str(context), "-m", "openai/tape-model", "--json"]
         env = {"RLM_SANDBOX_API_BASE": server.url, "RLM_SANDBOX_API_KEY": KEY, "RLM_SANDBOX_MAX_RETRIES": "0"}
         recorded = cli(*args, "--record", str(tmp_path / "tape"), env=env)

@@ -71,7 +71,7 @@ class RaisingRunBackend(LocalBackend):
     """Runs task `boom` through the real pipeline with a sandbox factory that raises, so its
     run raises; every other task runs normally."""
 
-    async def run(self, job):  # type: ignore[no-untyped-def]
+    async def run(self, job):  # type: ignore[no-untyped-def]  # a test double
         if job.task.id != "boom":
             return await super().run(job)
 

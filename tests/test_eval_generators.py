@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from rlm_sandbox.eval.generators import GENERATORS, GeneratorError
+from rlm_sandbox.eval.generators import GeneratorError
 from rlm_sandbox.eval.generators.oolong_records import LABELS, templates
 from rlm_sandbox.eval.generators.sniah import DEPTHS, NEEDLE, NOISE
 from rlm_sandbox.eval.oracle import POLICIES

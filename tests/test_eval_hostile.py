@@ -96,7 +96,7 @@ def test_the_markdown_table_keeps_its_columns_and_holds_no_markup(hostile_suite)
     assert "scoring failed" in rows[0] and "RuntimeError: &lt;script&gt;" in rows[0]  # the error reason, as text
 
 
-def test_report_html_runs_no_injected_script_and_its_trace_link_holds(hostile_suite, browser):  # noqa: F811
+def test_report_html_runs_no_injected_script_and_its_trace_link_holds(hostile_suite, browser):  # noqa: F811 - the imported fixture
     root, _, _ = hostile_suite
     path = root / "elsewhere" / "report.html"
     assert not any(char in path.read_text() for char in RAW)
@@ -111,7 +111,7 @@ def test_report_html_runs_no_injected_script_and_its_trace_link_holds(hostile_su
     page.close()
 
 
-def test_trace_html_runs_no_injected_script(hostile_suite, browser, tmp_path):  # noqa: F811
+def test_trace_html_runs_no_injected_script(hostile_suite, browser, tmp_path):  # noqa: F811 - the imported fixture
     root, _, _ = hostile_suite
     trace = next((root / "out" / "traces").glob("*.jsonl"))
     out = tmp_path / "trace.html"

@@ -16,23 +16,23 @@ import pytest
 
 pytest.importorskip("inspect_ai", reason="the inspect extra is not installed: pip install -e '.[inspect]'")
 
-from inspect_ai import Task, eval  # noqa: E402
-from inspect_ai.dataset import Sample  # noqa: E402
-from inspect_ai.model import ChatMessageTool, ModelOutput, get_model  # noqa: E402
-from inspect_ai.scorer import includes  # noqa: E402
-from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools  # noqa: E402
-from inspect_ai.tool import bash, python  # noqa: E402
-from inspect_ai.util import SandboxEnvironmentSpec, sandbox  # noqa: E402
+from inspect_ai import Task, eval
+from inspect_ai.dataset import Sample
+from inspect_ai.model import ChatMessageTool, ModelOutput, get_model
+from inspect_ai.scorer import includes
+from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools
+from inspect_ai.tool import bash, python
+from inspect_ai.util import SandboxEnvironmentSpec, sandbox
 
-from conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
-from rlm_sandbox.integrations.inspect_sandbox import (  # noqa: E402
+from conftest import TEST_SESSION, TEST_SESSION_LABEL
+from rlm_sandbox.integrations.inspect_sandbox import (
     LABEL_INSPECT,
     LABEL_TASK,
     RlmSandboxConfig,
     remove_containers,
 )
-from rlm_sandbox.integrations.inspect_solver import METADATA_KEY, TRACE_KEY, rlm_solver  # noqa: E402
-from rlm_sandbox.testing import ScriptedModel  # noqa: E402
+from rlm_sandbox.integrations.inspect_solver import METADATA_KEY, TRACE_KEY, rlm_solver
+from rlm_sandbox.testing import ScriptedModel
 
 pytestmark = pytest.mark.docker
 
@@ -100,8 +100,10 @@ def test_a_task_runs_in_our_hardened_container_found_by_name(tmp_path: Path, doc
 def test_mockllm_agent_uses_inspect_bash_and_python_tools_in_our_sandbox(tmp_path: Path, docker_client: Any,
                                                                        sandbox_image: str) -> None:
     outputs = [
-        ModelOutput.for_tool_call("mockllm/model", "bash", {"command": "echo from-bash $(id -u) > out.txt; cat out.txt"}),
-        ModelOutput.for_tool_call("mockllm/model", "python", {"code": "print(open('out.txt').read().split()[1], 6 * 7)"}),
+        ModelOutput.for_tool_call("mockllm/model", "bash",
+                                  {"command": "echo from-bash $(id -u) > out.txt; cat out.txt"}),
+        ModelOutput.for_tool_call("mockllm/model", "python",
+                                  {"code": "print(open('out.txt').read().split()[1], 6 * 7)"}),
         ModelOutput.from_content("mockllm/model", "done: 42"),
     ]
     model = get_model("mockllm/model", custom_outputs=outputs)

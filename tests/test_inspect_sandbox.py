@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("inspect_ai", reason="the inspect extra is not installed: pip install -e '.[inspect]'")
 
-from inspect_ai.util._sandbox.self_check import *  # noqa: E402,F403 - inspect's checks, collected here
+from inspect_ai.util._sandbox.self_check import *  # noqa: F403 - inspect's checks, collected here
 
-from conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
-from rlm_sandbox.integrations.inspect_sandbox import RlmSandboxConfig, RlmSandboxEnvironment  # noqa: E402
+from conftest import TEST_SESSION, TEST_SESSION_LABEL
+from rlm_sandbox.integrations.inspect_sandbox import RlmSandboxConfig, RlmSandboxEnvironment
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 

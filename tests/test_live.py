@@ -177,8 +177,8 @@ def test_the_live_state_counts_a_retry_down_and_shows_child_runs_and_budgets():
     line = state.describe(state.runs[root.run_id])
     assert line.startswith("iteration 2 of 5 · waiting for the root model")
     assert "retrying the root model after a rate limit, attempt 2 of 5, in 1.5 s" in line
-    root.emit(ev.ModelReply, call_id="c1", role="root", model="m", outcome="ok", text="```repl\nx\n```\n```repl\ny\n```",
-              input_tokens=10, output_tokens=5, cost_usd=None)
+    root.emit(ev.ModelReply, call_id="c1", role="root", model="m", outcome="ok",
+              text="```repl\nx\n```\n```repl\ny\n```", input_tokens=10, output_tokens=5, cost_usd=None)
     line = state.describe(state.runs[root.run_id])
     assert "retrying" not in line and "running cell 1 of 2" in line
     child = root.child()

@@ -15,10 +15,10 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx  # noqa: E402
-import litellm  # noqa: E402
+import httpx
+import litellm
 
-from rlm_sandbox.errors import (  # noqa: E402
+from rlm_sandbox.errors import (
     LLMAuthenticationError,
     LLMContextWindowExceeded,
     LLMEmptyReply,
@@ -27,8 +27,8 @@ from rlm_sandbox.errors import (  # noqa: E402
     LLMUnavailable,
     RLMSandboxError,
 )
-from rlm_sandbox.models import Completion, LLMClient, Price, is_transient  # noqa: E402
-from rlm_sandbox.testing import (  # noqa: E402
+from rlm_sandbox.models import Completion, LLMClient, Price, is_transient
+from rlm_sandbox.testing import (
     OpenAICompatibleServer,
     Reply,
     ScriptedModel,

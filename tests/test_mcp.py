@@ -23,12 +23,12 @@ import pytest
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install -e '.[mcp]'")
 
-from mcp import ClientSession, StdioServerParameters  # noqa: E402
-from mcp.client.stdio import stdio_client  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
-from rlm_sandbox.testing import OpenAICompatibleServer, Reply  # noqa: E402
-from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
+from rlm_sandbox.testing import OpenAICompatibleServer, Reply
+from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def workspace(tmp_path: Path) -> tuple[Path, Path, Any]:
     root = tmp_path / "root"
     root.mkdir()
     traces = tmp_path / "traces"
-    errlog = open(tmp_path / "server-stderr.txt", "w+")
+    errlog = open(tmp_path / "server-stderr.txt", "w+")  # noqa: SIM115 - closed after the yield
     yield root, traces, errlog
     errlog.close()
 

@@ -97,7 +97,8 @@ def test_the_system_prompt_can_be_folded_into_the_first_user_message(make_rlm):
     assert result.status == "completed"
     first = root.calls[0]
     assert [m["role"] for m in first] == ["user"]
-    assert "You answer a query about a context" in first[0]["content"] and "Query: How long is it?" in first[0]["content"]
+    assert "You answer a query about a context" in first[0]["content"]
+    assert "Query: How long is it?" in first[0]["content"]
     assert [m["role"] for m in root.calls[1]] == ["user", "assistant", "user"]  # roles still alternate
     requests = events(result, "model_request")
     assert requests[0].base == 0 and requests[1].base == 1
@@ -167,7 +168,7 @@ def test_a_long_run_is_folded_to_stay_inside_a_small_window(sandbox_factory):
     assert digest.startswith("Query: How many words?") and "folded into this digest" in digest
     assert "words = context.split()" in digest and "Variables in the REPL now" in digest and "words" in digest
     seen: list[dict] = []  # the trace still rebuilds every request exactly
-    for request, event in zip(server.requests, events(result, "model_request")):
+    for request, event in zip(server.requests, events(result, "model_request"), strict=False):
         seen = seen[:event.base] + event.messages
         assert seen == request.messages
 
@@ -220,7 +221,8 @@ def test_a_cut_off_reply_runs_its_complete_blocks_and_reports_the_cut_one(make_r
 
 
 def test_a_reply_whose_only_block_was_cut_is_not_told_it_had_no_block(make_rlm):
-    root = ScriptedModel([Reply("Let me look.\n```repl\nfor line in context.splitlines():\n    if", finish_reason="length"),
+    root = ScriptedModel([Reply("Let me look.\n```repl\nfor line in context.splitlines():\n    if",
+                                finish_reason="length"),
                           "FINAL(done)"])
     make_rlm(root).run("q", "ctx")
     told = feedback(root, 1)

@@ -21,7 +21,8 @@ def test_empty_blocks_are_skipped():
 @pytest.mark.parametrize("reply, expected", [
     ("FINAL(42)", FinalInText("FINAL", "42")),
     ("Done.\nFINAL(The total is 1,234 (in USD))", FinalInText("FINAL", "The total is 1,234 (in USD)")),
-    ("FINAL(first line\nsecond line (with parens)\nthird)", FinalInText("FINAL", "first line\nsecond line (with parens)\nthird")),
+    ("FINAL(first line\nsecond line (with parens)\nthird)",
+     FinalInText("FINAL", "first line\nsecond line (with parens)\nthird")),
     ('FINAL("quoted answer")', FinalInText("FINAL", "quoted answer")),
     ("FINAL(it's done)", FinalInText("FINAL", "it's done")),
     ("FINAL_VAR(total)", FinalInText("FINAL_VAR", "total")),

@@ -59,8 +59,8 @@ def recorded_run(tmp_path, sandbox_factory, context, monkeypatch):
 
     with OpenAICompatibleServer(respond) as server:
         rlm = RLM(model="openai/test-model", sandbox_factory=sandbox_factory, api_base=server.url,
-                  api_key="sk-test-abcdefghijklmnop", llm=fast(completion_kwargs={"api_base": server.url,
-                                                                                   "api_key": "sk-test-abcdefghijklmnop"}),
+                  api_key="sk-test-abcdefghijklmnop",
+                  llm=fast(completion_kwargs={"api_base": server.url, "api_key": "sk-test-abcdefghijklmnop"}),
                   record=tmp_path / "tape")
         result = rlm.run("How many vowels, and greet twice?", context)
         prompts = [request.messages[-1]["content"] for request in server.requests]

@@ -41,7 +41,8 @@ def factory(*args):
 
 with ScriptedModel(["```repl\\nprint(context.count('apple'))\\n```", "FINAL(3 apples)"]) as root:
     result = RLM(model=root.model, sandbox_factory=factory).run("How many apples?", "apple pie, apple, apple")
-print(json.dumps({"answer": result.answer, "answer_from": result.answer_from, "transport": made[0].resolved_transport()}))
+print(json.dumps({"answer": result.answer, "answer_from": result.answer_from,
+                  "transport": made[0].resolved_transport()}))
 """
 
 

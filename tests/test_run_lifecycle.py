@@ -26,7 +26,7 @@ from typing import Any, Callable
 import pytest
 
 from rlm_sandbox import RLM
-from rlm_sandbox.errors import DockerUnavailable, ImageError
+from rlm_sandbox.errors import ImageError
 from rlm_sandbox.models import LLMClient
 from rlm_sandbox.testing import OpenAICompatibleServer, ScriptedModel
 
@@ -170,7 +170,7 @@ def _interrupt_one(tmp_path: Path, index: int, barrier: str, delay: float) -> di
                                 env=_env(RLM_SANDBOX_API_BASE=server.url), cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            kinds = lambda: [e["event"] for e in _events(trace)]  # noqa: E731
+            kinds = lambda: [e["event"] for e in _events(trace)]  # noqa: E731 - one line
             reached: dict[str, Callable[[], bool]] = {
                 "trace_opened": trace.exists,
                 "run_start": lambda: "run_start" in kinds(),

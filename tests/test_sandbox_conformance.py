@@ -399,7 +399,7 @@ def test_start_timings_closed_and_socket_dir_say_what_happened(make_sandbox, req
     assert set(first) == expected
     assert all(isinstance(v, float) and v >= 0 for v in first.values())
     with pytest.raises(TypeError):
-        first["launch"] = 0.0  # type: ignore[index]
+        first["launch"] = 0.0  # type: ignore[index]  # read-only: the point of the test
     assert not sb.closed
     socket_dir = sb.socket_dir
     assert (socket_dir is None) == stdio

@@ -943,7 +943,8 @@ def cgroup_probe(sb: DockerSandbox) -> dict[str, Any]:
     if sb.runtime != "runsc":
         return attack(sb, CGROUP_PROBE)
     out = host_cgroup_probe(sb.container_id or "")
-    nproc = attack(sb, "import json, resource\nprint('RESULT:' + json.dumps(resource.getrlimit(resource.RLIMIT_NPROC)))")
+    nproc = attack(sb, "import json, resource\n"
+                       "print('RESULT:' + json.dumps(resource.getrlimit(resource.RLIMIT_NPROC)))")
     out["host_pids"], out["pids"] = out["pids"], str(nproc[0]) if nproc[0] == nproc[1] and nproc[0] >= 0 else "max"
     return out
 
@@ -1281,7 +1282,7 @@ class UndefendedConnection(KernelConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.notices = []  # type: ignore[assignment]
+        self.notices = []  # type: ignore[assignment]  # unbounded, unlike the real one: the control arm
 
     def _notice(self, message: dict[str, Any]) -> None:
         self.notices.append(message)
@@ -1333,7 +1334,8 @@ def test_kernel_flooding_the_host_cannot_grow_its_memory(make_docker_sandbox, fl
     the kernel's frame writer (gc) and sends 64 id-less replies of 4 MB each (the host used
     to keep every one, whole, in ``notices``), 64 messages of an unknown type, 64 replies to
     requests nobody made, lines packed with tiny values ([[], [], ...]: 4 MB that parse
-    into 100+ MB), or text that Python stores at 4 bytes a character (one emoji in it). The host's resident memory grows by less than the documented bound
+    into 100+ MB), or text that Python stores at 4 bytes a character (one emoji in it). The host's
+    resident memory grows by less than the documented bound
     (host_memory_bound: 12 message caps + 1 MiB), and sandbox and host carry on."""
     sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=60, **MEMORY_LIMITS))
     with RssPeak() as peak:

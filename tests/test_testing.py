@@ -15,10 +15,10 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
+import litellm
 
-from rlm_sandbox.models import LLMClient  # noqa: E402
-from rlm_sandbox.testing import (  # noqa: E402
+from rlm_sandbox.models import LLMClient
+from rlm_sandbox.testing import (
     OpenAICompatibleServer,
     Reply,
     ScriptedModel,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -108,7 +107,8 @@ def test_one_iteration_only(traces):
 @pytest.mark.parametrize("make, expected", [
     (lambda tmp: tmp / "nope.jsonl", "cannot read trace"),
     (lambda tmp: tmp, "is a directory"),
-    (lambda tmp: (tmp / "notes.txt", (tmp / "notes.txt").write_text("hello\nworld\n"))[0], "is not an rlm-sandbox trace"),
+    (lambda tmp: (tmp / "notes.txt", (tmp / "notes.txt").write_text("hello\nworld\n"))[0],
+     "is not an rlm-sandbox trace"),
 ])
 def test_a_file_that_is_no_trace_gets_one_line_and_exit_2(tmp_path, make, expected):
     done = show(make(tmp_path))

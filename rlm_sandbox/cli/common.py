@@ -91,7 +91,7 @@ def show_logs() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("rlm-sandbox: warning: %(message)s"))
         handler.addFilter(_Redacting())
-        handler._rlm_cli = True  # type: ignore[attr-defined]
+        handler._rlm_cli = True  # type: ignore[attr-defined]  # our mark, to find our handler again
         logger.addHandler(handler)
         logger.propagate = False
 

@@ -96,8 +96,8 @@ def load_context(files: list[str], directory: str | None, pattern: str, fmt: str
         named.append(("stdin" if path == "-" else path, "--context-file", read_source(path, "--context-file")))
     if directory is not None:
         root = Path(directory)
-        for path in _dir_files(directory, pattern):
-            named.append((path.relative_to(root).as_posix(), "--context-dir", read_source(str(path), "--context-dir")))
+        for file in _dir_files(directory, pattern):
+            named.append((file.relative_to(root).as_posix(), "--context-dir", read_source(str(file), "--context-dir")))
     if not named:
         if not stdin_is_piped:
             raise fail("give the context with -f PATH (repeatable), --context-dir DIR, or pipe it on stdin")
@@ -113,7 +113,7 @@ def load_context(files: list[str], directory: str | None, pattern: str, fmt: str
             keys = [path for path, _ in values]
         if len(set(keys)) < len(keys):
             raise fail("--context-as dict: the same file is given twice; give each file once")
-        return dict(zip(keys, (value for _, value in values)))
+        return dict(zip(keys, (value for _, value in values), strict=True))
     return [value for _, value in values]
 
 

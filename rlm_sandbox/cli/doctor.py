@@ -59,7 +59,7 @@ class Checks:
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> None:
         # a provider's or a server's error text may hold control sequences: shown, never obeyed
         check = Check(name=name, status=status, detail=visible(redact(detail)),
-                      fix=visible(redact(fix)) if fix and status != "ok" else None)  # type: ignore[arg-type]
+                      fix=visible(redact(fix)) if fix and status != "ok" else None)
         self.items.append(check)
         if not self.as_json:
             label, colour = {"ok": ("ok  ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow"),

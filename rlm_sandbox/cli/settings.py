@@ -45,5 +45,5 @@ def settings(
     width = max(len(row["name"]) for row in rows)
     shown = [json.dumps(row["value"]) for row in rows]
     value_width = min(max(map(len, shown)), 40)
-    for row, value in zip(rows, shown):
+    for row, value in zip(rows, shown, strict=True):
         typer.echo(redact(f"{row['name']:<{width}}  {value:<{value_width}}  {row['source']}"))

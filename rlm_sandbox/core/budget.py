@@ -176,7 +176,7 @@ class Ledger:
         unpaid); `answered=False` records a failed call; `attempts` is how many requests it sent."""
         with self._lock:
             self._release(reservation)
-            usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]
+            usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]  # "root" or "sub", typed str on the way
             usage.calls += 1 if answered else 0
             usage.failed_calls += 0 if answered else 1
             usage.attempts += attempts

@@ -313,7 +313,7 @@ class History:
         sizes = [self.count(m) * self.scale for m in tail]
         for squeeze in (0.9, 0.7, 0.5, 0.3):  # the clip notes take room too: measure, and squeeze harder
             clipped = []
-            for message, size in zip(tail, sizes):
+            for message, size in zip(tail, sizes, strict=True):
                 share = room * size / sum(sizes)
                 chars = int(len(message["content"]) * share / max(size, 1) * squeeze)
                 clipped.append({"role": message["role"],

@@ -48,7 +48,7 @@ class Meter:
         limit = self.ledger.budget.max_cost_usd
         if limit is None:
             return
-        for role, model in zip(("root model", "sub-model"), models):
+        for role, model in zip(("root model", "sub-model"), models, strict=False):
             if self.price(model) is None:
                 prefix = "" if role == "root model" else "sub_"
                 raise BudgetNotEnforceable(

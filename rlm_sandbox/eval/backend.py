@@ -59,7 +59,7 @@ def _score(task: Task, answer: str) -> tuple[float, str | None]:
         return score(task.scorer.name, answer, task.expected, task.scorer.options), None
     except ScorerError as exc:
         return 0.0, f"scoring failed: {exc}"
-    except Exception as exc:  # a user's scorer (module:function) may raise anything: the task fails, not the suite
+    except Exception as exc:  # noqa: BLE001 - a user's scorer (module:function) may raise anything: the task fails, not the suite
         return 0.0, f"scoring failed: the scorer {task.scorer.name} raised {type(exc).__name__}: {exc}"
 
 
@@ -100,7 +100,7 @@ async def execute_job(job: TaskJob, sandbox_factory: SandboxFactory | None = Non
         finally:
             writer.close()
         return await _scored(job, run, context, watch)
-    except Exception as exc:  # the sandbox, a file, a cassette, a bug: the task crashed, the suite goes on
+    except Exception as exc:  # noqa: BLE001 - the sandbox, a file, a cassette, a bug: the task crashed, the suite goes on
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return crashed_result(job, reason, time.perf_counter() - started,
                               permanent=watch is not None and watch.seen is not None)
@@ -124,7 +124,7 @@ async def _scored(job: TaskJob, run: Any, context: Any, client: PermanentErrorWa
                                          passed=direct_score >= task.pass_threshold and not direct_problem,
                                          **direct.model_dump())
     result.permanent = client.seen is not None
-    if result.permanent and not result.error:
+    if client.seen is not None and not result.error:
         result.error = redact(client.seen)  # a provider message may quote part of a key
     return result
 

@@ -92,7 +92,7 @@ class NodeWorker:
             wrap = None
             if self.limiter is not None:
                 limiter = self.limiter
-                wrap = lambda inner: RateLimitedClient(inner, lambda tokens: limiter.reserve.remote(tokens))  # noqa: E731
+                wrap = lambda inner: RateLimitedClient(inner, lambda tokens: limiter.reserve.remote(tokens))  # noqa: E731 - one line
             result = await execute_job(local, sandbox_factory=pool.sandbox_factory, wrap_client=wrap)
             trace = local.trace_path.read_bytes() if local.trace_path.exists() else b""
             recorded = local.record.read_bytes() if local.record is not None and local.record.exists() else None
@@ -184,8 +184,10 @@ class RayBackend:
             self.limiter = ray.remote(RateSchedule).options(num_cpus=0).remote(self.rate_limit)
         advertised = {node["NodeID"]: node["Resources"].get(SLOTS) for node in ray.nodes() if node["Alive"]}
         for node, slots in nodes.items():
-            self.workers[node] = NodeWorker.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False), max_concurrency=slots + 2,  # + pings
+            # ray.remote made NodeWorker an actor class; mypy does not apply class decorators
+            self.workers[node] = NodeWorker.options(  # type: ignore[attr-defined]  # see above
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                max_concurrency=slots + 2,  # + pings
                 max_restarts=self.worker_restarts, resources={SLOTS: slots} if advertised[node] else {},
             ).remote(slots, self.limiter)
         ray.get([worker.info.remote() for worker in self.workers.values()], timeout=300)

@@ -123,6 +123,8 @@ def set_f1(answer: str, expected: Any, *, pairs: bool | None = None) -> float:
     if pairs is None:
         pairs = bool(items) and all(_is_pair(item) for item in items)
         pairs = pairs or (not items and bool(_pairs_in(answer)))
+    want: set[tuple[str, str]] | set[str]
+    got: set[tuple[str, str]] | set[str]
     if pairs:
         want = {(_pair(*item) if isinstance(item, (list, tuple)) else next(iter(_pairs_in(item)))) for item in items}
         got = _pairs_in(answer)

@@ -110,11 +110,12 @@ def summarise(results: list[TaskResult], *, model: str, sub_model: str, scripted
     with_baseline = [r for r in results if r.baseline is not None]
     baseline = None
     if with_baseline:
+        baselines = [r.baseline for r in with_baseline if r.baseline is not None]
         baseline = Breakdown(tasks=len({r.task_id for r in with_baseline}), runs=len(with_baseline),
                              mean_score=round(mean(_task_scores(with_baseline, lambda r: r.baseline.score)), 6),
-                             pass_rate=round(sum(r.baseline.passed for r in with_baseline) / len(with_baseline), 6),
-                             cost_usd=None if any(r.baseline.cost_usd is None for r in with_baseline)
-                             else round(sum(r.baseline.cost_usd for r in with_baseline), 6))
+                             pass_rate=round(sum(b.passed for b in baselines) / len(baselines), 6),
+                             cost_usd=None if any(b.cost_usd is None for b in baselines)
+                             else round(sum(b.cost_usd or 0.0 for b in baselines), 6))
     errors = sum(r.errored for r in results)
     return SuiteSummary(
         model=model, sub_model=sub_model, scripted=scripted, tasks=len(scores), runs=len(results), epochs=epochs,

@@ -22,7 +22,8 @@ from .. import Budget
 from .generators import GeneratorError, get_generator, render
 from .scorers import ScorerError, check_scorer
 
-__all__ = ["CONTEXT_SOURCES", "FieldProblem", "GeneratorSpec", "ScorerSpec", "Task", "TaskFileError", "generate_tasks", "load_tasks", "write_tasks"]
+__all__ = ["CONTEXT_SOURCES", "FieldProblem", "GeneratorSpec", "ScorerSpec", "Task", "TaskFileError", "generate_tasks",
+           "load_tasks", "write_tasks"]
 
 
 class TaskFileError(ValueError):

@@ -31,7 +31,7 @@ class JsonlWriter:
 
     def __init__(self, path: str | Path, *, append: bool = False) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = open(self.path, "a" if append else "w", encoding="utf-8")
+        self._file: IO[str] | None = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - close() ends it
         self._lock = threading.Lock()
         self.error: OSError | None = None
         self.written = 0

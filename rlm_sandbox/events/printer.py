@@ -68,7 +68,8 @@ class VerbosePrinter:
         if isinstance(event, ev.RunStart):
             kind = "run" if event.depth == 0 else "child run"
             return (f"{kind} started: model {event.model}, sub-model {event.sub_model}, context "
-                    f"{event.context_type}" + (f" of {event.context_length:,}" if event.context_length else "") + "; query:",
+                    f"{event.context_type}" + (f" of {event.context_length:,}" if event.context_length else "")
+                    + "; query:",
                     _short(event.query, 200))
         if isinstance(event, ev.SandboxStart):
             where = " ".join(x for x in (event.provider, event.runtime, event.transport) if x)

@@ -366,7 +366,7 @@ def _by_name(tool: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) 
         leading.append(parameter.name)
     if len(args) > len(leading) or set(leading[:len(args)]) & kwargs.keys():
         return args, kwargs  # the call raises its own TypeError
-    return [], {**dict(zip(leading, args)), **kwargs}
+    return [], {**dict(zip(leading, args, strict=False)), **kwargs}
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -187,7 +187,7 @@ class RlmSandboxEnvironment(SandboxEnvironment):
     def _path(self, file: str) -> str:
         return posixpath.normpath(posixpath.join(WORK_DIR, file))
 
-    async def exec(self, cmd: list[str], input: str | bytes | None = None, cwd: str | None = None,
+    async def exec(self, cmd: list[str], input: str | bytes | None = None, cwd: str | None = None,  # noqa: A002 - inspect's name
                    env: dict[str, str] | None = None, user: str | None = None, timeout: int | None = None,
                    timeout_retry: bool = True, concurrency: bool = True) -> ExecResult[str]:
         """Run ``cmd`` (an argument list, resolved through PATH) in the sample's work directory."""
@@ -293,7 +293,7 @@ class RlmSandboxEnvironment(SandboxEnvironment):
             await environment._close()
 
     @classmethod
-    async def cli_cleanup(cls, id: str | None) -> None:
+    async def cli_cleanup(cls, id: str | None) -> None:  # noqa: A002 - inspect's signature
         """``inspect sandbox cleanup rlm-sandbox [ID]``: remove one container by id, or
         every inspect container of ours whose owner process is gone."""
         await anyio.to_thread.run_sync(lambda: remove_containers(id))

@@ -8,13 +8,14 @@ Settings for the runs come from the provider's options, then ``RLM_SANDBOX_*`` v
 and ``.env``, as for any ``RLM``; a call may add ``rlm={...}`` (for example a budget).
 
 The reply's ``finish_reason`` is ``stop`` for a FINAL answer and ``length`` when a limit
-ended the run; a run that failed (status ``error``) raises litellm's ``APIError`` (502); ``usage`` counts every call of the run; ``reply.rlm`` (also in
+ended the run; a run that failed (status ``error``) raises litellm's ``APIError`` (502); ``usage``
+counts every call of the run; ``reply.rlm`` (also in
 ``_hidden_params["rlm"]``) holds status, answer_from, iterations, sub_calls and cost_usd.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import RLM
 from ..chat import ChatMappingError, messages_to_run
@@ -22,7 +23,10 @@ from ..models.runtime import load_litellm
 from ..redaction import redact
 
 _litellm = load_litellm()  # the package's way: offline price map, no network at import
-CustomLLM, ModelResponse, Usage = _litellm.CustomLLM, _litellm.ModelResponse, _litellm.Usage
+if TYPE_CHECKING:  # the same classes, named statically (mypy takes litellm as Any: pyproject's [tool.mypy])
+    from litellm import CustomLLM, ModelResponse, Usage
+else:
+    CustomLLM, ModelResponse, Usage = _litellm.CustomLLM, _litellm.ModelResponse, _litellm.Usage
 BadRequestError, APIError = _litellm.BadRequestError, _litellm.APIError
 
 __all__ = ["PROVIDER", "RLMProvider", "handler", "register"]
@@ -72,16 +76,16 @@ class RLMProvider(CustomLLM):
                            llm_provider=PROVIDER, model=model)
         response = response if response is not None else ModelResponse()
         response.model = f"{PROVIDER}/{model}" if not model.startswith(PROVIDER + "/") else model
-        response.choices[0].message.content = result.answer  # type: ignore[union-attr]
+        response.choices[0].message.content = result.answer
         response.choices[0].finish_reason = "stop" if result.status == "completed" else "length"
-        response.usage = Usage(prompt_tokens=result.total_input_tokens,  # type: ignore[attr-defined]
+        response.usage = Usage(prompt_tokens=result.total_input_tokens,
                                completion_tokens=result.total_output_tokens,
                                total_tokens=result.total_input_tokens + result.total_output_tokens)
         info = {"status": result.status, "answer_from": result.answer_from, "iterations": result.iterations,
                 "sub_calls": result.sub_calls, "cost_usd": result.cost_usd,
                 "error": redact(result.error) if result.error else None}
         response._hidden_params["rlm"] = info
-        setattr(response, "rlm", info)
+        response.rlm = info
         return response
 
 

@@ -56,7 +56,7 @@ class HostCalls:
             raise HostCallError(f"{name}(): the connection to the host was lost")
         if reply.get("ok"):
             return reply.get("value")
-        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        error = found if isinstance(found := reply.get("error"), dict) else {}
         raise self.error_class(str(error.get("type", "HostCallError")))(
             str(error.get("message", f"{name}() failed on the host")))
 

@@ -87,11 +87,11 @@ class StreamRouter(io.TextIOBase):
         self.target: OutputBuffer | None = None
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # fixed, where TextIOBase has an attribute
         return "utf-8"
 
     @property
-    def errors(self) -> str:  # type: ignore[override]
+    def errors(self) -> str:  # type: ignore[override]  # fixed, where TextIOBase has an attribute
         return "replace"
 
     def writable(self) -> bool:

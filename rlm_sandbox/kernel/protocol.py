@@ -184,7 +184,7 @@ class FrameReader:
             self._start = 0
             self._fill(deadline)
 
-    def _read_exact(self, size: int, deadline: float | None) -> bytes:
+    def _read_exact(self, size: int, deadline: float | None) -> bytearray:
         out = bytearray(size)
         have = min(size, self._buffered())
         out[:have] = self._buf[self._start:self._start + have]

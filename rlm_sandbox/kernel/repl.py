@@ -153,8 +153,9 @@ class Repl:
         out, err = self._routers[1], self._routers[2]
         out.target, err.target = stdout, stderr
         # Re-installed each cell: a cell may have replaced any of them.
-        sys.stdout = sys.__stdout__ = out
-        sys.stderr = sys.__stderr__ = err
+        # the originals too (typeshed calls them Final): a cell restoring sys.__stdout__ must reach the router
+        sys.stdout = sys.__stdout__ = out  # type: ignore[misc,assignment]  # see above
+        sys.stderr = sys.__stderr__ = err  # type: ignore[misc,assignment]  # see above
 
     def _compile(self, code: str) -> list[tuple[Any, bool]]:
         """Compile a cell into (code object, is_displayed_expression) pieces."""

@@ -69,7 +69,7 @@ class Completion:
 class ModelClient(Protocol):
     """What a run needs from a model provider."""
 
-    async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
                         price: Price | None = None, options: dict[str, Any] | None = None,
                         on_retry: OnRetry | None = None) -> Completion:
         """Answer ``messages`` with ``model``; raise ``LLMError`` on failure (after retries),
@@ -80,7 +80,7 @@ class ModelClient(Protocol):
         ``on_retry`` is passed on every call: a client must accept it (and may never call it)."""
         ...
 
-    def count_tokens(self, model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
+    def count_tokens(self, model: str, messages: list[dict[str, Any]] | None = None, *, text: str | None = None) -> int:
         """Tokens the request (or ``text``) counts for, without calling the model."""
         ...
 

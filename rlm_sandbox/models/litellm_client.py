@@ -105,7 +105,7 @@ def _connect_failure(exc: BaseException) -> str | None:
     found = [_CONNECT_FAILURES[cls.__name__] for link in _chain(exc) for cls in type(link).__mro__
              if cls.__name__ in _CONNECT_FAILURES]
     specific = [reason for reason in found if reason != "could not connect"]
-    return (specific or found or [None])[0]
+    return next(iter(specific or found), None)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -181,7 +181,7 @@ def _auth_hint(model: str, call: dict[str, Any], detail: str, status: int | None
     if missing and not call.get("api_key"):
         try:
             names = list(load_litellm().validate_environment(model=model).get("missing_keys") or [])
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a hint must never fail the error path
             names = []
         wanted = " and ".join(names) or variable
         return (f"authentication failed: no API key for provider {provider!r}. Set {wanted} in the "
@@ -403,7 +403,7 @@ class LLMClient:
         prices = (info.get("input_cost_per_token"), info.get("output_cost_per_token"))
         if not all(isinstance(p, (int, float)) for p in prices):
             return None
-        return Price(float(prices[0]), float(prices[1]))  # type: ignore[arg-type]
+        return Price(float(prices[0]), float(prices[1]))
 
     @staticmethod
     def count_tokens(model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
@@ -471,7 +471,9 @@ class LLMClient:
             if on_retry is not None:
                 on_retry(causes[-1], retry_state.attempt_number, self.max_retries + 1)
 
-        return {"stop": stop_any(stop_after_attempt(self.max_retries + 1), connect_failed), "wait": wait,
+        # tenacity calls any callable of the retry state as a stop; its stubs name only its stop_base classes
+        stop = stop_any(stop_after_attempt(self.max_retries + 1), connect_failed)  # type: ignore[arg-type]  # see above
+        return {"stop": stop, "wait": wait,
                 "retry": retry_if_exception(is_transient), "reraise": True, "before_sleep": note}
 
     def _done(self, text: str, spent: _Spent, started: float, attempts: int,
@@ -497,7 +499,7 @@ class LLMClient:
         kwargs = self._kwargs(model, messages, max_tokens, price, options)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
-        attempts, causes = 0, []
+        attempts, causes = 0, list[RetryCause]()
         try:
             for attempt in Retrying(**self._retrying_kwargs(causes)):
                 with attempt:
@@ -505,7 +507,7 @@ class LLMClient:
                     response = litellm.completion(**kwargs)
                     spent.add(response)
                     text = _text_of(response)
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
+        except Exception as exc:  # every failure leaves as LLMError
             raise _spent_on(_wrap(exc, model, attempts, kwargs), spent, causes) from exc
         return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 
@@ -525,7 +527,7 @@ class LLMClient:
         kwargs = self._kwargs(model, messages, max_tokens, price, options)
         spent = _Spent(self, model, messages, price)
         started = time.perf_counter()
-        attempts, causes = 0, []
+        attempts, causes = 0, list[RetryCause]()
         try:
             async for attempt in AsyncRetrying(**self._retrying_kwargs(causes, on_retry)):
                 with attempt:
@@ -533,7 +535,7 @@ class LLMClient:
                     response = await litellm.acompletion(**kwargs)
                     spent.add(response)
                     text = _text_of(response)
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
+        except Exception as exc:  # every failure leaves as LLMError
             raise _spent_on(_wrap(exc, model, attempts, kwargs), spent, causes) from exc
         return self._done(text, spent, started, attempts, causes, _finish_reason(response))
 

@@ -46,7 +46,7 @@ def check_system_message(model: str, *, completion_kwargs: dict[str, Any] | None
             "timeout": timeout_s, "num_retries": 0, "max_retries": 0, "stream": False}
     try:
         response = litellm.completion(**call)
-    except Exception as exc:  # noqa: BLE001 - every failure leaves as LLMError
+    except Exception as exc:  # every failure leaves as LLMError
         raise _wrap(exc, model, 1, call) from exc
     choices = getattr(response, "choices", None) or []
     text = str(getattr(getattr(choices[0], "message", None), "content", "") or "") if choices else ""

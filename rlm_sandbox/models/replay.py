@@ -98,7 +98,8 @@ def _alike(ratio: float, same_text: bool) -> str:
 
 
 def _where_they_differ(recorded: str, sent: str) -> str:
-    index = next((i for i, (a, b) in enumerate(zip(recorded, sent)) if a != b), min(len(recorded), len(sent)))
+    index = next((i for i, (a, b) in enumerate(zip(recorded, sent, strict=False)) if a != b),
+                 min(len(recorded), len(sent)))
     start = max(0, index - 40)
     return (f"they first differ at character {index}: recorded {recorded[start:index + 60]!r}, "
             f"sent {sent[start:index + 60]!r}")

@@ -22,7 +22,6 @@ import asyncio
 import os
 import sys
 import threading
-from types import ModuleType
 from typing import Any, Coroutine, TypeVar
 
 __all__ = ["load_litellm", "model_loop", "on_model_loop"]
@@ -34,8 +33,11 @@ _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
 
-def load_litellm() -> ModuleType:
+def load_litellm() -> Any:
     """litellm, imported on first use with its bundled price map, and quiet on stdout.
+
+    Typed ``Any``, as litellm itself is to mypy here (pyproject's ``[tool.mypy]``): a ``ModuleType``
+    would refuse the module attributes we set (``custom_provider_map``).
 
     litellm prints banners ("Provider List: ...") on stdout for errors we catch and explain
     ourselves; they would corrupt the CLI's output, hence ``suppress_debug_info``.

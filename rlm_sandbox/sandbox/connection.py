@@ -199,7 +199,7 @@ class KernelConnection:
     def _notice(self, message: dict[str, Any]) -> None:
         """An id-less reply: the kernel's report of a bad frame from us. Kept clipped, and
         only the last few: a cell can send millions."""
-        error = message.get("error") if isinstance(message.get("error"), dict) else {}
+        error = found if isinstance(found := message.get("error"), dict) else {}
         self.notices.append({key: str(error.get(key, ""))[:NOTICE_CHARS] for key in ("type", "message")})
         self._drop("the kernel reported: %s", self.notices[-1])
 
@@ -282,7 +282,7 @@ class KernelConnection:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="rlm-callback")
             try:
-                self._pool.submit(self._run_callback, call_id, name, function, args, kwargs, clock, token, cost)
+                self._pool.submit(self._run_callback, call_id, str(name), function, args, kwargs, clock, token, cost)
             except RuntimeError:  # the pool was shut down: the sandbox is closing
                 self._call_finished(clock, token, cost)
 

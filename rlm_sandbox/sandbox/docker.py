@@ -46,7 +46,7 @@ GVISOR_MIN_TASKS = 8
 
 def is_gvisor(runtime: str | None) -> bool:
     """True for Docker runtimes named after gVisor's runsc ("runsc", "runsc-kvm", ...)."""
-    return bool(runtime) and runtime.startswith("runsc")
+    return runtime is not None and runtime.startswith("runsc")
 
 
 def task_limit(limits: SandboxLimits, runtime: str | None) -> int:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .kernel_sandbox import SOCKET_NAME, KernelSandbox
 
@@ -23,7 +24,7 @@ _BOOT = ("import sys, runpy; sys.path.insert(0, sys.argv[1]); "
 class LocalSandbox(KernelSandbox):
     """Runs cells in a local subprocess. Unsafe: see the module docstring."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -20,7 +20,7 @@ _ERRORS = {"VariableNotFound": VariableNotFound, "ValueTooLarge": ValueTooLarge,
 def raise_for_error(reply: dict[str, Any]) -> None:
     if reply.get("ok") is True:
         return
-    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+    error = found if isinstance(found := reply.get("error"), dict) else {}
     kind, message = str(error.get("type", "ProtocolError")), str(error.get("message", "malformed reply"))
     raise _ERRORS.get(kind, ProtocolError)(message if kind in _ERRORS else f"{kind}: {message}")
 
@@ -41,7 +41,7 @@ def exec_result(reply: dict[str, Any], stopped_by: str | None, limits: SandboxLi
     """``stopped_by`` names the limit the cell was interrupted for ("its 60 s timeout"), if any."""
     cap = limits.max_stream_chars
     if reply.get("ok") is not True:  # our bug, or a cell forging replies: a result either way
-        raw = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        raw = found if isinstance(found := reply.get("error"), dict) else {}
         return ExecResult(error=ExecError(type="ProtocolError", message=_text(raw, "message", 2000)
                                           or "the kernel refused the request"))
     error = None

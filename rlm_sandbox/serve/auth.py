@@ -5,7 +5,8 @@ address without a key is refused at start, so the server is never open to a netw
 mistake. A web page the user opens is a local program too: on a loopback bind a request
 must name a loopback host (a page that rebinds its own name to 127.0.0.1 still sends its
 name), and a run is started only by a JSON body (which a browser sends cross-site only after
-a CORS preflight this server never grants), so no page can start runs or read answers. With a key, every request must carry ``Authorization: Bearer <key>``; the key is
+a CORS preflight this server never grants), so no page can start runs or read answers. With a
+key, every request must carry ``Authorization: Bearer <key>``; the key is
 compared in constant time and never logged, traced or echoed.
 """
 

@@ -15,7 +15,8 @@ from ..redaction import redact
 #: OpenAI's error ``type`` for each status this server sends.
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-          415: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 502: "upstream_error", 503: "server_error"}
+          415: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 502: "upstream_error",
+          503: "server_error"}
 
 
 class APIError(Exception):

@@ -98,7 +98,8 @@ class _Reporter:
         kind, root = event.get("event"), event.depth == 0
         if kind == "iteration" and root:
             n = event.get("iteration")
-            what = "asking for the best answer" if event.get("purpose") == "answer_now" else f"asking {event.get('model')}"
+            answer_now = event.get("purpose") == "answer_now"
+            what = "asking for the best answer" if answer_now else f"asking {event.get('model')}"
             return "progress", (n, self.max_iterations, f"iteration {n} of {self.max_iterations}: {what}")
         if kind == "run_start" and root:
             return "info", (f"run {event.run_id} started: model {event.get('model')}, context "
@@ -128,7 +129,7 @@ class _Reporter:
                 if kind == "progress":
                     await self.ctx.report_progress(*payload)
                 else:
-                    await self.ctx.log(kind, payload, logger_name="rlm-sandbox")
+                    await self.ctx.log(kind, payload, logger_name="rlm-sandbox")  # type: ignore[arg-type]  # a level
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return  # the client went away: the run goes on to its result and trace
             except Exception as exc:  # noqa: BLE001 - a report that cannot be sent must not fail the run

@@ -31,7 +31,7 @@ OTHER_KEYS = frozenset({"context", "budget"})
 
 #: The settings a request may give, with ``Settings``' own types and bounds: a request's values
 #: are validated as ``--set`` values are, without re-reading the environment per request.
-_Requested = create_model("RequestedSettings", __config__=ConfigDict(extra="forbid"),
+_Requested = create_model("RequestedSettings", __config__=ConfigDict(extra="forbid"),  # type: ignore[call-overload]  # run-time fields
                           **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name])
                              for name in sorted(RUN_FIELDS | BUDGET_FIELDS)})
 

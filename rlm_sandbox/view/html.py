@@ -4,7 +4,8 @@ Everything is inside the file: styles (pygments with inline styles, a small styl
 an inline SVG chart, no script, no font, no image, nothing fetched. A Content-Security-
 Policy of ``default-src 'none'`` makes sure of it even if a model's text held markup (every
 text is escaped anyway, after its control characters are made visible with
-:func:`rlm_sandbox.untrusted.visible`, so no ESC, BEL or NUL reaches the file raw). It opens from a file:// URL or as a CI artifact.
+:func:`rlm_sandbox.untrusted.visible`, so no ESC, BEL or NUL reaches the file raw). It opens from a
+file:// URL or as a CI artifact.
 
 Layout: a header (query, models, status, the answer and where it came from, totals,
 duration), a chart of tokens and cost across iterations, a timeline of iterations (each a
@@ -269,10 +270,11 @@ class _Page:
         function = sub.function if sub else "llm_query"
         where = f" [{sub.batch_index + 1}/{sub.batch_size}]" if sub and sub.batch_index is not None else ""
         failed = sub is not None and sub.outcome != "ok" or call.reply is None
-        summary = f"{function}{where} · {self.call_meta(call)}" + (f" · {_line(call.prompt, 90)}" if call.prompt else "")
+        summary = (f"{function}{where} · {self.call_meta(call)}"
+                   + (f" · {_line(call.prompt, 90)}" if call.prompt else ""))
         body = [f"<div class=\"meta\">prompt ({len(call.prompt):,} chars)</div>{_expandable(call.prompt)}"]
-        if call.answered:
-            body.append(f'<div class="meta">answer</div>{_expandable(call.reply.text or "")}')  # type: ignore[union-attr]
+        if call.answered and call.reply is not None:  # answered says so; mypy needs it said here
+            body.append(f'<div class="meta">answer</div>{_expandable(call.reply.text or "")}')
         elif sub is not None and sub.error:
             body.append(f'<div class="mark error">{_e(sub.error)}</div>')
         body.extend(self.retries(call))
@@ -340,7 +342,7 @@ def chart(turns: list[Turn], width: int = 900, height: int = 170) -> str:
     most = max(turn.usage.tokens for turn in turns) or 1
     costs = [turn.total.cost_usd for turn in turns]
     known = all(cost is not None for cost in costs)
-    line_values = [float(c) for c in costs] if known else [float(turn.total.tokens) for turn in turns]  # type: ignore[arg-type]
+    line_values = [float(c or 0.0) for c in costs] if known else [float(turn.total.tokens) for turn in turns]
     line_top = max(line_values) or 1.0
     step = plot_w / len(turns)
     bar = max(step * 0.7, 1.0)
@@ -355,7 +357,8 @@ def chart(turns: list[Turn], width: int = 900, height: int = 170) -> str:
         parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{css}">'
                      f"<title>{_e(turn.label)}: {turn.usage.tokens:,} tokens, {_e(money(turn.usage.cost_usd))}"
                      "</title></rect>")
-        points.append(f"{left + index * step + step / 2:.1f},{top + plot_h - plot_h * line_values[index] / line_top:.1f}")
+        y = top + plot_h - plot_h * line_values[index] / line_top
+        points.append(f"{left + index * step + step / 2:.1f},{y:.1f}")
     parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#8250df" stroke-width="2"/>')
     line_label = money(line_top) if known else f"{int(line_top):,} tok"
     parts.append(f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{most:,}</text>'

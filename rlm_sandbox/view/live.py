@@ -252,7 +252,7 @@ class LiveDisplay:
         if self._log is not None:
             text = self._log.format(event)
             if text:
-                self.console.print(Text(text.rstrip("\n"), style=_LOG_STYLES.get(event.event, "")),
+                self.console.print(Text(text.rstrip("\n"), style=_LOG_STYLES.get(getattr(event, "event", ""), "")),
                                    highlight=False, markup=False, soft_wrap=True)
 
     def __enter__(self) -> "LiveDisplay":
@@ -283,8 +283,8 @@ class LiveDisplay:
             if bars:
                 grid = Table.grid(padding=(0, 1))
                 for label, used, limit, text in bars:
-                    grid.add_row(_line(label), ProgressBar(total=max(limit, 1e-9), completed=min(used, limit), width=24),
-                                 _line(text))
+                    bar = ProgressBar(total=max(limit, 1e-9), completed=min(used, limit), width=24)
+                    grid.add_row(_line(label), bar, _line(text))
                 lines.append(grid)
             return Group(*lines)
 

@@ -60,7 +60,8 @@ def _header(run: RunOutline) -> RenderableType:
     lines.append(f"run {run.run_id}", style="bold")
     lines.append(f" · {run.status}", style=_status_style(run.status))
     if final is not None:
-        lines.append(f" · answer from {final.answer_from}" + ("" if final.answer_from == "final" else " (NOT a FINAL answer)"))
+        lines.append(f" · answer from {final.answer_from}"
+                     + ("" if final.answer_from == "final" else " (NOT a FINAL answer)"))
     lines.append("\n")
     if start is not None:
         lines.append(f"query: {_clip_line(start.query, 300)}\n")
@@ -144,8 +145,9 @@ def _add_cell(tree: Tree, cell: CellRun, options: TreeOptions) -> None:
         output = (event.stdout + (("\n" + event.stderr) if event.stderr else "")).rstrip("\n")
         if output.strip():
             more = f" of {event.stdout_chars:,} chars" if event.stdout_chars > len(event.stdout) else ""
-            node.add(Group(Text(f"output{more}" + (f", kept in {', '.join(event.offloaded)}" if event.offloaded else ""),
-                                style="dim"), Text(_clip(output, _CLIP["output"], options.full))))
+            kept = f", kept in {', '.join(event.offloaded)}" if event.offloaded else ""
+            node.add(Group(Text(f"output{more}{kept}", style="dim"),
+                           Text(_clip(output, _CLIP["output"], options.full))))
     for call in cell.calls:
         _add_sub_call(node, call, options)
     for tool in cell.tools:
@@ -163,8 +165,8 @@ def _add_sub_call(tree: Tree, call: Call, options: TreeOptions) -> None:
     node = tree.add(_call_text(call, f"{function}{where}", options))
     if call.request is not None:
         node.add(Text("prompt: " + _clip(call.prompt, _CLIP["prompt"], options.full), style="dim"))
-    if call.answered:
-        node.add(Text("answer: " + _clip(call.reply.text or "", _CLIP["answer"], options.full)))  # type: ignore[union-attr]
+    if call.answered and call.reply is not None:  # answered says so; mypy needs it said here
+        node.add(Text("answer: " + _clip(call.reply.text or "", _CLIP["answer"], options.full)))
     elif sub is not None and sub.error:
         node.add(Text(f"error: {_clip_line(sub.error, 300)}", style="red"))
 

@@ -27,10 +27,10 @@ def _clean(value: Any) -> Any:
         return visible_event(value)
     if isinstance(value, (list, tuple)):
         items = [_clean(item) for item in value]
-        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else type(value)(items)
     if isinstance(value, dict):
         pairs = [(_clean(key), _clean(item)) for key, item in value.items()]
-        same = all(k is key and v is item for (k, v), (key, item) in zip(pairs, value.items()))
+        same = all(k is key and v is item for (k, v), (key, item) in zip(pairs, value.items(), strict=True))
         return value if same else dict(pairs)
     return value
 

@@ -50,10 +50,10 @@ class MultiHop(Generator):
         rng = self.rng(seed)
         orgs = rng.sample([f"{a.title()} {n.title()} {k}" for a in ADJECTIVES[:20] for n in NOUNS[:20] for k in _KINDS],
                           max(3, params["docs"] // 3))
-        people = rng.sample([f"{f} {l}" for f in FIRST_NAMES for l in LAST_NAMES], 3 * len(orgs))
+        people = rng.sample([f"{f} {s}" for f in FIRST_NAMES for s in LAST_NAMES], 3 * len(orgs))
         towns = [f"{p}{s}" for p in _PREFIXES for s in _SUFFIXES]
         directors = people[:len(orgs)]
-        world = World(director=dict(zip(orgs, directors)),
+        world = World(director=dict(zip(orgs, directors, strict=True)),
                       headquarters={org: rng.choice(towns) for org in orgs},
                       born={person: rng.choice(towns) for person in people},
                       mentor={person: rng.choice([p for p in people if p != person]) for person in directors},
@@ -64,7 +64,8 @@ class MultiHop(Generator):
     def _question(self, world: World, rng: Any, hops: int) -> tuple[str, str, str]:
         org = rng.choice(sorted(world.director))
         if hops == 3:
-            return "mentor_born", QUESTIONS["mentor_born"].format(org=org), world.born[world.mentor[world.director[org]]]
+            born = world.born[world.mentor[world.director[org]]]
+            return "mentor_born", QUESTIONS["mentor_born"].format(org=org), born
         if rng.random() < 0.5:
             return "director_born", QUESTIONS["director_born"].format(org=org), world.born[world.director[org]]
         person = world.director[org]

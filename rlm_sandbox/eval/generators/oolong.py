@@ -58,10 +58,10 @@ class Oolong(Generator):
             expected = str(chosen[label])
         elif kind == "count_dates":
             days = sorted(r.day for r in records)
-            first, last = sorted(rng.sample(days, 2))
-            chosen = Counter(r.label for r in records if first <= r.day <= last)
+            since, last = sorted(rng.sample(days, 2))
+            chosen = Counter(r.label for r in records if since <= r.day <= last)
             question = (f"For the following question, only consider the subset of instances that occur between "
-                        f"{format_date(first)} and {format_date(last)} (both included). Among these instances, "
+                        f"{format_date(since)} and {format_date(last)} (both included). Among these instances, "
                         f"{_ask_count(label)}")
             expected = str(chosen[label])
         elif kind in ("most_common", "least_common"):

@@ -56,7 +56,8 @@ AGGREGATE = '''def aggregate(rows, query):
     from collections import Counter
     def day(text):
         return datetime.datetime.strptime(text, "%b %d, %Y").date()
-    pairs = re.search(r"list all pairs of user IDs \\(no duplicate pairs, list lower ID first\\) where (.*?) Each of", query)
+    pairs = re.search(r"list all pairs of user IDs \\(no duplicate pairs, list lower ID first\\) where (.*?) Each of",
+                      query)
     if pairs:
         condition, users = pairs.group(1), sorted({user for _, user, _ in rows})
         has = {user: set() for user in users}
@@ -64,8 +65,8 @@ AGGREGATE = '''def aggregate(rows, query):
             has[user].add(label)
         one_each = re.match(r"one user has at least one instance with a (.+?) and the other has at least one "
                             r"instance with a (.+?)\\.$", condition)
-        both = re.match(r"both users have at least one instance with a (.+?) or (.+?)( dated before (\\w{3} \\d{2}, \\d{4}))?\\.$",
-                        condition)
+        both = re.match(r"both users have at least one instance with a (.+?) or (.+?)"
+                        r"( dated before (\\w{3} \\d{2}, \\d{4}))?\\.$", condition)
         if one_each:
             a, b = one_each.groups()
             found = [(u, v) for u, v in itertools.combinations(users, 2)
@@ -95,7 +96,8 @@ AGGREGATE = '''def aggregate(rows, query):
         labels = [label for label in LABELS]
         ranked = sorted(labels, key=lambda label: counts[label], reverse=extreme.group(1) == "most")
         return f"Label: {ranked[0]}"
-    relative = re.search(r"is label '([^']+)' more common, less common, or the same frequency as label '([^']+)'", query)
+    relative = re.search(r"is label '([^']+)' more common, less common, or the same frequency as label '([^']+)'",
+                         query)
     if relative:
         a, b = relative.groups()
         word = "more common than" if counts[a] > counts[b] else "less common than" if counts[a] < counts[b] \\
@@ -128,5 +130,5 @@ def direct(text: str, query: str) -> str | None:
     rows = [(datetime.strptime(day, "%b %d, %Y").date(), int(user), classify(question))
             for day, user, question in _ROW.findall(text)]
     namespace: dict[str, Any] = {"LABELS": LABELS}
-    exec(AGGREGATE, namespace)  # our own code (the same the REPL runs), not a model's
+    exec(AGGREGATE, namespace)  # noqa: S102 - our own code (the same the REPL runs), not a model's
     return str(namespace["aggregate"](rows, query))

@@ -100,7 +100,7 @@ def render_html(results: list[TaskResult], summary: SuiteSummary, *, traces: Pat
 <td class=num>{money(s.cost_usd)}</td><td class=num>{s.wall_time_s or 0:.1f}s</td></tr></table>
 <h2>Score and cost by context length</h2>{_chart(s)}
 <h2>Tasks</h2>
-<table id="tasks"><tr><th>task (trace)</th><th>generator</th><th>tokens</th><th>expected</th><th>answer</th><th>score</th>
-<th></th><th>status</th><th>cost</th><th>time</th>{direct_heads}</tr>
+<table id="tasks"><tr><th>task (trace)</th><th>generator</th><th>tokens</th><th>expected</th><th>answer</th>
+<th>score</th><th></th><th>status</th><th>cost</th><th>time</th>{direct_heads}</tr>
 {rows}</table></body></html>
 """

@@ -107,7 +107,8 @@ def render_markdown(results: list[TaskResult], summary: SuiteSummary) -> str:
     lines = ["# rlm-sandbox eval report", ""]
     if s.scripted:
         lines += [SCRIPTED_BANNER, ""]
-    lines += [f"Model {cell(s.model, 200)}, sub-model {cell(s.sub_model, 200)}; {s.tasks} task(s), {s.epochs} epoch(s), {s.runs} run(s).",
+    lines += [f"Model {cell(s.model, 200)}, sub-model {cell(s.sub_model, 200)}; "
+              f"{s.tasks} task(s), {s.epochs} epoch(s), {s.runs} run(s).",
               "", "| mean score | std. error | pass rate | passed | failed | errors | limits hit | tokens | cost | "
               "wall time |", "|---|---|---|---|---|---|---|---|---|---|",
               f"| {s.mean_score:.3f} | {s.stderr:.3f} | {s.pass_rate:.1%} | {s.passed} | {s.failed} | {s.errors} | "
