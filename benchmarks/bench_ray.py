@@ -37,13 +37,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
+import ray
+from ray.cluster_utils import Cluster
 
-from rlm_sandbox.eval import SuiteConfig, run_suite  # noqa: E402
-from rlm_sandbox.eval.backend import execute_job  # noqa: E402
-from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402
-from rlm_sandbox.models import load_litellm  # noqa: E402
+from rlm_sandbox.eval import SuiteConfig, run_suite
+from rlm_sandbox.eval.backend import execute_job
+from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend
+from rlm_sandbox.models import load_litellm
 
 BENCHES = ["local", "ray_actors", "ray_tasks"]
 
@@ -110,7 +110,8 @@ def main() -> None:
                                                             "include_dashboard": False})
     cluster.add_node(num_cpus=1, resources={SLOTS: args.slots})
     cluster.wait_for_nodes()
-    report: dict[str, Any] = {"tasks": args.tasks, "slots": slots, "cluster_start_s": round(time.perf_counter() - started, 1)}
+    report: dict[str, Any] = {"tasks": args.tasks, "slots": slots,
+                              "cluster_start_s": round(time.perf_counter() - started, 1)}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, SandboxLimits, SandboxPool
-from rlm_sandbox.sandbox.client import docker_client
-from rlm_sandbox.sandbox.image import ensure_image
+from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, SandboxLimits, SandboxPool  # noqa: E402 - after sys.path
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after sys.path
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after sys.path
 
 perf = time.perf_counter
 N = TypeVar("N", int, float)

@@ -16,8 +16,8 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from rlm_sandbox.errors import DockerUnavailable  # noqa: E402
-from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, Sandbox, SandboxLimits, SandboxSpec  # noqa: E402
+from rlm_sandbox.errors import DockerUnavailable
+from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, Sandbox, SandboxLimits, SandboxSpec
 
 #: Every container a test starts carries this label, so the leak check finds exactly ours.
 TEST_SESSION_LABEL = "org.rlm-sandbox.test-session"

@@ -53,7 +53,7 @@ def test_a_bad_value_is_one_eval_error_naming_the_flag_and_the_field(given, mess
 
 def test_every_problem_is_in_the_one_error_and_no_option_value_is_shown():
     with pytest.raises(EvalError) as caught:
-        SuiteConfig(model="m", out="o", n=0, min_score=-1, options="api_key=sk-secret-0123456789")  # type: ignore
+        SuiteConfig(model="m", out="o", n=0, min_score=-1, options="api_key=sk-secret-0123456789")  # type: ignore[arg-type]  # wrong on purpose
     text = str(caught.value)
     assert "--n 0:" in text and "--min-score -1:" in text and "--set: Input should be a valid dictionary" in text
     assert "sk-secret" not in text

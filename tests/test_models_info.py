@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from rlm_sandbox.models import LLMClient, load_litellm, model_window  # noqa: E402
+from rlm_sandbox.models import LLMClient, load_litellm, model_window
 
 
 def test_only_litellms_not_mapped_answer_means_unknown(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,7 +69,7 @@ def test_the_type_checking_block_names_every_lazy_export():
             assert alias.asname == alias.name  # `import X as X`: a re-export to a checker
             typed[alias.name] = (node.module or "", node.level)
     assert set(typed) == set(rlm_sandbox._EXPORTS)
-    for name, (module, level) in typed.items():
+    for name, (module, _level) in typed.items():
         source = f"rlm_sandbox.{module}" if module else "rlm_sandbox"
         imported = getattr(__import__(source, fromlist=[name]), name)
         assert getattr(rlm_sandbox, name) is imported, name

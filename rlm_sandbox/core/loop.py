@@ -176,6 +176,7 @@ class _Run:
             sandbox.on_progress = build_reporter(self.events)
         if self.switch is not None:
             self.switch.current = broker
+        status: Status
         answer, status, error = "", "error", None
         # The container starts while the first prompt is made and measured; the first model
         # call waits for it (_sandbox_ready), so a run that cannot run pays for nothing.

@@ -141,7 +141,7 @@ async def _run_job(backend: Backend, job: TaskJob) -> TaskResult:
     result with the reason, so one task never takes the suite down."""
     try:
         return await backend.run(job)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of one task is that task's result, never the suite's
         return crashed_result(job, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 

@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any
+from typing import Any, TypeGuard
 
 from .callbacks import HostCallError, HostCalls
 from .capture import FdCapture, StreamRouter
@@ -297,7 +297,7 @@ class KernelServer:
         return {"text": str(self.repl.memory.status())}
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 

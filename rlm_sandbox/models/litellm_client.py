@@ -400,10 +400,10 @@ class LLMClient:
         info = _model_info(model)
         if info is None:
             return None
-        prices = (info.get("input_cost_per_token"), info.get("output_cost_per_token"))
-        if not all(isinstance(p, (int, float)) for p in prices):
+        given, made = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+        if not isinstance(given, (int, float)) or not isinstance(made, (int, float)):
             return None
-        return Price(float(prices[0]), float(prices[1]))
+        return Price(float(given), float(made))
 
     @staticmethod
     def count_tokens(model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:

@@ -19,7 +19,7 @@ from ..kernel.protocol import PREVIEW_CHARS
 from .host import Host
 
 #: What a sandbox can hold as ``context``.
-Context = Union[str, bytes, list, dict, None]
+Context = Union[str, bytes, list[Any], dict[str, Any], None]
 
 _SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 
