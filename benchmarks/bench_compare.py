@@ -41,11 +41,11 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench_sandbox import LABELS, RUN_LABEL, RUN_ID, machine, mode_arguments, mode_of, say  # noqa: E402
+from bench_sandbox import LABELS, RUN_LABEL, RUN_ID, machine, mode_arguments, mode_of, say  # noqa: E402 - after the path/importorskip above
 
-from rlm_sandbox.sandbox import DockerSandbox, Host, SandboxLimits, SandboxPool  # noqa: E402
-from rlm_sandbox.sandbox.client import docker_client  # noqa: E402
-from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402
+from rlm_sandbox.sandbox import DockerSandbox, Host, SandboxLimits, SandboxPool  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.sandbox.image import ensure_image  # noqa: E402 - after the path/importorskip above
 
 perf = time.perf_counter
 MB = 1_000_000
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         errors["measure"] = f"{type(exc).__name__}: {exc}"
         samples = {}
     finally:
-        ways["ours_warm_pool"].shutdown()  # type: ignore[attr-defined]
+        ways["ours_warm_pool"].shutdown()  # type: ignore[attr-defined]  # the pool way has shutdown()
     leaked = client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"})
     for container in leaked:
         client.api.remove_container(container["Id"], force=True)

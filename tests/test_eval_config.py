@@ -23,7 +23,7 @@ FOLDED = {"--no-fail-on-error", "--task-time", "--task-tokens", "--task-cost", "
 
 
 def run_flags() -> set[str]:
-    command = typer.main.get_command(eval_app).commands["run"]  # type: ignore[attr-defined]
+    command = typer.main.get_command(eval_app).commands["run"]  # type: ignore[attr-defined]  # typer's Group has commands
     return {opt for param in command.params if param.param_type_name == "option" for opt in param.opts
             if opt.startswith("--")}
 
@@ -58,7 +58,7 @@ def test_every_problem_is_in_the_one_error_and_no_option_value_is_shown():
     assert "--n 0:" in text and "--min-score -1:" in text and "--set: Input should be a valid dictionary" in text
     assert "sk-secret" not in text
     with pytest.raises(EvalError, match=r"--model is required \(SuiteConfig.model\)"):
-        SuiteConfig(out="o")  # type: ignore[call-arg]
+        SuiteConfig(out="o")  # type: ignore[call-arg]  # missing on purpose
 
 
 def test_a_count_of_one_error_stays_a_share_not_true():

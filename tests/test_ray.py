@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (scripts/setup.sh installs it)")
-from ray.cluster_utils import Cluster  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402 - after the path/importorskip above
 
-from rlm_sandbox.eval import SuiteConfig, run_suite  # noqa: E402
-from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402
-from rlm_sandbox.eval.ray_limiter import RateLimit  # noqa: E402
-from rlm_sandbox.eval.results import read_results  # noqa: E402
-from rlm_sandbox.events import read_events  # noqa: E402
-from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402
+from rlm_sandbox.eval import SuiteConfig, run_suite  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.eval.ray_backend import SLOTS, RayBackend  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.eval.ray_limiter import RateLimit  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.eval.results import read_results  # noqa: E402 - after the path/importorskip above
+from rlm_sandbox.events import read_events  # noqa: E402 - after the path/importorskip above
+from tests.conftest import TEST_SESSION, TEST_SESSION_LABEL  # noqa: E402 - after the path/importorskip above
 
 pytestmark = pytest.mark.docker
 LABELS = {TEST_SESSION_LABEL: TEST_SESSION}

@@ -16,7 +16,7 @@ def test_redact_builds_once_per_change_and_still_masks_a_secret_set_later(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # its own (empty) .env
     builds: list[str] = []
-    real = Redactor.from_environment.__func__  # type: ignore[attr-defined]
+    real = Redactor.from_environment.__func__  # type: ignore[attr-defined]  # the classmethod's function, to spy on it
 
     def counted(cls: type[Redactor], env_file: Any = ".env") -> Redactor:  # a spy: the real build runs
         builds.append(str(env_file))

@@ -70,4 +70,4 @@ def test_a_bad_query_is_refused_the_same_way_by_a_run_and_a_session_saying_what_
     with pytest.raises(ValueError, match="query must be a non-empty string, not an empty or blank string"):
         rlm.run("  ")
     with rlm.session("ctx") as session, pytest.raises(ValueError, match="non-empty string, not a bytes"):
-        session.ask(b"q")  # type: ignore[arg-type]
+        session.ask(b"q")  # type: ignore[arg-type]  # wrong on purpose

@@ -59,7 +59,7 @@ def test_a_factory_of_the_seam_is_accepted_however_it_is_written() -> None:
 def test_something_not_callable_is_refused_as_a_factory() -> None:
     with pytest.raises(TypeError, match="sandbox_factory must be a function .spec, context, host. -> Sandbox, "
                                         "not a str"):
-        RLM(model=MODEL, sandbox_factory="docker")  # type: ignore[arg-type]
+        RLM(model=MODEL, sandbox_factory="docker")  # type: ignore[arg-type]  # wrong on purpose
 
 
 def test_register_provider_refuses_an_old_four_argument_provider() -> None:
@@ -102,15 +102,15 @@ def test_a_host_checks_what_it_is_given_and_keeps_a_copy() -> None:
     with pytest.raises(ValueError, match="callback name 'not a name'"):
         Host({"not a name": len})
     with pytest.raises(TypeError, match="callback 'f' is a int, not a function"):
-        Host({"f": 3})  # type: ignore[dict-item]
+        Host({"f": 3})  # type: ignore[dict-item]  # wrong on purpose
     with pytest.raises(TypeError, match="Host exceptions must be a tuple of class names"):
-        Host({}, "LLMError")  # type: ignore[arg-type]
+        Host({}, "LLMError")  # type: ignore[arg-type]  # wrong on purpose
     callbacks = {"f": len}
     host = Host(callbacks)
     callbacks["g"] = len
     assert list(host.callbacks) == ["f"] and Host().callbacks == {} and Host().exceptions == ()
     with pytest.raises(TypeError, match="host must be a Host"):
-        LocalSandbox(host={"f": len})  # type: ignore[arg-type]
+        LocalSandbox(host={"f": len})  # type: ignore[arg-type]  # wrong on purpose
 
 
 def test_runs_and_sessions_hand_the_factory_their_spec_and_host() -> None:

@@ -16,6 +16,8 @@ stopped at once and the summary says so (``stopped``).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import asyncio
 import json
 import time
@@ -65,8 +67,7 @@ def resolve_tasks(sources: Sequence[str | Path | Task], *, n: int, seed: int,
         else:
             raise EvalError(f"{source}: neither a task file nor a built-in generator "
                             f"({', '.join(GENERATORS)})")
-    seen: set[str] = set()
-    duplicates = sorted({task.id for task in tasks if task.id in seen or seen.add(task.id)})  # type: ignore[func-returns-value]
+    duplicates = sorted(task_id for task_id, count in Counter(task.id for task in tasks).items() if count > 1)
     if duplicates:
         raise EvalError(f"task ids must be unique across the inputs; repeated: {', '.join(duplicates[:10])}")
     if not tasks:
