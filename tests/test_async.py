@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,10 +15,12 @@ import pytest
 import rlm_sandbox
 from rlm_sandbox.testing import Reply, ScriptedModel
 from tests.rlm_helpers import make_rlm
+from tests.waiting import wait_for_event
 
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.loop
 def test_parallel_async_runs_overlap(sandbox_factory):
     spans: dict[int, list[float]] = {}
 
@@ -46,6 +49,7 @@ def test_parallel_async_runs_overlap(sandbox_factory):
     print(f"4 runs x 2 model calls of 1 s each: {wall:.1f} s wall")
 
 
+@pytest.mark.loop
 def test_module_level_arun_and_run_agree(sandbox_factory):
     script = ["```repl\nx = sum(context)\n```", "FINAL_VAR(x)"]
     first, second = ScriptedModel(list(script)), ScriptedModel(list(script))
@@ -54,6 +58,7 @@ def test_module_level_arun_and_run_agree(sandbox_factory):
     assert rlm_sandbox.run("Sum?", [1, 2, 3], model=second.model, sandbox_factory=sandbox_factory).answer == "6"
 
 
+@pytest.mark.loop
 def test_sync_run_works_inside_a_running_event_loop(sandbox_factory):
     root = ScriptedModel(["FINAL(from a notebook)"])
 
@@ -68,12 +73,13 @@ def owned_containers(docker_client, pid: int) -> list:
 
 
 def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_client):
-    root = ScriptedModel(["```repl\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
-    rlm = make_rlm(sandbox_factory, root)
+    root = ScriptedModel(["```repl\ncell_started()\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
+    cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
+    rlm = make_rlm(sandbox_factory, root, tools={"cell_started": cell_started.set})
 
     async def main():
         task = asyncio.ensure_future(rlm.arun("q", "ctx"))
-        await asyncio.sleep(3)  # the cell is sleeping in its container by now
+        await asyncio.to_thread(wait_for_event, cell_started, what="the cell starting in its container")
         assert len(owned_containers(docker_client, os.getpid())) == 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -86,13 +92,13 @@ def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_clie
 
 
 CTRL_C_SCRIPT = """
-import os, signal, threading
+import os, signal
 from rlm_sandbox import RLM
 from rlm_sandbox.testing import ScriptedModel
-root = ScriptedModel(["```repl\\nimport time\\ntime.sleep(60)\\n```", "FINAL(x)"])
-threading.Timer(3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+root = ScriptedModel(["```repl\\ninterrupt_me()\\nimport time\\ntime.sleep(60)\\n```", "FINAL(x)"])
+interrupt_me = lambda: os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the cell runs in its container
 try:
-    RLM(model=root.model).run("q", "ctx")
+    RLM(model=root.model, tools={"interrupt_me": interrupt_me}).run("q", "ctx")
 except KeyboardInterrupt:
     print("interrupted", flush=True)
 signal.pause() if os.environ.get("HOLD") else None
