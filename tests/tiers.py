@@ -77,7 +77,7 @@ def runtime_of(item: pytest.Item) -> str:
 
 def _is_partial(config: pytest.Config) -> bool:
     """Test files or node ids were named on the command line: a run of part of the suite."""
-    return bool(config.args) and [str(arg) for arg in config.args] != list(config.getini("testpaths"))
+    return config.args_source == pytest.Config.ArgsSource.ARGS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
