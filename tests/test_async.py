@@ -92,13 +92,13 @@ def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_clie
 
 
 CTRL_C_SCRIPT = """
-import os, signal
+import os, signal, threading
 from rlm_sandbox import RLM
 from rlm_sandbox.testing import ScriptedModel
-root = ScriptedModel(["```repl\\ninterrupt_me()\\nimport time\\ntime.sleep(60)\\n```", "FINAL(x)"])
-interrupt_me = lambda: os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the cell runs in its container
+root = ScriptedModel(["```repl\\nimport time\\ntime.sleep(60)\\n```", "FINAL(x)"])
+threading.Timer(3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 try:
-    RLM(model=root.model, tools={"interrupt_me": interrupt_me}).run("q", "ctx")
+    RLM(model=root.model).run("q", "ctx")
 except KeyboardInterrupt:
     print("interrupted", flush=True)
 signal.pause() if os.environ.get("HOLD") else None
