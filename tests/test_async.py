@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,12 +73,12 @@ def owned_containers(docker_client, pid: int) -> list:
     return docker_client.api.containers(all=True, filters={"label": f"org.rlm-sandbox.owner-pid={pid}"})
 
 
-def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_client):
+def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory: Any, docker_client: Any) -> None:
     root = ScriptedModel(["```repl\ncell_started()\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
     cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
     rlm = make_rlm(sandbox_factory, root, tools={"cell_started": cell_started.set})
 
-    async def main():
+    async def main() -> None:
         task = asyncio.ensure_future(rlm.arun("q", "ctx"))
         await asyncio.to_thread(wait_for_event, cell_started, what="the cell starting in its container")
         assert len(owned_containers(docker_client, os.getpid())) == 1

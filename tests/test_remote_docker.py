@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def on(host: str, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
-def started_containers(client, since: int, *labels: str) -> set[str]:
+def started_containers(client: Any, since: int, *labels: str) -> set[str]:
     """Sandbox containers (not image-build steps) the daemon started since ``since``, with ``labels`` too."""
     return {event.get("id") for event in client.events(since=since, until=int(time.time()) + 1, decode=True,
                                                        filters={"type": "container", "event": "start",
@@ -82,7 +83,7 @@ def test_the_conformance_suite_passes_on_a_second_daemon_over_stdio(second_daemo
     assert len(started_containers(client, since)) >= 40  # the suite's sandboxes ran on the second daemon
 
 
-def test_an_rlm_runs_on_the_second_daemon_with_auto_choosing_stdio(second_daemon):
+def test_an_rlm_runs_on_the_second_daemon_with_auto_choosing_stdio(second_daemon: tuple[str, Any]) -> None:
     host, client = second_daemon
     since = int(time.time()) - 1  # whole seconds: the previous test's last one is told apart by the owner below
     done = on(host, "-c", RLM_THROUGH_IT)

@@ -81,7 +81,7 @@ print(json.dumps({"status": result.status, "error": result.error, "run_s": resul
 """
 
 
-def test_importing_litellm_is_not_charged_to_the_run():
+def test_importing_litellm_is_not_charged_to_the_run() -> None:
     """A run with a wall-time budget used to time out before its first model reply when the
     budget was shorter than litellm's import (it was charged the import); now the clock starts
     when the run starts, after the import. Checked by its cause, not by racing a budget against

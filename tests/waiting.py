@@ -25,7 +25,7 @@ class NeverHappened(AssertionError):
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = BARRIER_S, what: str = "the condition", *,
-               proc: subprocess.Popen | None = None, interval: float = 0.01) -> T:
+               proc: subprocess.Popen[str] | None = None, interval: float = 0.01) -> T:
     """Call ``predicate`` until it returns something truthy, and return that.
 
     ``what`` says what was awaited, for the failure message. ``proc``, when given, is a
