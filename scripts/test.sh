@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Run the test suite the way CI does: set the machine up (idempotent), then pytest.
-# Arguments go to pytest, e.g. `bash scripts/test.sh -k image -x`.
+#
+#   bash scripts/test.sh                      the full run (CI): every test, Docker tests on Docker;
+#                                             deselecting anything (-m, -k, --deselect) is an error
+#   bash scripts/test.sh --fast               the fast tier: the tests that need no Docker daemon, plus
+#                                             the loop tests on the local sandbox (tests/tiers.py)
+#   bash scripts/test.sh tests/test_x.py -k name -x    part of the suite: name the files, filter freely
+#
+# Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,14 +1,17 @@
-"""Shared fixtures: a real Docker daemon, the real sandbox image, and a leak check.
+"""Shared fixtures: a real Docker daemon, the real sandbox image, and a leak check; the tiers.
 
 Docker is never mocked. Where no daemon answers, Docker tests FAIL with a message saying
 how to get one, unless RLM_SANDBOX_ALLOW_SKIP_DOCKER=1 (local development only).
+
+Two tiers (tests/tiers.py says which test runs where, and why): the full run (the README's
+command and CI) runs everything and fails if anything was deselected; ``--fast`` runs the
+tests that need no daemon plus the ``loop`` tests on the local sandbox, and says what it left out.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections import Counter
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -18,16 +21,39 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from rlm_sandbox.errors import DockerUnavailable
 from rlm_sandbox.sandbox import DockerSandbox, Host, LocalSandbox, Sandbox, SandboxLimits, SandboxSpec
+from tests.tiers import (  # noqa: F401 - pytest finds the tiers' hooks here, in conftest's namespace
+    LOCAL_SANDBOX_ENV,
+    is_fast,
+    pytest_addoption,
+    pytest_collection_finish,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_deselected,
+    pytest_terminal_summary,
+    runs_local,
+)
 
 #: Every container a test starts carries this label, so the leak check finds exactly ours.
 TEST_SESSION_LABEL = "org.rlm-sandbox.test-session"
 TEST_SESSION = uuid.uuid4().hex[:12]
 
 
+class NoDockerInTheFastTier:
+    """The fast tier's stand-in for a Docker client: a ``loop`` test runs on the local sandbox,
+    so reaching Docker means it was marked ``loop`` wrongly. Any use says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise DockerUnavailable(
+            f"this test runs in the fast tier (--fast) on the local sandbox, but it used the Docker client "
+            f"(.{name}): it tests the container, so it must not be marked 'loop' (tests/tiers.py)")
+
+
 @pytest.fixture(scope="session")
-def docker_client() -> Any:
+def docker_client(request: pytest.FixtureRequest) -> Any:
     from rlm_sandbox.sandbox.client import docker_client as connect
 
+    if is_fast(request.config):  # only loop tests are left that use it, through sandbox_factory
+        return NoDockerInTheFastTier()
     try:
         return connect()
     except DockerUnavailable as exc:
@@ -41,7 +67,16 @@ def docker_client() -> Any:
 def sandbox_image(docker_client: Any) -> str:
     from rlm_sandbox.sandbox.image import ensure_image
 
+    if isinstance(docker_client, NoDockerInTheFastTier):
+        return "no-image-in-the-fast-tier"  # a loop test never starts a container; building one would take minutes
     return ensure_image(client=docker_client)
+
+
+@pytest.fixture(autouse=True)
+def loop_tests_on_the_local_sandbox(request: pytest.FixtureRequest) -> None:
+    """In the fast tier a ``loop`` test's RLM picks the local sandbox (its settings read the variable)."""
+    if runs_local(request.node):
+        request.getfixturevalue("monkeypatch").setenv(*LOCAL_SANDBOX_ENV)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,34 +159,3 @@ def sandbox_factory(sandbox_image: str, docker_client: Any) -> Callable[..., Any
                              labels={TEST_SESSION_LABEL: TEST_SESSION})
 
     return factory
-
-
-# -- attacks run per runtime ---------------------------------------------------------------
-#: test id -> the runtime it ran under, for tests parametrized by a ``runtime`` fixture
-#: (tests/test_security.py runs every attack under runc and under gVisor's runsc).
-_RUNTIME_OF: dict[str, str] = {}
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    for item in session.items:  # after -k/-m deselection
-        runtime = getattr(getattr(item, "callspec", None), "params", {}).get("runtime")
-        if runtime is not None:
-            _RUNTIME_OF[item.nodeid] = runtime
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print how many runtime-parametrized tests ran (passed or failed) and were skipped,
-    per runtime: an attack suite silently skipped under one runtime would otherwise look green."""
-    if not _RUNTIME_OF:
-        return
-    counts: dict[str, Counter[str]] = {runtime: Counter() for runtime in sorted(set(_RUNTIME_OF.values()))}
-    for outcome in ("passed", "failed", "skipped", "error"):
-        for report in terminalreporter.stats.get(outcome, []):
-            runtime = _RUNTIME_OF.get(getattr(report, "nodeid", ""))
-            if runtime is not None and (outcome != "passed" or report.when == "call"):
-                counts[runtime][outcome] += 1
-    terminalreporter.section("attacks run per runtime")
-    for runtime, counted in counts.items():
-        ran = counted["passed"] + counted["failed"]
-        terminalreporter.write_line(f"{runtime}: {ran} run ({counted['passed']} passed, {counted['failed']} failed), "
-                                    f"{counted['skipped']} skipped, {counted['error']} errors")

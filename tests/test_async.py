@@ -6,18 +6,22 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import rlm_sandbox
 from rlm_sandbox.testing import Reply, ScriptedModel
 from tests.rlm_helpers import make_rlm
+from tests.waiting import wait_for_event
 
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.loop
 def test_parallel_async_runs_overlap(sandbox_factory):
     spans: dict[int, list[float]] = {}
 
@@ -46,6 +50,7 @@ def test_parallel_async_runs_overlap(sandbox_factory):
     print(f"4 runs x 2 model calls of 1 s each: {wall:.1f} s wall")
 
 
+@pytest.mark.loop
 def test_module_level_arun_and_run_agree(sandbox_factory):
     script = ["```repl\nx = sum(context)\n```", "FINAL_VAR(x)"]
     first, second = ScriptedModel(list(script)), ScriptedModel(list(script))
@@ -54,6 +59,7 @@ def test_module_level_arun_and_run_agree(sandbox_factory):
     assert rlm_sandbox.run("Sum?", [1, 2, 3], model=second.model, sandbox_factory=sandbox_factory).answer == "6"
 
 
+@pytest.mark.loop
 def test_sync_run_works_inside_a_running_event_loop(sandbox_factory):
     root = ScriptedModel(["FINAL(from a notebook)"])
 
@@ -67,13 +73,14 @@ def owned_containers(docker_client, pid: int) -> list:
     return docker_client.api.containers(all=True, filters={"label": f"org.rlm-sandbox.owner-pid={pid}"})
 
 
-def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory, docker_client):
-    root = ScriptedModel(["```repl\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
-    rlm = make_rlm(sandbox_factory, root)
+def test_a_cancelled_run_closes_its_sandbox_at_once(sandbox_factory: Any, docker_client: Any) -> None:
+    root = ScriptedModel(["```repl\ncell_started()\nimport time\ntime.sleep(60)\n```", "FINAL(never)"])
+    cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
+    rlm = make_rlm(sandbox_factory, root, tools={"cell_started": cell_started.set})
 
-    async def main():
+    async def main() -> None:
         task = asyncio.ensure_future(rlm.arun("q", "ctx"))
-        await asyncio.sleep(3)  # the cell is sleeping in its container by now
+        await asyncio.to_thread(wait_for_event, cell_started, what="the cell starting in its container")
         assert len(owned_containers(docker_client, os.getpid())) == 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

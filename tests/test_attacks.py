@@ -23,7 +23,7 @@ from tests.conftest import fast_limits
 from tests.host_network import bridge_gateway, free_subnet, host_addresses, interface_gateway
 from tests.rlm_helpers import feedback, make_rlm
 from tests.test_security import (  # noqa: F401 - fixtures are used by name
-    CTX, _drop, _set, assert_still_works, attack, host_peak_rss_mib, make_docker_sandbox,
+    CTX, HostGrowth, _drop, _set, assert_still_works, attack, make_docker_sandbox,
     make_weakened, runtime,
 )
 
@@ -262,12 +262,12 @@ def test_a_gigabyte_print_is_capped_and_the_host_does_not_grow(make_docker_sandb
     cap, the host process does not grow, the sandbox answers with its variables."""
     sb = make_docker_sandbox(CTX, limits=fast_limits(cell_timeout_s=120))
     assert sb.exec("kept = 41").ok
-    peak = host_peak_rss_mib()
+    growth = HostGrowth()
     result = sb.exec("import sys\nchunk = 'x' * 10**6\nfor _ in range(1000):\n    sys.stdout.write(chunk)\n"
                      "print('done')")
     assert result.error is None, result.error
     assert len(result.stdout) <= sb.limits.max_stream_chars + 200 and "omitted" in result.stdout
-    assert host_peak_rss_mib() < peak + 100
+    assert growth.mib() < 100
     assert sb.exec("print(kept + 1)").stdout == "42\n"
 
 
@@ -278,12 +278,12 @@ def test_printing_forever_after_the_cell_ended_stays_capped(make_docker_sandbox)
     started = sb.exec("import threading, time\ndef spam():\n    while True:\n        print('z' * 1000)\n"
                       "threading.Thread(target=spam, daemon=True).start()\nkept = 41")
     assert started.error is None, started.error
-    peak = host_peak_rss_mib()
+    growth = HostGrowth()
     for _ in range(3):
         result = sb.exec("time.sleep(1)\nprint('mine', kept + 1)")
         assert result.error is None, result.error
         assert len(result.stdout) <= sb.limits.max_stream_chars + 200
-    assert host_peak_rss_mib() < peak + 100
+    assert growth.mib() < 100
     assert "42" in sb.exec("print('mine', kept + 1)").stdout
 
 
@@ -441,9 +441,9 @@ def test_a_huge_final_var_is_not_passed_off_as_the_whole_answer(runtime_factory,
     does not take it whole (the host stays bounded), and the clipped text is not passed off as
     the complete, final answer: the model is told and asked again."""
     root = ScriptedModel([_repl("big = 'x' * (300 << 20)"), final, "FINAL(small)"])
-    peak = host_peak_rss_mib()
+    growth = HostGrowth()
     result = make_rlm(runtime_factory, root, memory="2g").run("q", "ctx")
-    assert host_peak_rss_mib() < peak + 150
+    assert growth.mib() < 150
     assert not result.answer.startswith("x" * 1000), (result.status, len(result.answer))  # not the clipped text
     rejected = [e for e in result.trajectory if e.event == "final_rejected"]
     assert [e.reason for e in rejected] == ["too_long"] and "not accepted" in rejected[0].problem

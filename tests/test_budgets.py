@@ -25,6 +25,7 @@ def cell_feedback(root, turn=1):
     return user_messages(root.calls[turn])[-1].split("\n\nThe run's budget is used up")[0]
 
 
+@pytest.mark.loop
 def test_max_sub_calls_raises_in_the_cell_then_ends_the_run_with_the_fallback_answer(make_rlm):
     root = ScriptedModel([
         "```repl\ngot = []\nfor i in range(5):\n    try:\n        got.append(llm_query(f'q{i}'))\n"
@@ -55,6 +56,7 @@ def test_a_sub_call_storm_is_stopped_without_hanging(make_rlm):
     assert time.monotonic() - started < 120  # bounded: refusals never reach a model
 
 
+@pytest.mark.loop
 def test_batched_sub_calls_over_budget_are_refused_as_a_whole(make_rlm):
     root = ScriptedModel(["```repl\nllm_query_batched(['a', 'b', 'c'])\n```", "FINAL(x)"])
     sub = ScriptedModel(responder=lambda m: "ok")
@@ -64,6 +66,7 @@ def test_batched_sub_calls_over_budget_are_refused_as_a_whole(make_rlm):
     assert result.sub_calls == 0  # a refused batch counts none of its calls
 
 
+@pytest.mark.loop
 def test_max_total_tokens_ends_the_run_with_the_last_partial_answer(make_rlm):
     """The second root call may use its prompt (over 500 tokens: the system prompt) plus
     max_tokens=1000, which no longer fits in 5000 - 3500: it is never sent."""
@@ -75,6 +78,7 @@ def test_max_total_tokens_ends_the_run_with_the_last_partial_answer(make_rlm):
     assert result.answer_from == "last_reply"
 
 
+@pytest.mark.loop
 def test_max_cost_usd_counts_sub_calls_too(make_rlm):
     root = ScriptedModel([Reply("```repl\nfor i in range(10):\n    llm_query('x')\n```", 100, 10), "FINAL(x)"])
     sub = ScriptedModel(responder=lambda m: Reply("y", input_tokens=1000, output_tokens=0))
@@ -88,6 +92,7 @@ def test_max_cost_usd_counts_sub_calls_too(make_rlm):
     assert result.cost_usd == pytest.approx(0.00011 + 0.004)
 
 
+@pytest.mark.loop
 def test_wall_time_budget_interrupts_a_running_cell(make_rlm):
     root = ScriptedModel(["```repl\nimport time\ntime.sleep(600)\n```", "FINAL(late)"])
     started = time.monotonic()
@@ -97,6 +102,7 @@ def test_wall_time_budget_interrupts_a_running_cell(make_rlm):
     assert root.call_count == 1
 
 
+@pytest.mark.loop
 def test_long_sub_prompt_is_refused_per_call_and_the_run_goes_on(make_rlm):
     root = ScriptedModel(["```repl\nllm_query('x' * 5000)\n```", "```repl\nprint(llm_query('short'))\n```",
                           "FINAL(done)"])
@@ -106,6 +112,7 @@ def test_long_sub_prompt_is_refused_per_call_and_the_run_goes_on(make_rlm):
     assert (result.status, result.answer, sub.call_count) == ("completed", "done", 1)
 
 
+@pytest.mark.loop
 def test_max_concurrency_bounds_batched_sub_calls(make_rlm):
     active, peak, lock = [0], [0], threading.Lock()
 
@@ -124,12 +131,14 @@ def test_max_concurrency_bounds_batched_sub_calls(make_rlm):
     assert result.answer == "8" and peak[0] == 2
 
 
+@pytest.mark.loop
 def test_cell_timeout_comes_from_settings(make_rlm):
     root = ScriptedModel(["```repl\nwhile True: pass\n```", "FINAL(stopped)"])
     result = make_rlm(root, cell_timeout_s=1).run("q", "ctx")
     assert "CellTimeout" in cell_feedback(root) and result.answer == "stopped"
 
 
+@pytest.mark.loop
 def test_code_can_read_its_budget_but_not_change_it(make_rlm):
     root = ScriptedModel([
         "```repl\ns = budget_status()\nprint(s['sub_calls'])\ns['sub_calls']['limit'] = 10**9\n"
@@ -142,6 +151,7 @@ def test_code_can_read_its_budget_but_not_change_it(make_rlm):
     assert result.status == "budget_exhausted" and result.sub_calls == 1
 
 
+@pytest.mark.loop
 def test_a_budget_object_sets_the_same_limits(make_rlm):
     from rlm_sandbox import RLM, Budget
 
@@ -163,6 +173,7 @@ def counted(model, messages):
 
 
 @pytest.mark.parametrize("extra_prompt_tokens", [0, 25])
+@pytest.mark.loop
 def test_a_wide_batch_cannot_jointly_overshoot_max_total_tokens(make_rlm, extra_prompt_tokens):
     """12 concurrent sub-calls against a budget with room for a few. Every call is reserved
     (its counted prompt + sub_max_tokens) before it is sent, so the batch stops where the budget
@@ -187,6 +198,7 @@ def test_a_wide_batch_cannot_jointly_overshoot_max_total_tokens(make_rlm, extra_
     assert result.status == "budget_exhausted" and "max_total_tokens" in result.error
 
 
+@pytest.mark.loop
 def test_every_call_carries_max_tokens_over_http(sandbox_factory):
     """Root and sub-calls are bounded by max_tokens / sub_max_tokens, sent with each request."""
     from rlm_sandbox import RLM
@@ -201,6 +213,7 @@ def test_every_call_carries_max_tokens_over_http(sandbox_factory):
     assert [body["max_tokens"] for body in bodies] == [321, 123, 321]
 
 
+@pytest.mark.loop
 def test_an_unpriced_model_with_max_cost_usd_is_refused_before_anything_starts(sandbox_factory):
     from rlm_sandbox.errors import BudgetNotEnforceable
 
@@ -224,6 +237,7 @@ def test_an_unpriced_model_with_max_cost_usd_is_refused_before_anything_starts(s
     assert (root.call_count, sub.call_count, started) == (0, 0, [])
 
 
+@pytest.mark.loop
 def test_custom_prices_make_max_cost_usd_enforceable(make_rlm):
     root = ScriptedModel([Reply("```repl\nfor i in range(10):\n    llm_query('x')\n```", 100, 10), "FINAL(x)"])
     sub = ScriptedModel(responder=lambda m: Reply("y", input_tokens=10, output_tokens=90))
@@ -237,6 +251,7 @@ def test_custom_prices_make_max_cost_usd_enforceable(make_rlm):
     assert result.cost_usd <= 0.0035 and sub.call_count == 3
 
 
+@pytest.mark.loop
 def test_without_a_price_the_cost_is_unknown_never_zero(make_rlm):
     root = ScriptedModel(["```repl\nprint(llm_query('x'))\n```", "FINAL(x)"])
     sub = ScriptedModel(responder=lambda m: "y")
@@ -248,6 +263,7 @@ def test_without_a_price_the_cost_is_unknown_never_zero(make_rlm):
     assert result.to_dict()["cost_usd"] is None
 
 
+@pytest.mark.loop
 def test_a_cell_may_not_pick_an_unpriced_model_under_max_cost_usd(make_rlm):
     other = ScriptedModel(responder=lambda m: "free?")
     root = ScriptedModel([f"```repl\nllm_query('x', model={other.model!r})\n```", "FINAL(went on)"])
@@ -278,6 +294,7 @@ print('default:', llm_query('x'))
 ```"""
 
 
+@pytest.mark.loop
 def test_cell_code_may_not_choose_a_model_the_host_did_not_allow(make_rlm):
     """Other RLM engines let code pick any model (a pricier one); here the host picks: code may
     name sub_model or one of allowed_sub_models. Control: once allowed, the same call goes through."""

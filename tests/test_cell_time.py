@@ -99,6 +99,7 @@ def test_the_default_wall_limit_is_ten_times_the_timeout():
     assert SandboxLimits(cell_timeout_s=3, cell_wall_timeout_s=7).wall_timeout(3) == 7
 
 
+@pytest.mark.loop
 def test_a_run_whose_code_retries_a_spent_budget_ends_in_bounded_time(sandbox_factory):
     """The same loop in a real run: the model's code catches BudgetExceeded from the real
     broker (max_sub_calls=1 is spent by the first call) and calls again forever. The cell

@@ -12,7 +12,7 @@ from rlm_sandbox.testing import ScriptedModel
 from tests.rlm_helpers import feedback
 from tests.rlm_helpers import make_rlm as build_rlm
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.loop]  # tests the loop: the local sandbox in the fast tier
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ def last_user_message(call: list[dict]) -> str:
 
 # -- finishing --------------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_run_explores_then_answers_with_final(make_rlm):
     root = ScriptedModel(["```repl\nprint(context.count('apple'))\n```", "FINAL(3 apples)"])
     result = make_rlm(root).run("How many apples?", "apple pear apple fig apple")
@@ -33,29 +34,34 @@ def test_run_explores_then_answers_with_final(make_rlm):
     assert result.history[0]["role"] == "system" and result.history[-1]["content"] == "FINAL(3 apples)"
 
 
+@pytest.mark.loop
 def test_final_var_returns_the_variable(make_rlm):
     root = ScriptedModel(["```repl\nwords = context.split()\nanswer = {'n': len(words)}\n```\nFINAL_VAR(answer)"])
     result = make_rlm(root).run("Count words", "a b c d")
     assert result.answer == '{"n": 4}' and result.iterations == 1
 
 
+@pytest.mark.loop
 def test_final_called_inside_a_cell(make_rlm):
     root = ScriptedModel(["```repl\nFINAL(context.upper())\nprint('not reached')\n```"])
     result = make_rlm(root).run("Shout", "quiet")
     assert result.answer == "QUIET" and result.status == "completed"
 
 
+@pytest.mark.loop
 def test_final_with_nested_parentheses_and_lines(make_rlm):
     root = ScriptedModel(["FINAL(The answer (after checking (twice)) is:\n42 (exactly))"])
     result = make_rlm(root).run("q", "ctx")
     assert result.answer == "The answer (after checking (twice)) is:\n42 (exactly)"
 
 
+@pytest.mark.loop
 def test_final_naming_a_variable_uses_its_value(make_rlm):
     root = ScriptedModel(["```repl\ntotal = 6 * 7\n```", "FINAL(total)", ])
     assert make_rlm(root).run("q", "ctx").answer == "42"
 
 
+@pytest.mark.loop
 def test_missing_final_var_is_reported_and_the_loop_continues(make_rlm):
     root = ScriptedModel(["FINAL_VAR(nope)", "```repl\nnope = 'found'\n```\nFINAL_VAR('nope')"])
     result = make_rlm(root).run("q", "ctx")
@@ -63,6 +69,7 @@ def test_missing_final_var_is_reported_and_the_loop_continues(make_rlm):
     assert "no variable named `nope`" in last_user_message(root.calls[1])
 
 
+@pytest.mark.loop
 def test_error_is_shown_and_the_model_corrects_itself(make_rlm):
     root = ScriptedModel([
         "```repl\nprint('step 1')\nvalue = int(context) / 0\n```",
@@ -75,6 +82,7 @@ def test_error_is_shown_and_the_model_corrects_itself(make_rlm):
     assert result.answer == "42" and result.status == "completed"
 
 
+@pytest.mark.loop
 def test_final_in_a_reply_whose_code_failed_is_not_accepted(make_rlm):
     root = ScriptedModel(["```repl\nx = undefined_name\n```\nFINAL(premature)", "FINAL(checked)"])
     result = make_rlm(root).run("q", "ctx")
@@ -82,6 +90,7 @@ def test_final_in_a_reply_whose_code_failed_is_not_accepted(make_rlm):
     assert "not accepted" in last_user_message(root.calls[1])
 
 
+@pytest.mark.loop
 def test_later_blocks_are_skipped_after_a_failing_block(make_rlm):
     root = ScriptedModel(["```repl\n1/0\n```\n```repl\nprint('second')\n```", "FINAL(done)"])
     result = make_rlm(root).run("q", "ctx")
@@ -92,6 +101,7 @@ def test_later_blocks_are_skipped_after_a_failing_block(make_rlm):
 
 # -- offloading ---------------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_long_output_is_offloaded_and_read_back_in_slices(make_rlm):
     root = ScriptedModel([
         "```repl\nprint(context)\n```",
@@ -107,6 +117,7 @@ def test_long_output_is_offloaded_and_read_back_in_slices(make_rlm):
     assert result.status == "completed"
 
 
+@pytest.mark.loop
 def test_offloading_off_shows_output_clipped_to_max_output_chars(make_rlm):
     root = ScriptedModel(["```repl\nprint(context)\n```", "FINAL(done)"])
     make_rlm(root, offload=False, max_output_chars=1000).run("q", "h" * 500 + "x" * 5000 + "t" * 500)
@@ -117,6 +128,7 @@ def test_offloading_off_shows_output_clipped_to_max_output_chars(make_rlm):
 
 # -- limits and faults ----------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_max_iterations_asks_once_more_for_the_best_answer(make_rlm):
     root = ScriptedModel(["```repl\nprint(1)\n```", "```repl\nprint(2)\n```", "FINAL(best guess)"])
     result = make_rlm(root, max_iterations=2).run("q", "ctx")
@@ -124,12 +136,14 @@ def test_max_iterations_asks_once_more_for_the_best_answer(make_rlm):
     assert "used every iteration" in last_user_message(root.calls[2])
 
 
+@pytest.mark.loop
 def test_max_iterations_fallback_without_final_uses_the_reply_text(make_rlm):
     root = ScriptedModel(["```repl\nprint(1)\n```", "I think it is blue."])
     result = make_rlm(root, max_iterations=1).run("q", "ctx")
     assert (result.status, result.answer) == ("max_iterations", "I think it is blue.")
 
 
+@pytest.mark.loop
 def test_transient_errors_are_retried_then_succeed(make_rlm):
     rate_limited = litellm.RateLimitError("slow down", llm_provider="scripted", model="m")
     root = ScriptedModel([rate_limited, litellm.Timeout("slow", model="m", llm_provider="scripted"), "FINAL(ok)"])
@@ -137,6 +151,7 @@ def test_transient_errors_are_retried_then_succeed(make_rlm):
     assert (result.status, result.answer, root.call_count) == ("completed", "ok", 3)
 
 
+@pytest.mark.loop
 def test_permanent_error_ends_the_run_with_status_error(make_rlm):
     denied = litellm.AuthenticationError("bad key", llm_provider="scripted", model="m")
     root = ScriptedModel([denied])
@@ -145,6 +160,7 @@ def test_permanent_error_ends_the_run_with_status_error(make_rlm):
     assert "authentication failed" in result.error and "API_KEY" in result.error
 
 
+@pytest.mark.loop
 def test_prose_only_replies_are_nudged(make_rlm):
     root = ScriptedModel(["Let me think about it.", "Still thinking.", "FINAL(fine)"])
     result = make_rlm(root).run("q", "ctx")
@@ -153,6 +169,7 @@ def test_prose_only_replies_are_nudged(make_rlm):
     assert "no ```repl block" in last_user_message(root.calls[1])
 
 
+@pytest.mark.loop
 def test_an_empty_reply_is_retried_not_taken_as_a_reply(make_rlm):
     """issue 7 (5): content null and no tool calls is a provider error, retried as transient."""
     root = ScriptedModel([Reply(content=None, input_tokens=None, output_tokens=None), "FINAL(fine)"])
@@ -161,6 +178,7 @@ def test_an_empty_reply_is_retried_not_taken_as_a_reply(make_rlm):
     assert not any(e["event"] == "nudge" for e in result.trajectory)
 
 
+@pytest.mark.loop
 def test_a_model_that_only_sends_empty_replies_ends_the_run_with_an_error(make_rlm):
     """Not max_iterations of paid nudges: max_retries + 1 calls, then status="error"."""
     root = ScriptedModel(responder=lambda messages: Reply(content=None, input_tokens=30, output_tokens=0))
@@ -174,6 +192,7 @@ def test_a_model_that_only_sends_empty_replies_ends_the_run_with_an_error(make_r
 
 # -- sub-calls and accounting ----------------------------------------------------------------
 
+@pytest.mark.loop
 def test_sub_calls_and_batched_sub_calls_are_counted_and_summed(make_rlm):
     root = ScriptedModel([
         Reply("```repl\nfirst = llm_query('count: ' + context[:5])\n"
@@ -192,6 +211,7 @@ def test_sub_calls_and_batched_sub_calls_are_counted_and_summed(make_rlm):
     assert (by_role["root"].calls, by_role["sub"].calls, by_role["sub"].model) == (2, 4, sub.model)
 
 
+@pytest.mark.loop
 def test_cost_is_accounted_from_litellm_prices(make_rlm):
     root = ScriptedModel([Reply("FINAL(x)", input_tokens=1000, output_tokens=100)])
     scripted_cost(root.model, input_per_token=1e-6, output_per_token=2e-6)
@@ -199,6 +219,7 @@ def test_cost_is_accounted_from_litellm_prices(make_rlm):
     assert result.cost_usd == pytest.approx(1000 * 1e-6 + 100 * 2e-6)
 
 
+@pytest.mark.loop
 def test_failed_sub_call_raises_in_the_cell_and_the_run_goes_on(make_rlm):
     root = ScriptedModel([
         "```repl\ntry:\n    llm_query('hi')\nexcept LLMError as e:\n    print('caught:', type(e).__name__)\n```",
@@ -212,6 +233,7 @@ def test_failed_sub_call_raises_in_the_cell_and_the_run_goes_on(make_rlm):
     assert (result.status, result.answer) == ("completed", "recovered")
 
 
+@pytest.mark.loop
 def test_the_context_never_enters_the_prompt(make_rlm):
     root = ScriptedModel(["FINAL(x)"])
     context = "start " + "filler " * 10_000 + "SECRET_TAIL_MARKER"
@@ -221,6 +243,7 @@ def test_the_context_never_enters_the_prompt(make_rlm):
     assert "70,024 characters" in prompt_text
 
 
+@pytest.mark.loop
 def test_verbose_reports_progress_without_changing_what_the_model_sees(make_rlm, capsys):
     script = ["```repl\nprint(len(context))\n```", "FINAL(done)"]
     quiet_root, loud_root = ScriptedModel(script), ScriptedModel(script)
@@ -232,6 +255,7 @@ def test_verbose_reports_progress_without_changing_what_the_model_sees(make_rlm,
     assert "iteration 1" in loud_err and "FINAL" in loud_err and "iteration" not in quiet_err
 
 
+@pytest.mark.loop
 def test_events_stream_to_a_progress_callback(make_rlm):
     events = []
     root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(ok)"])
@@ -240,6 +264,7 @@ def test_events_stream_to_a_progress_callback(make_rlm):
     assert kinds[0] == "run_start" and kinds[-1] == "final" and "cell" in kinds and kinds.count("iteration") == 2
 
 
+@pytest.mark.loop
 def test_local_sandbox_option_runs_the_same_loop(make_rlm):
     root = ScriptedModel(["```repl\nprint(sum(context))\n```", "FINAL(6)"])
     assert make_rlm(root, sandbox="local").run("q", [1, 2, 3]).answer == "6"
@@ -247,6 +272,7 @@ def test_local_sandbox_option_runs_the_same_loop(make_rlm):
 
 # -- settings -----------------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_environment_settings_apply_and_explicit_arguments_win(make_rlm, monkeypatch):
     monkeypatch.setenv("RLM_SANDBOX_MAX_ITERATIONS", "1")
     root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(a)"])
@@ -262,6 +288,7 @@ def test_unknown_option_is_refused_with_the_valid_ones_listed():
 
 # -- over real HTTP ---------------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_the_loop_runs_over_http_against_an_openai_compatible_server(sandbox_factory):
     script = iter(["```repl\nwords = context.split()\nprint(len(words))\n```", "FINAL_VAR(words)"])
     with OpenAICompatibleServer(lambda messages: Reply(next(script), input_tokens=50, output_tokens=5)) as server:
@@ -291,6 +318,7 @@ def test_a_sandbox_that_cannot_start_is_reported_before_any_model_call(sandbox_f
 
 # -- batches keep what they paid for (issue 7, item 8) ------------------------------------------
 
+@pytest.mark.loop
 def test_a_failed_prompt_in_a_batch_no_longer_loses_the_other_answers(make_rlm):
     bad_request = litellm.BadRequestError("prompt 3 is malformed", model="m", llm_provider="scripted")
 
@@ -316,6 +344,7 @@ def test_a_failed_prompt_in_a_batch_no_longer_loses_the_other_answers(make_rlm):
     assert result.status == "completed" and sub.call_count == 16
 
 
+@pytest.mark.loop
 def test_the_system_prompt_tells_the_model_how_to_keep_a_batch(make_rlm):
     root = ScriptedModel(["FINAL(x)"])
     make_rlm(root).run("q", "ctx")
@@ -327,6 +356,7 @@ def test_the_system_prompt_tells_the_model_how_to_keep_a_batch(make_rlm):
 
 @pytest.mark.parametrize("script", [["FINAL(in text)"], ["```repl\nFINAL('in code')\n```"],
                                     ["```repl\nx = 'a variable'\n```\nFINAL_VAR(x)"]])
+@pytest.mark.loop
 def test_a_final_answer_says_it_is_one(make_rlm, script):
     root = ScriptedModel(script)
     result = make_rlm(root).run("q", "ctx")
@@ -334,6 +364,7 @@ def test_a_final_answer_says_it_is_one(make_rlm, script):
     assert result.trajectory[-1]["answer_from"] == "final"
 
 
+@pytest.mark.loop
 def test_an_answer_now_reply_never_looks_like_a_final_one(make_rlm):
     """Even when the answer-now reply itself says FINAL(...)."""
     root = ScriptedModel(["```repl\nprint(1)\n```", "FINAL(best guess)"])
@@ -344,6 +375,7 @@ def test_an_answer_now_reply_never_looks_like_a_final_one(make_rlm):
     assert (result.answer, result.answer_from) == ("```repl\nprint(2)\n```", "answer_now")
 
 
+@pytest.mark.loop
 def test_a_run_cut_short_answers_with_the_last_reply_and_says_so(make_rlm):
     denied = litellm.AuthenticationError("bad key", llm_provider="scripted", model="m")
     root = ScriptedModel(["```repl\nprint(1)\n```", denied])

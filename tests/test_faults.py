@@ -16,6 +16,7 @@ import pytest
 from rlm_sandbox import RLM
 from rlm_sandbox.models import LLMClient
 from rlm_sandbox.testing import OpenAICompatibleServer, Reply
+from tests.waiting import wait_for_event
 
 pytestmark = pytest.mark.docker
 
@@ -133,23 +134,19 @@ def test_a_container_killed_from_outside_mid_run(sandbox_factory, docker_client)
         made.append(sandbox)
         return sandbox
 
-    sleeper = "```repl\nimport time\nstarted = True\ntime.sleep(60)\n```"
+    sleeper = "```repl\nimport time\nstarted = True\ncell_started()\ntime.sleep(60)\n```"
     after = "```repl\nFINAL(str(len(context)) + ' ' + str('started' in globals()))\n```"
+    cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
 
     def kill_when_sleeping() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            sandbox = made[0] if made else None
-            if sandbox is not None and sandbox.container_id:
-                time.sleep(1.0)  # the cell is sleeping by now
-                docker_client.api.kill(sandbox.container_id)
-                return
-            time.sleep(0.05)
+        wait_for_event(cell_started, what="the cell starting")
+        docker_client.api.kill(made[0].container_id)
 
     with OpenAICompatibleServer(scripted(sleeper, after)) as server:
         killer = threading.Thread(target=kill_when_sleeping)
         killer.start()
-        result = finished_within(60, lambda: server_rlm(server, recording_factory).run("q", "ctx"))
+        rlm = server_rlm(server, recording_factory, tools={"cell_started": cell_started.set})
+        result = finished_within(60, lambda: rlm.run("q", "ctx"))
         killer.join()
         told = server.requests[1].messages[-1]["content"]
     assert (result.status, result.answer) == ("completed", "3 False")  # context back, variables gone

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from docker.errors import NotFound
@@ -27,6 +27,7 @@ from rlm_sandbox.sandbox.image import ensure_base
 from rlm_sandbox.sandbox.reaper import LABEL_SOCKET_DIR
 from tests.conftest import fast_limits
 from tests.test_security import _OnlyOurContainers
+from tests.waiting import wait_for_event, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -51,16 +52,6 @@ def gone(docker_client: Any, container_id: str) -> bool:
     return False
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {condition}")
-
-
 # -- a container killed or removed from outside, mid-cell ----------------------------------
 
 OUTSIDE = {
@@ -79,12 +70,19 @@ def test_a_container_stopped_from_outside_mid_cell(make_docker_sandbox, docker_c
     is gone" for a removal), the sandbox restarts with its context, and neither container
     is left once it is closed."""
     act, expected = OUTSIDE[fault]
-    sb = make_docker_sandbox(CTX, transport=transport, limits=fast_limits(cell_timeout_s=60))
+    cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
+    sb = make_docker_sandbox(CTX, transport=transport, limits=fast_limits(cell_timeout_s=60),
+                             callbacks={"cell_started": cell_started.set})
     assert sb.exec("kept = 1").ok
     first = sb.container_id
-    threading.Timer(1.0, act, (docker_client.api, first)).start()
+
+    def act_once_the_cell_runs() -> None:
+        wait_for_event(cell_started, what="the cell starting")
+        act(docker_client.api, first)
+
+    threading.Thread(target=act_once_the_cell_runs, daemon=True).start()
     started = time.monotonic()
-    result = sb.exec("print('sleeping', flush=True)\nimport time\ntime.sleep(300)")
+    result = sb.exec("print('sleeping', flush=True)\ncell_started()\nimport time\ntime.sleep(300)")
     assert time.monotonic() - started < 20
     assert result.error is not None and result.error.type == "KernelDied", result
     assert expected in result.error.message, result.error.message
@@ -138,7 +136,7 @@ def test_closing_a_sandbox_while_it_starts_leaves_nothing(sandbox_image, docker_
     socket_dir = sb.socket_dir
     closer = threading.Thread(target=sb.close)
     closer.start()
-    time.sleep(0.3)  # close() is now waiting for the start
+    wait_until(lambda: sb.closed, what="close() marking the sandbox closed (it then waits for the start)")
     go.set()
     starter.join(30)
     closer.join(30)
@@ -317,7 +315,8 @@ def test_sigkill_stops_the_container_by_itself_and_gc_removes_it(sandbox_image, 
         container = _busy_container(host, docker_client, labels)
         host.kill()
         host.wait(timeout=30)
-        wait_for(lambda: not docker_client.api.inspect_container(container["Id"])["State"]["Running"], timeout=15)
+        wait_until(lambda: not docker_client.api.inspect_container(container["Id"])["State"]["Running"], 15,
+                   "the container stopping")
         removed = reap_orphans(client=_OnlyOurContainers(docker_client, labels))
         assert removed == [container["Id"]]
         assert _ours(docker_client, labels) == []

@@ -42,6 +42,7 @@ def served_rlm(sandbox_factory: Any, server: OpenAICompatibleServer, **options: 
                **options)
 
 
+@pytest.mark.loop
 def test_model_options_and_max_tokens_reach_the_provider_per_role(sandbox_factory):
     def answer(messages: list[dict]) -> Reply:
         if messages[0]["role"] == "system":
@@ -91,6 +92,7 @@ def test_model_options_from_the_environment_are_json(monkeypatch):
 
 # -- 2. chat templates that drop the system message --------------------------------------------
 
+@pytest.mark.loop
 def test_the_system_prompt_can_be_folded_into_the_first_user_message(make_rlm):
     root = ScriptedModel(["```repl\nprint(len(context))\n```", "FINAL(ok)"])
     result = make_rlm(root, supports_system_message=False).run("How long is it?", "abcdef")
@@ -154,6 +156,7 @@ def reading_script(steps: int, finish: str) -> Any:
 CONTEXT = " ".join(f"word{i:04d}" for i in range(2000))
 
 
+@pytest.mark.loop
 def test_a_long_run_is_folded_to_stay_inside_a_small_window(sandbox_factory):
     script = reading_script(12, "```repl\nFINAL(str(len(words)))\n```")  # the REPL kept `words` from turn 1
     with window_server(2500, script) as server:
@@ -173,6 +176,7 @@ def test_a_long_run_is_folded_to_stay_inside_a_small_window(sandbox_factory):
         assert seen == request.messages
 
 
+@pytest.mark.loop
 def test_the_answer_now_request_is_trimmed_the_same_way(sandbox_factory):
     script = reading_script(20, "FINAL(unused)")
     with window_server(2500, script) as server:
@@ -184,6 +188,7 @@ def test_the_answer_now_request_is_trimmed_the_same_way(sandbox_factory):
     assert not [e for e in events(result, "model_reply") if e.outcome == "error"]  # nothing was refused
 
 
+@pytest.mark.loop
 def test_an_unknown_window_is_learnt_from_the_providers_refusal(sandbox_factory):
     script = reading_script(17, "```repl\nFINAL(str(len(words)))\n```")  # ~2,800 tokens by the end
     with window_server(2500, script) as server:  # no context_window: litellm does not know this model
@@ -195,6 +200,7 @@ def test_an_unknown_window_is_learnt_from_the_providers_refusal(sandbox_factory)
     assert (overflow.reason, overflow.window_source, overflow.window) == ("overflow", "provider", 2500)
 
 
+@pytest.mark.loop
 def test_an_overflow_that_folding_cannot_fix_blames_the_engine_not_the_user(sandbox_factory):
     with window_server(600, iter(["FINAL(never)"])) as server:  # smaller than the system prompt alone
         result = served_rlm(sandbox_factory, server).run("q", "ctx")
@@ -206,6 +212,7 @@ def test_an_overflow_that_folding_cannot_fix_blames_the_engine_not_the_user(sand
 
 # -- 4. replies cut off at the token limit -------------------------------------------------------
 
+@pytest.mark.loop
 def test_a_cut_off_reply_runs_its_complete_blocks_and_reports_the_cut_one(make_rlm):
     root = ScriptedModel([Reply("```repl\nprint('first ran')\n```\n```repl\nrows = [1, 2,", finish_reason="length"),
                           "FINAL(done)"])
@@ -220,6 +227,7 @@ def test_a_cut_off_reply_runs_its_complete_blocks_and_reports_the_cut_one(make_r
     assert events(result, "model_reply")[0].finish_reason == "length"
 
 
+@pytest.mark.loop
 def test_a_reply_whose_only_block_was_cut_is_not_told_it_had_no_block(make_rlm):
     root = ScriptedModel([Reply("Let me look.\n```repl\nfor line in context.splitlines():\n    if",
                                 finish_reason="length"),
@@ -230,6 +238,7 @@ def test_a_reply_whose_only_block_was_cut_is_not_told_it_had_no_block(make_rlm):
     assert "no ```repl block" not in told
 
 
+@pytest.mark.loop
 def test_a_final_cut_off_mid_answer_is_not_taken(make_rlm):
     root = ScriptedModel([Reply("FINAL(The answer is the long list: alpha, beta, gam", finish_reason="length"),
                           "FINAL(short)"])
@@ -239,6 +248,7 @@ def test_a_final_cut_off_mid_answer_is_not_taken(make_rlm):
     assert rejected.reason == "cut_off" and "FINAL_VAR" in feedback(root, 1)
 
 
+@pytest.mark.loop
 def test_finish_reason_length_over_real_http(sandbox_factory):
     script = iter([Reply("```repl\nx = 1\n```\n```repl\ny = [", finish_reason="length"), Reply("FINAL(ok)")])
     with OpenAICompatibleServer(lambda messages: next(script)) as server:
@@ -250,6 +260,7 @@ def test_finish_reason_length_over_real_http(sandbox_factory):
 
 # -- 5. a model that makes no progress -----------------------------------------------------------
 
+@pytest.mark.loop
 def test_the_same_reply_twice_ends_the_run_as_stalled(make_rlm):
     root = ScriptedModel(responder=lambda messages: "```repl\nprint(context[:5])\n```")
     result = make_rlm(root, max_iterations=20).run("q", "hello world")
@@ -261,12 +272,14 @@ def test_the_same_reply_twice_ends_the_run_as_stalled(make_rlm):
     assert "same reply 2 times in a row" in user_messages(root.calls[2])[-1]
 
 
+@pytest.mark.loop
 def test_a_repeated_failing_reply_is_noticed_despite_new_cell_names(make_rlm):
     root = ScriptedModel(responder=lambda messages: "```repl\nprint(undefined_name)\n```")
     result = make_rlm(root).run("q", "ctx")
     assert result.status == "stalled" and result.iterations == 2
 
 
+@pytest.mark.loop
 def test_replies_without_code_or_final_end_the_run_as_stalled(make_rlm):
     thoughts = itertools.count()
     root = ScriptedModel(responder=lambda messages: f"Thinking, step {next(thoughts)}.")
@@ -275,12 +288,14 @@ def test_replies_without_code_or_final_end_the_run_as_stalled(make_rlm):
     assert events(result, "stalled")[0].rule == "idle_replies" and "stall_idle_replies=4" in result.error
 
 
+@pytest.mark.loop
 def test_the_stall_rules_can_be_turned_off(make_rlm):
     root = ScriptedModel(responder=lambda messages: "Hmm.")
     result = make_rlm(root, max_iterations=5, stall_repeats=0, stall_idle_replies=0).run("q", "ctx")
     assert result.status == "max_iterations" and result.iterations == 5
 
 
+@pytest.mark.loop
 def test_progress_is_not_a_stall(make_rlm):
     root = ScriptedModel(["```repl\nn = 1\nprint(n)\n```", "```repl\nn += 1\nprint(n)\n```",
                           "```repl\nn += 1\nprint(n)\n```", "FINAL(n)"])
@@ -290,6 +305,7 @@ def test_progress_is_not_a_stall(make_rlm):
 
 # -- 6. every model request is in the trace, and usage counts attempts ---------------------------
 
+@pytest.mark.loop
 def test_every_root_request_is_an_event_and_usage_counts_attempts(make_rlm):
     root = ScriptedModel([
         litellm.RateLimitError("slow down", llm_provider="scripted", model="m"),  # retried: 2 attempts, 1 call
@@ -310,6 +326,7 @@ def test_every_root_request_is_an_event_and_usage_counts_attempts(make_rlm):
     assert (usage.calls, usage.attempts, usage.failed_calls) == (4, 5, 0)
 
 
+@pytest.mark.loop
 def test_a_failed_root_call_is_counted_as_an_attempt_and_a_failure(make_rlm):
     root = ScriptedModel([litellm.AuthenticationError("bad key", llm_provider="scripted", model="m")])
     result = make_rlm(root).run("q", "ctx")
@@ -319,6 +336,7 @@ def test_a_failed_root_call_is_counted_as_an_attempt_and_a_failure(make_rlm):
     assert [r.outcome for r in events(result, "model_reply")] == ["error"]
 
 
+@pytest.mark.loop
 def test_a_missing_final_var_is_an_event(make_rlm):
     root = ScriptedModel(["FINAL_VAR(nothing_here)", "FINAL(ok)"])
     result = make_rlm(root).run("q", "ctx")
@@ -328,6 +346,7 @@ def test_a_missing_final_var_is_an_event(make_rlm):
 
 # -- 7. a SyntaxError is shown once, with its line -------------------------------------------------
 
+@pytest.mark.loop
 def test_a_syntax_error_is_shown_once_with_its_line(make_rlm):
     root = ScriptedModel(["```repl\nprint('before')\nx = (1,\n```", "FINAL(ok)"])
     make_rlm(root).run("q", "ctx")

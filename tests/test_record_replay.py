@@ -67,6 +67,7 @@ def recorded_run(tmp_path, sandbox_factory, context, monkeypatch):
     return result, prompts
 
 
+@pytest.mark.loop
 def test_a_recorded_run_replays_exactly_with_no_server(tmp_path, sandbox_factory, context, monkeypatch):
     recorded, prompts = recorded_run(tmp_path, sandbox_factory, context, monkeypatch)
     assert recorded.status == "completed"
@@ -94,6 +95,7 @@ def test_a_recorded_run_replays_exactly_with_no_server(tmp_path, sandbox_factory
     assert [(e.n, e.response["text"]) for e in hi] == [(0, "hello"), (1, "hello again")]  # stored in order
 
 
+@pytest.mark.loop
 def test_an_unrecorded_request_fails_loudly_naming_the_closest(tmp_path, sandbox_factory, context, monkeypatch):
     recorded_run(tmp_path, sandbox_factory, context, monkeypatch)
     replay = RLM(model="openai/test-model", sandbox_factory=sandbox_factory,
@@ -105,6 +107,7 @@ def test_an_unrecorded_request_fails_loudly_naming_the_closest(tmp_path, sandbox
     assert isinstance(replay.llm.misses[0], UnrecordedRequest)
 
 
+@pytest.mark.loop
 def test_a_sub_call_missing_from_the_cassette_fails_the_run_even_if_the_cell_caught_it(tmp_path, sandbox_factory):
     code = "```repl\ntry:\n    x = llm_query(context)\nexcept Exception as e:\n    x = 'caught'\nFINAL(x)\n```"
     with ScriptedModel([code], name="rr-root") as root, ScriptedModel(responder=lambda m: "seen") as sub:
@@ -121,6 +124,7 @@ def test_a_sub_call_missing_from_the_cassette_fails_the_run_even_if_the_cell_cau
     assert "not in the cassette" in result.error and "they first differ at character" in result.error
 
 
+@pytest.mark.loop
 def test_failed_calls_are_recorded_and_replayed(tmp_path, sandbox_factory):
     import litellm
 
@@ -180,6 +184,7 @@ def test_bad_cassettes_are_refused_with_what_to_do(tmp_path):
         RLM(model="m", record=tmp_path, replay=tmp_path)
 
 
+@pytest.mark.loop
 def test_child_runs_are_recorded_and_replayed(tmp_path, sandbox_factory):
     """rlm_query's child runs use the run's client: their calls are in the cassette too, and a
     replay with the scripted models closed gives the same answer, tokens and sub-calls."""

@@ -7,7 +7,7 @@ import pytest
 from rlm_sandbox.testing import ScriptedModel
 from tests.rlm_helpers import feedback, make_rlm, user_messages
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.loop]  # tests the loop: the local sandbox in the fast tier
 
 CHILD_COUNTS_WORDS = "```repl\nFINAL(str(len(context.split())))\n```"
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
 
 RLM_THROUGH_IT = """
-import json
+import json, os
 from rlm_sandbox import RLM
 from rlm_sandbox.api import default_sandbox_factory
 from rlm_sandbox.testing import ScriptedModel
@@ -42,7 +43,7 @@ def factory(*args):
 with ScriptedModel(["```repl\\nprint(context.count('apple'))\\n```", "FINAL(3 apples)"]) as root:
     result = RLM(model=root.model, sandbox_factory=factory).run("How many apples?", "apple pie, apple, apple")
 print(json.dumps({"answer": result.answer, "answer_from": result.answer_from,
-                  "transport": made[0].resolved_transport()}))
+                  "transport": made[0].resolved_transport(), "pid": os.getpid()}))
 """
 
 
@@ -63,11 +64,11 @@ def on(host: str, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
-def started_containers(client, since: int) -> set[str]:
-    """Sandbox containers (not image-build steps) the daemon started since ``since``."""
+def started_containers(client: Any, since: int, *labels: str) -> set[str]:
+    """Sandbox containers (not image-build steps) the daemon started since ``since``, with ``labels`` too."""
     return {event.get("id") for event in client.events(since=since, until=int(time.time()) + 1, decode=True,
                                                        filters={"type": "container", "event": "start",
-                                                                "label": "org.rlm-sandbox=1"})}
+                                                                "label": ["org.rlm-sandbox=1", *labels]})}
 
 
 def test_the_conformance_suite_passes_on_a_second_daemon_over_stdio(second_daemon):
@@ -82,13 +83,13 @@ def test_the_conformance_suite_passes_on_a_second_daemon_over_stdio(second_daemo
     assert len(started_containers(client, since)) >= 40  # the suite's sandboxes ran on the second daemon
 
 
-def test_an_rlm_runs_on_the_second_daemon_with_auto_choosing_stdio(second_daemon):
+def test_an_rlm_runs_on_the_second_daemon_with_auto_choosing_stdio(second_daemon: tuple[str, Any]) -> None:
     host, client = second_daemon
-    time.sleep(1.0)  # events are filtered by whole seconds: leave the previous test's last second behind
-    since = int(time.time())
+    since = int(time.time()) - 1  # whole seconds: the previous test's last one is told apart by the owner below
     done = on(host, "-c", RLM_THROUGH_IT)
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert (outcome["answer"], outcome["answer_from"], outcome["transport"]) == ("3 apples", "final", "stdio")
-    assert len(started_containers(client, since)) == 1  # its sandbox ran on the second daemon
+    owner = f"org.rlm-sandbox.owner-pid={outcome['pid']}"
+    assert len(started_containers(client, since, owner)) == 1  # its sandbox ran on the second daemon
     assert not client.containers.list(all=True)  # and is gone

@@ -29,6 +29,7 @@ from rlm_sandbox import RLM
 from rlm_sandbox.errors import ImageError
 from rlm_sandbox.models import LLMClient
 from rlm_sandbox.testing import OpenAICompatibleServer, ScriptedModel
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 OWNER_PID = "org.rlm-sandbox.owner-pid"
@@ -47,16 +48,6 @@ def _events(trace: Path) -> list[dict[str, Any]]:
         return []
     lines = trace.read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + BARRIER_S
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the run ended (exit {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the run never reached {what}")
-        time.sleep(0.01)
 
 
 # -- item 11: a run that cannot run does not pay ---------------------------------------------
@@ -181,7 +172,7 @@ def _interrupt_one(tmp_path: Path, index: int, barrier: str, delay: float) -> di
                 "root2": script.arrived["root2"].is_set,
                 "cell": lambda: script.arrived["root2"].is_set() and kinds().count("model_reply") >= 3,
             }
-            _wait_for(reached[barrier], barrier, proc)
+            wait_until(reached[barrier], BARRIER_S, f"the run reaching {barrier}", proc=proc)
             time.sleep(delay)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=BARRIER_S)
@@ -309,6 +300,7 @@ def test_cancelling_arun_ends_the_run_like_an_interrupt(moment, sandbox_factory,
     sub.close()
 
 
+@pytest.mark.loop
 def test_a_batch_that_arrives_as_the_run_ends_leaves_no_coroutine_never_awaited():
     """``--set max_wall_time_s=2.5`` printed "RuntimeWarning: coroutine ... was never awaited":
     a batch's sub-call coroutines were made before the run's loop took the batch, and dropped

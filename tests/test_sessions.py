@@ -31,6 +31,7 @@ def test_a_later_question_uses_what_an_earlier_one_computed(sandbox_factory, doc
     assert not docker_client.api.containers(all=True, filters={"id": container})
 
 
+@pytest.mark.loop
 def test_the_digest_stays_bounded_over_many_questions(sandbox_factory):
     root = ScriptedModel(responder=lambda m: "FINAL(" + "long answer " * 200 + ")")
     with make_rlm(sandbox_factory, root).session("ctx") as session:
@@ -42,6 +43,7 @@ def test_the_digest_stays_bounded_over_many_questions(sandbox_factory):
     assert "[3 older question(s) not shown]" in root.calls[-1][1]["content"]  # 11 earlier, 8 shown
 
 
+@pytest.mark.loop
 def test_async_session(sandbox_factory):
     root = ScriptedModel(["```repl\nn = len(context)\nFINAL(n)\n```", "```repl\nFINAL(n * 2)\n```"])
 
@@ -52,6 +54,7 @@ def test_async_session(sandbox_factory):
     assert asyncio.run(main()) == ["4", "8"]
 
 
+@pytest.mark.loop
 def test_asking_a_closed_session_says_how_to_open_it(sandbox_factory):
     session = make_rlm(sandbox_factory, ScriptedModel(["FINAL(x)"])).session("ctx")
     with pytest.raises(RuntimeError, match="with rlm.session"):

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from rlm_sandbox.testing import ScriptedModel
 from tests.rlm_helpers import feedback, make_rlm
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.loop]  # tests the loop: the local sandbox in the fast tier
 
 
 class Payroll(BaseModel):

@@ -16,6 +16,7 @@ def search(query: str, k: int = 2) -> list[str]:
     return [f"{query} result {i}" for i in range(k)]
 
 
+@pytest.mark.loop
 def test_tools_are_callable_from_the_sandbox_and_listed_in_the_prompt(sandbox_factory):
     root = ScriptedModel(["```repl\nprint(search('lamp', k=3))\n```", "FINAL(ok)"])
     result = make_rlm(sandbox_factory, root, tools={"search": search}).run("q", "ctx")
@@ -25,6 +26,7 @@ def test_tools_are_callable_from_the_sandbox_and_listed_in_the_prompt(sandbox_fa
     assert result.sub_calls == 1 and any(e["event"] == "tool_call" for e in result.trajectory)
 
 
+@pytest.mark.loop
 def test_a_tool_exception_is_raised_in_the_cell(sandbox_factory):
     def lookup(key: str) -> str:
         """Look a key up."""
@@ -36,6 +38,7 @@ def test_a_tool_exception_is_raised_in_the_cell(sandbox_factory):
     assert "KeyError 'no entry x'" in feedback(root, 1)
 
 
+@pytest.mark.loop
 def test_non_json_results_and_arguments_get_a_clear_error(sandbox_factory):
     root = ScriptedModel(["```repl\ntry:\n    bad()\nexcept ToolError as e:\n    print('result:', e)\n"
                           "try:\n    echo({1, 2})\nexcept TypeError as e:\n    print('args:', e)\n```", "FINAL(ok)"])
@@ -46,12 +49,14 @@ def test_non_json_results_and_arguments_get_a_clear_error(sandbox_factory):
     assert "args: echo() takes only JSON-serialisable arguments" in seen
 
 
+@pytest.mark.loop
 def test_wrong_arguments_to_a_tool_are_reported(sandbox_factory):
     root = ScriptedModel(["```repl\nsearch()\n```", "FINAL(ok)"])
     make_rlm(sandbox_factory, root, tools={"search": search}).run("q", "ctx")
     assert "ToolError" in feedback(root, 1) and "query" in feedback(root, 1)
 
 
+@pytest.mark.loop
 def test_tool_calls_count_against_the_sub_call_budget(sandbox_factory):
     root = ScriptedModel(["```repl\nfor i in range(5):\n    search('x')\n```", "FINAL(ok)"])
     result = make_rlm(sandbox_factory, root, tools={"search": search}, max_sub_calls=2).run("q", "ctx")
