@@ -32,6 +32,14 @@ def copy_of_the_package(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def with_imports(root: Path, added: dict[str, str]) -> subprocess.CompletedProcess:
+    """Append each import line to its module (a path under rlm_sandbox/) and lint the copy."""
+    for module, line in added.items():
+        path = root / "rlm_sandbox" / module
+        path.write_text(path.read_text() + f"\n{line}\n")
+    return lint_imports(root)
+
+
 def test_a_forbidden_import_breaks_a_contract(tmp_path):
     root = copy_of_the_package(tmp_path)
     assert lint_imports(root).returncode == 0  # the copy itself is clean
@@ -68,12 +76,9 @@ def test_the_library_may_not_import_the_viewers(tmp_path):
 def test_view_may_not_import_core_but_shares_the_fences(tmp_path):
     """issue 18 (6): view reads events; a reply's fences come from the leaf rlm_sandbox.fences,
     which may import nothing of ours, so core and view can both use it."""
-    root = copy_of_the_package(tmp_path)
-    live = root / "rlm_sandbox" / "view" / "live.py"
-    live.write_text(live.read_text() + "\nfrom ..core.parsing import parse_reply  # forbidden: view -> core\n")
-    fences = root / "rlm_sandbox" / "fences.py"
-    fences.write_text(fences.read_text() + "\nfrom .untrusted import visible  # forbidden: the leaf -> ours\n")
-    done = lint_imports(root)
+    done = with_imports(copy_of_the_package(tmp_path), {
+        "view/live.py": "from ..core.parsing import parse_reply  # forbidden: view -> core",
+        "fences.py": "from .untrusted import visible  # forbidden: the leaf -> ours"})
     assert done.returncode != 0 and "2 broken" in done.stdout, done.stdout
     assert "view reads events, never the loop" in done.stdout, done.stdout
     assert "rlm_sandbox.view.live -> rlm_sandbox.core.parsing" in done.stdout
@@ -82,10 +87,8 @@ def test_view_may_not_import_core_but_shares_the_fences(tmp_path):
 
 def test_the_package_may_not_import_its_test_helpers(tmp_path):
     """issue 18 (6): the demo and the oracle run on models.scripted; rlm_sandbox.testing is for tests."""
-    root = copy_of_the_package(tmp_path)
-    demo = root / "rlm_sandbox" / "cli" / "demo.py"
-    demo.write_text(demo.read_text() + "\nfrom ..testing import ScriptedModel  # forbidden: ours -> testing\n")
-    done = lint_imports(root)
+    done = with_imports(copy_of_the_package(tmp_path), {
+        "cli/demo.py": "from ..testing import ScriptedModel  # forbidden: ours -> testing"})
     assert done.returncode != 0 and "1 broken" in done.stdout, done.stdout
     assert "rlm_sandbox.testing is for tests" in done.stdout, done.stdout
     assert "rlm_sandbox.cli.demo -> rlm_sandbox.testing" in done.stdout
