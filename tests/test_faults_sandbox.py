@@ -22,7 +22,7 @@ import pytest
 from docker.errors import NotFound
 
 from rlm_sandbox.errors import ImageError
-from rlm_sandbox.sandbox import DockerSandbox, reap_orphans
+from rlm_sandbox.sandbox import DockerSandbox, Host, reap_orphans
 from rlm_sandbox.sandbox.image import ensure_base
 from rlm_sandbox.sandbox.reaper import LABEL_SOCKET_DIR
 from tests.conftest import fast_limits
@@ -72,7 +72,7 @@ def test_a_container_stopped_from_outside_mid_cell(make_docker_sandbox, docker_c
     act, expected = OUTSIDE[fault]
     cell_started = threading.Event()  # the barrier: the cell calls back to the host, then sleeps
     sb = make_docker_sandbox(CTX, transport=transport, limits=fast_limits(cell_timeout_s=60),
-                             callbacks={"cell_started": cell_started.set})
+                             host=Host({"cell_started": cell_started.set}))
     assert sb.exec("kept = 1").ok
     first = sb.container_id
 
