@@ -7,13 +7,15 @@ error; 5 sandbox error; 130 interrupted. Nothing printed ever holds a secret's v
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 import traceback
 from typing import Any
 
 import typer
 
-from .common import EXIT_CODES_HELP, show_logs
+from .common import EXIT_CODES_HELP, EXIT_INTERRUPTED, show_logs
 from .demo import demo
 from .doctor import doctor
 from .eval import eval_app
@@ -33,11 +35,31 @@ class _App(typer.Typer):
         show_logs()
         try:
             return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code == EXIT_INTERRUPTED:
+                _exit_interrupted()
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug: show it, but never a secret in it
             from ..redaction import redact
 
             sys.stderr.write(redact("".join(traceback.format_exception(exc))))
             sys.exit(1)
+
+
+def _exit_interrupted() -> None:
+    """End an interrupted command now. By the time a command exits 130 it has saved what it
+    keeps (the trace ends with run_interrupted after the sandbox's close; finished eval tasks
+    are in results.jsonl) and said so. The interpreter's own exit would then join every worker
+    thread, and one still blocked in a call the interrupt could not cut short (a provider
+    request, a callback) would hold the process forever after Ctrl-C. So the exit handlers run
+    here (they remove any sandbox still live) and the process ends without that join."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    atexit._run_exitfuncs()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _version(value: bool) -> None:
