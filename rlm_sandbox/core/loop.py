@@ -71,11 +71,6 @@ class RunOwner(Protocol):
     llm: ModelClient
 
 
-def _check_query(query: Any) -> None:
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError("query must be a non-empty string")
-
-
 def prepare(rlm: RunOwner, meter: Meter | None = None) -> None:
     """What a run needs before its clock starts, done off the event loop: import litellm
     (seconds, once per process), refuse a cost limit that cannot be enforced, and load the
