@@ -25,7 +25,7 @@ from ..events.stream import EventLog, Listener, RunRecorder
 from ..models.base import Completion, ModelClient
 from ..models.litellm_client import model_window
 from ..models.runtime import load_litellm
-from ..redaction import Redactor
+from ..redaction import current_redactor
 from ..sandbox.base import Context, ExecResult, Sandbox
 from ..sandbox.host import Host
 from ..sandbox.spec import SandboxFactory
@@ -102,7 +102,7 @@ def new_event_log(rlm: RunOwner) -> EventLog:
     listeners: list[Listener] = [rlm.on_event] if rlm.on_event else []
     if rlm.settings.verbose:
         listeners.append(VerbosePrinter())
-    return EventLog(listeners, mask=masker(Redactor.from_environment()))
+    return EventLog(listeners, mask=masker(current_redactor()))
 
 
 class _Run:

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import LLMError, UnrecordedRequest
-from ..redaction import Redactor
+from ..redaction import Redactor, current_redactor
 from .base import Completion, ModelClient, Price, RetryCause
 from .cassette import (
     CassetteError,
@@ -116,7 +116,7 @@ class RecordingClient:
     def __init__(self, inner: ModelClient, path: str | Path, *, append: bool = True) -> None:
         self.inner, self.path = inner, Path(path)
         self._lock = threading.Lock()
-        self._mask = Redactor.from_environment()
+        self._mask = current_redactor()
         self._counts: dict[str, int] = defaultdict(int)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if append and self.path.exists() and self.path.stat().st_size:
@@ -193,7 +193,7 @@ class ReplayClient:
         self._served: dict[str, int] = defaultdict(int)
         self._calls = 0
         self._lock = threading.Lock()
-        self._mask = Redactor.from_environment()
+        self._mask = current_redactor()
         self.misses: list[UnrecordedRequest] = []
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
