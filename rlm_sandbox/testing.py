@@ -16,12 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from .models.scripted import AUTO, Reply, ScriptedModel, as_reply, estimate_tokens, scripted_cost, usage_of
 
-__all__ = ["AUTO", "OpenAICompatibleServer", "RecordedRequest", "Reply", "ScriptedModel",
-           "estimate_tokens", "scripted_cost"]
+__all__ = ["AUTO", "OpenAICompatibleServer", "PrefixCache", "RecordedRequest", "Reply", "ScriptedModel",
+           "ServedUsage", "estimate_tokens", "scripted_cost"]
+
+#: Providers cache prompt prefixes in steps of this many tokens (OpenAI: 1,024, then 128 at a time).
+CACHE_STEP_TOKENS = 128
 
 
 # --- a real HTTP endpoint ------------------------------------------------------------
@@ -40,19 +43,85 @@ class RecordedRequest:
         return list(self.body.get("messages") or [])
 
 
+class ServedUsage(NamedTuple):
+    """What one answered chat request was billed for, as the server reported it."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    model: str
+
+
+class PrefixCache:
+    """A provider's automatic prompt cache, as OpenAI describes its own: a request that repeats
+    the prefix of an earlier request to the same model, of at least ``min_tokens``, is read
+    from the cache for that prefix, rounded down to ``CACHE_STEP_TOKENS``.
+
+    Tokens are the scripted models' estimate (four characters a token); a message's role is
+    part of what must repeat. Every request is kept (a real cache forgets after minutes; a
+    test or benchmark run is shorter than that)."""
+
+    def __init__(self, min_tokens: int) -> None:
+        if min_tokens < 1:
+            raise ValueError(f"prefix_cache_min_tokens must be at least 1, not {min_tokens}")
+        self.min_tokens = min_tokens
+        self._seen: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, model: str, messages: list[dict], prompt_tokens: int) -> int:
+        """The cached tokens of this request (then remembered for the next ones)."""
+        text = _serialised(messages)
+        with self._lock:
+            earlier = self._seen.setdefault(model, [])
+            shared = max((_common_prefix(text, other) for other in earlier), default=0)
+            earlier.append(text)
+        tokens = min(shared // 4, prompt_tokens)
+        tokens -= tokens % CACHE_STEP_TOKENS
+        return tokens if tokens >= self.min_tokens else 0
+
+
+def _serialised(messages: list[dict]) -> str:
+    """The request as a cache compares it: each message's role, then its text."""
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(f"\x00{message.get('role')}\x01{content or ''}")
+    return "".join(parts)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix, by bisection (slice comparisons run in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 class OpenAICompatibleServer:
     """An OpenAI-style ``POST /v1/chat/completions`` endpoint on 127.0.0.1, for tests.
 
     `responder(messages)` returns the answer text or a `Reply` (its tokens become the
     response's `usage`; its `error` becomes an HTTP error with the exception's
     `status_code`, default 500). Use as a context manager; point clients at `.url`
-    (``http://127.0.0.1:<port>/v1``); `.requests` records what arrived. Streaming is not
-    supported.
+    (``http://127.0.0.1:<port>/v1``); `.requests` records what arrived and `.usage` what each
+    answered request was billed for. Streaming is not supported.
+
+    With ``prefix_cache_min_tokens`` the server behaves like a provider's prompt cache
+    (:class:`PrefixCache`): ``usage.prompt_tokens_details.cached_tokens`` says how much of each
+    prompt repeated an earlier one's prefix. A `Reply` with its own ``cached_tokens`` wins.
     """
 
     def __init__(self, responder: Callable[[list[dict]], str | Reply], *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, prefix_cache_min_tokens: int | None = None) -> None:
         self.responder = responder
+        self.cache = PrefixCache(prefix_cache_min_tokens) if prefix_cache_min_tokens is not None else None
+        self._usage: list[ServedUsage] = []
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
@@ -72,6 +141,29 @@ class OpenAICompatibleServer:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def usage(self) -> list[ServedUsage]:
+        """Per answered chat request, in the order answered: prompt, cached and completion tokens."""
+        with self._lock:
+            return list(self._usage)
+
+    def _bill(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The response's ``usage`` (None when the reply has none), noted in ``.usage``."""
+        usage = usage_of(reply, body["messages"])
+        if usage is None:
+            return None
+        model = str(body.get("model", "test-model"))
+        cached = reply.cached_tokens
+        if cached is None and self.cache is not None:
+            cached = self.cache.read(model, body["messages"], usage[0])
+        with self._lock:
+            self._usage.append(ServedUsage(usage[0], min(cached or 0, usage[0]), usage[1], model))
+        billed: dict[str, Any] = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                  "total_tokens": usage[0] + usage[1]}
+        if cached is not None:
+            billed["prompt_tokens_details"] = {"cached_tokens": min(cached, usage[0])}
+        return billed
 
     def start(self) -> OpenAICompatibleServer:
         if self._thread is None:
@@ -166,7 +258,7 @@ class OpenAICompatibleServer:
                 if reply.raw_body is not None:
                     self._send_raw(HTTPStatus.OK, reply.raw_body)
                     return
-                usage = usage_of(reply, body["messages"])
+                usage = server._bill(reply, body)
                 self._send(HTTPStatus.OK, {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
                     "object": "chat.completion",
@@ -175,9 +267,7 @@ class OpenAICompatibleServer:
                     "choices": [] if reply.no_choices else [{
                         "index": 0, "finish_reason": reply.finish_reason,
                         "message": {"role": "assistant", "content": reply.content}}],
-                    "usage": None if usage is None else {
-                        "prompt_tokens": usage[0], "completion_tokens": usage[1],
-                        "total_tokens": usage[0] + usage[1]},
+                    "usage": usage,
                 })
 
         return Handler

@@ -55,7 +55,9 @@ class Reply:
     `no_choices` answers with an empty `choices` list, as a misbehaving provider may.
     `raw_body` (OpenAICompatibleServer only) is sent as the HTTP 200 body exactly as given:
     malformed JSON, a response cut short, anything a broken proxy may send. `finish_reason`
-    is the choice's (``length`` for a reply cut off at ``max_tokens``).
+    is the choice's (``length`` for a reply cut off at ``max_tokens``). `cached_tokens` is the
+    part of the prompt's tokens the provider says it read from its prompt cache (reported as
+    litellm's ``usage.prompt_tokens_details.cached_tokens``); None says nothing about a cache.
     """
 
     content: str | None = ""
@@ -66,6 +68,7 @@ class Reply:
     no_choices: bool = False
     raw_body: bytes | None = None
     finish_reason: str = "stop"
+    cached_tokens: int | None = None
 
 
 ReplyLike = str | Reply | BaseException | Callable[[list[dict]], str | Reply]
@@ -169,8 +172,9 @@ def _make_handler_class() -> type:
         if usage is None:
             response.usage = None
         else:
+            details = None if reply.cached_tokens is None else {"cached_tokens": min(reply.cached_tokens, usage[0])}
             response.usage = litellm.Usage(prompt_tokens=usage[0], completion_tokens=usage[1],
-                                           total_tokens=usage[0] + usage[1])
+                                           total_tokens=usage[0] + usage[1], prompt_tokens_details=details)
         return response
 
     class ScriptedProvider(CustomLLM):
