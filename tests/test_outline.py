@@ -62,3 +62,42 @@ def test_a_cut_short_stream_puts_each_call_under_its_cell_in_the_order_sent():
     assert [event.event for event in run.sandbox] == ["sandbox_start"]
     assert (turn.usage.input_tokens, turn.usage.output_tokens, turn.usage.cost_usd) == (12, 7, None)
     assert run.status == "unfinished" and outline_runs(stream())[0].turns[0].cells.keys() == {0, 1}
+
+
+def marked_stream() -> list[ev.EventBase]:
+    """A run whose history was folded, whose reply was cut off, whose FINAL was refused and which stalled."""
+    events: list[ev.EventBase] = []
+    run = EventLog([events.append]).recorder()
+    run.emit(ev.RunStart, query="q", model="m", sub_model="m", context_type="str")
+    run.emit(ev.Iteration, iteration=5, model="m")
+    run.emit(ev.Compaction, iteration=5, reason="threshold", window=8000, window_source="setting", limit=6800,
+             tokens_before=7000, tokens_after=3100, folded=[1, 2, 3], kept=[4])
+    run.emit(ev.ReplyCut, iteration=5, finish_reason="length", max_tokens=512, unclosed_block=True, blocks_run=1)
+    run.emit(ev.FinalRejected, iteration=5, reason="no_such_variable", problem="no variable `answer`")
+    run.emit(ev.Stalled, rule="idle_replies", count=3, setting="stall_idle_replies=3")
+    return events
+
+
+def test_folds_cut_replies_refused_finals_and_stalls_show_in_both_viewers():
+    """They were left unplaced, so `trace show` and the HTML file never said the history was
+    folded (which also ends a provider's cached prefix) or why a FINAL was not taken."""
+    from rich.console import Console
+
+    from rlm_sandbox.view.html import render_html
+    from rlm_sandbox.view.tree import render_trace
+
+    (run,) = outline_runs(marked_stream())
+    (turn,) = run.turns
+    assert [type(mark).__name__ for mark in turn.marks] == ["Compaction", "ReplyCut", "FinalRejected", "Stalled"]
+    console = Console(width=400, record=True, color_system=None)
+    console.print(render_trace(marked_stream()))
+    shown = console.export_text()
+    page = render_html(marked_stream())
+    for expected in ("history compacted (it reached compact_at): iterations 1-3 folded into a digest, "
+                     "7,000 -> 3,100 tokens of 6,800 allowed (window 8,000, from setting)",
+                     "the reply was cut off at max_tokens=512; its last block was not closed, so it did not run "
+                     "(1 block(s) ran)",
+                     "FINAL not accepted: the variable does not exist",
+                     "stalled: replies ran no code 3 times (stall_idle_replies=3)"):
+        assert expected in shown
+        assert expected.replace("->", "-&gt;") in page

@@ -96,6 +96,19 @@ def test_a_callbacks_error_reaches_the_cell_by_its_declared_base() -> None:
     assert result.stdout.strip() == "Base it failed"
 
 
+def test_a_callback_that_raises_systemexit_still_answers_the_cell() -> None:
+    """A host function that calls sys.exit() (or is cancelled) raised past the reply, so the
+    cell waited for an answer that never came, until its time limit."""
+    def leave() -> None:
+        raise SystemExit("a tool called sys.exit")
+
+    with LocalSandbox(host=Host({"leave": leave})) as sandbox:
+        result = sandbox.exec("leave()", timeout=30)
+    assert not result.timed_out
+    assert result.error is not None and result.error.type == "SystemExit"
+    assert "a tool called sys.exit" in str(result.error)
+
+
 def test_a_host_checks_what_it_is_given_and_keeps_a_copy() -> None:
     with pytest.raises(ValueError, match="callback name 'context' must be a Python identifier other than"):
         Host({"context": len})

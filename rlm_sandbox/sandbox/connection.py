@@ -288,11 +288,15 @@ class KernelConnection:
 
     def _run_callback(self, call_id: str, name: str, function: Any, args: list[Any],
                       kwargs: dict[str, Any], clock: CellClock, token: int, cost: int) -> None:
+        stopping: BaseException | None = None
         try:
             try:
                 reply = ok_reply(call_id, value=function(*args, **kwargs))
             except Exception as exc:  # noqa: BLE001 - the cell gets the exception, not the host
                 reply = error_reply(call_id, self._host.error_name(exc), str(exc) or type(exc).__name__)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit, a cancel: answered, then raised again below
+                reply = error_reply(call_id, self._host.error_name(exc), str(exc) or type(exc).__name__)
+                stopping = exc
             del args, kwargs  # the call's arguments are free once it has run
             try:
                 self._writer.send(reply)
@@ -305,6 +309,8 @@ class KernelConnection:
                 pass  # the kernel is gone or stalled; the waiting side will notice
         finally:
             self._call_finished(clock, token, cost)
+        if stopping is not None:
+            raise stopping
 
     def _call_finished(self, clock: CellClock, token: int, cost: int) -> None:
         clock.call_ended(token)

@@ -24,6 +24,7 @@ from typing import Any
 from ..fences import RUNNABLE_FENCES, split_fences
 from ..events import types as ev
 from ..untrusted import visible
+from .marks import describe
 from .outline import CellRun, Call, RunOutline, Turn, Usage, money, outline_runs, partial_note, tokens
 
 #: Characters shown before "show all"; and the most kept in the file for one text (the
@@ -68,6 +69,7 @@ details[open]>summary{margin-bottom:4px}
 .mark{margin:4px 0;padding:4px 8px;border-radius:6px;font-weight:600}
 .mark.error,.mark.restart{background:#ffebe9;color:var(--bad)}
 .mark.budget,.mark.retry,.mark.nudge,.mark.schema{background:#fff8c5;color:var(--warn)}
+.mark.info{background:#ddf4ff;color:#0969da}
 .bad{color:var(--bad)}
 .warn{color:var(--warn)}
 .ok{color:var(--ok)}
@@ -318,18 +320,8 @@ class _Page:
         return self.highlight(code, language)
 
     def mark(self, event: Any) -> str:
-        if isinstance(event, ev.BudgetExhausted):
-            return (f'<div class="mark budget">budget exhausted: {_e(event.limit)} ({event.used:g} of '
-                    f"{event.allowed:g}); the run ends</div>")
-        if isinstance(event, ev.SandboxRestart):
-            return f'<div class="mark restart">sandbox restarted: {_e(event.reason)}</div>'
-        if isinstance(event, ev.Nudge):
-            return f'<div class="mark nudge">no code and no FINAL: the model was nudged ({event.count})</div>'
-        if isinstance(event, ev.SchemaRejected):
-            return f'<div class="mark schema">answer rejected by the schema: {_e(event.problem)}</div>'
-        if isinstance(event, ev.DepthFallback):
-            return f'<div class="mark nudge">rlm_query at max_depth {event.max_depth} became llm_query</div>'
-        return f'<div class="mark">{_e(event.event)}</div>'
+        mark = describe(event)
+        return f'<div class="mark {mark.kind}">{_e(mark.text)}</div>'
 
 
 def chart(turns: list[Turn], width: int = 900, height: int = 170) -> str:

@@ -14,9 +14,7 @@ from typing import Any
 
 from ..events import types as ev
 from ..events.tree import RunNode, build_tree
-
-#: Events shown as marks on the turn they happened in (errors, restarts, budget stops, ...).
-MARK_KINDS = (ev.Nudge, ev.SchemaRejected, ev.BudgetExhausted, ev.DepthFallback, ev.SandboxRestart)
+from .marks import MARK_KINDS
 
 
 @dataclass
@@ -186,10 +184,9 @@ def _kinds(*classes: type[ev.EventBase]) -> frozenset[str]:
 
 _MARKS = _kinds(*MARK_KINDS)
 _SANDBOX = _kinds(ev.SandboxStart, ev.SandboxClose, ev.ImageBuild)
-#: Kinds the grouping does not place: the run's node holds its start and its final event; the
-#: others are not drawn by the viewers yet. A new kind must be placed or named here
-#: (tests/test_outline.py checks it), so none is dropped unnoticed.
-NOT_PLACED = _kinds(ev.RunStart, ev.Final, ev.Compaction, ev.ReplyCut, ev.FinalRejected, ev.Stalled)
+#: Kinds the grouping does not place: the run's node holds its start and its final event. A new
+#: kind must be placed or named here (tests/test_outline.py checks it), so none is dropped unnoticed.
+NOT_PLACED = _kinds(ev.RunStart, ev.Final)
 
 
 class _Grouping:

@@ -23,6 +23,7 @@ from rich.tree import Tree
 from ..fences import RUNNABLE_FENCES, split_fences
 from ..events import types as ev
 from ..untrusted import visible
+from .marks import describe
 from .outline import CellRun, Call, RunOutline, Turn, Usage, money, outline_runs, partial_note, tokens
 from .visible_events import visible_events
 
@@ -227,19 +228,13 @@ def _code(code: str, options: TreeOptions, language: str = "python") -> Syntax:
                   word_wrap=True, background_color="default")
 
 
+#: How loud each kind of mark is drawn.
+_MARK_STYLES = {"budget": "bold yellow", "restart": "bold red", "nudge": "yellow", "schema": "yellow", "info": "cyan"}
+
+
 def _mark(event: Any) -> Text:
-    if isinstance(event, ev.BudgetExhausted):
-        return Text(f"budget exhausted: {event.limit} ({event.used:g} of {event.allowed:g}); the run ends",
-                    style="bold yellow")
-    if isinstance(event, ev.SandboxRestart):
-        return Text(f"sandbox restarted: {_clip_line(event.reason, 200)}", style="bold red")
-    if isinstance(event, ev.Nudge):
-        return Text(f"no code and no FINAL: the model was nudged ({event.count})", style="yellow")
-    if isinstance(event, ev.SchemaRejected):
-        return Text(f"answer rejected by the schema: {_clip_line(event.problem, 200)}", style="yellow")
-    if isinstance(event, ev.DepthFallback):
-        return Text(f"rlm_query at max_depth {event.max_depth} became llm_query", style="yellow")
-    return Text(event.event)
+    mark = describe(event)
+    return Text(_clip_line(mark.text, 240), style=_MARK_STYLES[mark.kind])
 
 
 def _usage(usage: Usage) -> str:
