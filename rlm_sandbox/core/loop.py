@@ -470,7 +470,8 @@ class _Run:
         await self._sandbox_ready()  # before anything is paid for
         self._max_tokens_sent = max_tokens
         call = ModelCall(self.meter, self.events, role=self.role, model=self.model, messages=messages,
-                         max_tokens=max_tokens, what="root model call" if self.depth == 0 else "child root call")
+                         max_tokens=max_tokens, what="root model call" if self.depth == 0 else "child root call",
+                         conversation=True)
         await call.reserve()
         base = 0
         while base < min(len(messages), len(self._sent)) and messages[base] is self._sent[base]:
