@@ -66,6 +66,23 @@ def test_auto_marks_the_system_prompt_and_the_last_message_of_each_root_request(
 
 @pytest.mark.docker
 @pytest.mark.loop
+def test_a_folded_system_prompt_is_marked_in_the_first_user_message(sandbox_factory):
+    def answer(body: dict[str, Any]) -> str:
+        turns = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        return "```repl\nprint(len(context))\n```" if turns == 0 else "FINAL(done)"
+
+    with AnthropicServer(answer) as server:
+        result = claude_run(sandbox_factory, server, supports_system_message=False)
+        requests, usage = server.requests, server.usage
+    assert result.status == "completed" and len(requests) == 2
+    first, second = requests
+    assert "system" not in first and marks(first) == 1  # one message: the first and the last at once
+    assert last_block(second["messages"][0])["cache_control"] == EPHEMERAL and marks(second) == 2
+    assert usage[1]["cache_read_input_tokens"] >= 1024  # the instructions at its start were cached
+
+
+@pytest.mark.docker
+@pytest.mark.loop
 def test_off_marks_nothing(sandbox_factory):
     with AnthropicServer(root_then_sub) as server:
         result = claude_run(sandbox_factory, server, prompt_cache="off")
