@@ -152,6 +152,9 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     preview_chars: int = Field(PREVIEW_CHARS, ge=0, description="start of an offloaded output that is shown")
     compact_at: float = Field(0.85, gt=0, le=1, description="fold older iterations into a digest when a root "
                               "request reaches this fraction of the room the context window leaves for prompts")
+    prompt_cache: Literal["auto", "off"] = Field("auto", description="auto: mark cache breakpoints (system prompt, "
+                                                 "last message) on root requests to providers that need them "
+                                                 "(Claude, Nova); off: never")
     stall_repeats: int = Field(2, ge=0, description="end the run as stalled when the same reply, with the same "
                                "outcome, comes this many times in a row (0: never)")
     stall_idle_replies: int = Field(3, ge=0, description="end the run as stalled after this many replies in a row "

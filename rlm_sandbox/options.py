@@ -54,6 +54,7 @@ class SettingsAfterModel(TypedDict, total=False):
     offload_threshold: int | None
     preview_chars: int | None
     compact_at: float | None
+    prompt_cache: Literal["auto", "off"] | None
     stall_repeats: int | None
     stall_idle_replies: int | None
     verbose: bool | None

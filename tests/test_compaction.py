@@ -157,3 +157,34 @@ def test_the_digest_leaves_room_for_the_latest_iteration_beside_a_long_system_pr
     limit = 1300
     done = history.fit(limit=limit, variables="v" * 1500)
     assert done is not None and done.kept == [3] and history.tokens() <= limit
+
+
+# -- issue 21, part B: folds keep the prefix providers cache -------------------------------------
+
+def test_a_fold_goes_well_below_the_limit_so_folds_are_rare():
+    history = history_with(12, output_chars=2000)  # notes keep 300 characters of each output
+    limit = history.tokens() - 50
+    done = history.fit(limit=limit, variables=None)
+    assert done is not None and done.tokens_after <= limit * 0.3 and done.kept[-1] == 12
+
+
+def test_a_later_fold_repeats_the_earlier_digest_up_to_its_variable_listing():
+    """Each fold adds its notes after the ones shown, so the fold request starts with the previous
+    digest (without its variable listing), which a provider's prefix cache serves. When the digest
+    outgrows its share it is thinned in one large step, leaving room for the next fold's notes:
+    of two folds in a row, at most one rewrites the notes."""
+    output = "[output]\n" + "x" * 2000
+    history = history_with(1, output_chars=2000)
+    firsts = []
+    for turn in range(2, 60):
+        if history.fit(limit=6000, variables="step_1  int  28 bytes") is not None:
+            firsts.append(history.messages[1]["content"])
+        code = f"step_{turn} = {turn}\nprint('x' * 2000)"
+        history.say("assistant", f"```repl\n{code}\n```")
+        history.say("user", output)
+        history.noted(turn, iteration_note(turn, "", [(code, output)]))
+    notes = [first.split("\nVariables in the REPL now")[0] for first in firsts]
+    appended = [later.startswith(earlier) and len(later) > len(earlier)
+                for earlier, later in zip(notes, notes[1:], strict=False)]
+    assert len(firsts) >= 6 and "are not shown" in firsts[-1]  # the digest was thinned
+    assert any(appended) and all(one or two for one, two in zip(appended, appended[1:], strict=False)), appended

@@ -190,14 +190,14 @@ def test_child_runs_are_recorded_and_replayed(tmp_path, sandbox_factory):
     replay with the scripted models closed gives the same answer, tokens and sub-calls."""
     parent = "```repl\ncounts = [rlm_query('How many words?', p) for p in context.split('|')]\n" \
              "FINAL(sum(int(c) for c in counts))\n```"
-    with ScriptedModel(responder=lambda m: parent if "a str of 11" in m[0]["content"] else
+    with ScriptedModel(responder=lambda m: parent if "a str of 11" in m[1]["content"] else
                        "```repl\nFINAL(str(len(context.split())))\n```", name="rr-parent") as model:
         kwargs = dict(model=model.model, sandbox_factory=sandbox_factory, max_depth=1, llm=fast())
         recorded = RLM(**kwargs, record=tmp_path / "t").run("Total words?", "a b c|d e|f")
         calls = len(model.calls)
     assert (recorded.answer, recorded.status, calls) == ("6", "completed", 4)  # the root, three children
     entries = read_cassette(tmp_path / "t" / "cassette.jsonl")
-    assert len(entries) == 4 and sum("a str of 5" in e.request["messages"][0]["content"] for e in entries) == 1
+    assert len(entries) == 4 and sum("a str of 5" in e.request["messages"][1]["content"] for e in entries) == 1
     replayed = RLM(**kwargs, replay=tmp_path / "t").run("Total words?", "a b c|d e|f")  # the model is closed
     assert (replayed.answer, replayed.status, replayed.sub_calls, replayed.total_input_tokens) == \
         (recorded.answer, "completed", recorded.sub_calls, recorded.total_input_tokens)

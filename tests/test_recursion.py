@@ -22,8 +22,9 @@ def test_rlm_query_runs_a_child_with_its_own_sandbox_and_sub_context(sandbox_fac
     result = make_rlm(sandbox_factory, root, child_root, max_depth=1).run("Total words?", "a b c|d e|f")
     assert result.answer == "6" and result.status == "completed"
     assert "['3', '2', '1'] parent still has 11" in feedback(root, 1)
-    # Each child saw only its own piece: its system prompt describes a short str.
-    child_prompts = [call[0]["content"] for call in child_root.calls]
+    # Each child saw only its own piece: its first message describes a short str (issue 21: not the
+    # system prompt, which is the same for every run so providers cache it).
+    child_prompts = [call[1]["content"] for call in child_root.calls]
     assert any("a str of 5 characters" in p for p in child_prompts)
     assert result.sub_calls == 3
     children = [e for e in result.trajectory if e["event"] == "child_run_start"]

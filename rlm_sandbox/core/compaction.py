@@ -8,8 +8,14 @@ window leaves for prompts (the window minus the reply's share, at least
 the first user message: what each ran, what it printed or raised, and which variables the
 REPL holds now. A digest that grows too long drops notes from the second-oldest on, keeping
 the first iteration's (it usually loads the data) as long as one more note fits, and the
-newest. The most recent iterations stay whole; folding stops once the request is
-within half that limit, so it does not happen on every turn. If the latest iteration alone
+newest. The most recent iterations stay whole; folding stops once the request is within
+``FOLD_TO`` (0.3) of that limit, so folds are rare and the requests between them short.
+
+Folds are written for providers' prefix caches (issue 21): the requests after a fold repeat
+it, so they are cached up to the end; the fold request itself repeats the one before it up to
+the digest's old notes, which stay byte-identical (new notes go after them, the variable
+listing last). A digest over its share is thinned in one large step (to half its share, and
+room for 1.5 times the notes that fold brought), so the next fold only appends to it. If the latest iteration alone
 is still too big, its reply and output are clipped in the middle. If even the system prompt
 and the query do not fit, nothing the engine can drop would help, and :class:`DoesNotFit`
 says so.
@@ -21,7 +27,7 @@ assistant, user, ...), which strict chat templates require.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
 from ..errors import LLMContextWindowExceeded
@@ -29,10 +35,14 @@ from ..kernel.capture import clip_middle
 
 #: The reply always keeps at least this share of the window (or max_tokens, if smaller).
 REPLY_SHARE = 4
-#: Folding goes on until the request is within this fraction of the limit.
-FOLD_TO = 0.5
+#: Folding goes on until the request is within this fraction of the limit (or only the latest
+#: iteration is left whole): lower means rarer folds and smaller requests (benchmarks/bench_fold.py).
+FOLD_TO = 0.3
 #: A digest takes at most this fraction of the limit; older notes are dropped first.
 DIGEST_SHARE = 0.3
+#: A digest over its share drops notes until it takes at most this fraction of it, and leaves room
+#: for 1.5 times the notes that fold added (large steps: the next fold only appends).
+DIGEST_THIN_TO = 0.5
 #: Per folded iteration: characters of each block's code and of what it showed.
 NOTE_CODE_CHARS, NOTE_OUTPUT_CHARS = 300, 300
 VARIABLES_CHARS = 1500
@@ -182,6 +192,34 @@ def digest(notes: list[str], variables: str | None, *, dropped: int = 0, first_k
     return "\n".join(parts)
 
 
+@dataclass(frozen=True)
+class DigestNotes:
+    """The notes a digest shows, kept from one fold to the next: a fold adds its notes after
+    them, so the digest's text stays byte-identical up to the variable listing and the prefix
+    providers cache survives the fold. Notes after the first are thinned (oldest first) only
+    when the digest outgrows its share, and then in one large step. The first iteration's
+    note (it usually loads the data) is hidden only in a fold where it leaves no room."""
+
+    notes: tuple[str, ...] = ()  # the first iteration's note, then the later ones still shown
+    dropped: int = 0  # later notes thinned out
+
+    def text(self, variables: str | None, first_kept: bool = True) -> str:
+        if first_kept or not self.notes:
+            return digest(list(self.notes), variables, dropped=self.dropped)
+        return digest(list(self.notes[1:]), variables, dropped=self.dropped + 1, first_kept=False)
+
+    def adding(self, notes: list[str]) -> DigestNotes:
+        return replace(self, notes=self.notes + tuple(notes))
+
+    def can_thin(self) -> bool:
+        """True while a note other than the first and the newest is shown."""
+        return len(self.notes) > 2
+
+    def thinned(self) -> DigestNotes:
+        """Without the oldest note after the first."""
+        return replace(self, notes=self.notes[:1] + self.notes[2:], dropped=self.dropped + 1)
+
+
 class History:
     """One run's root conversation: what is sent (``messages``), everything said (``transcript``),
     and a note per iteration so folded ones can be summarised.
@@ -202,6 +240,7 @@ class History:
         self.iterations: list[int] = []  # the iteration of each pair still in ``messages``
         self.notes: list[str] = []  # and its note
         self.folded: list[str] = []  # notes of folded iterations, oldest first
+        self.shown = DigestNotes()  # those the digest shows
         self.scale = 1.0  # provider's prompt tokens / ours, at least 1 (learnt from replies)
 
     # -- building --------------------------------------------------------------------------
@@ -264,9 +303,10 @@ class History:
             return None
         pairs = (len(self.messages) - self.head) // 2
         target = int(limit * FOLD_TO)
-        folded, candidate = 0, self.messages
+        folded, candidate, shown = 0, self.messages, self.shown
         for count in range(1, pairs):  # the latest iteration stays whole (clipped only if it must be)
-            folded, candidate = count, self._folded(count, variables, limit)
+            folded = count
+            candidate, shown = self._folded(count, variables, limit)
             if self.tokens(candidate) + extra_tokens <= target:
                 break
         clipped = False
@@ -274,34 +314,40 @@ class History:
             candidate, clipped = self._clip_latest(candidate, limit - extra_tokens)
         newly = self.iterations[:folded]
         self.folded.extend(self.notes[:folded])
+        self.shown = shown
         del self.notes[:folded], self.iterations[:folded]
         self.messages = candidate
         return Compaction(folded=newly, kept=list(self.iterations), tokens_before=before,
                           tokens_after=self.tokens() + extra_tokens, clipped=clipped)
 
-    def _folded(self, count: int, variables: str | None, limit: int) -> list[Message]:
-        """The messages with the ``count`` oldest remaining iterations folded into the digest."""
-        notes = self.folded + self.notes[:count]
+    def _folded(self, count: int, variables: str | None, limit: int) -> tuple[list[Message], DigestNotes]:
+        """The messages with the ``count`` oldest remaining iterations folded into the digest,
+        and the notes that digest shows. New notes go after the ones shown so far, so the
+        requests after this fold repeat the last digest's text up to its variable listing."""
         # at most DIGEST_SHARE of the limit, and half of what the bare head leaves: the latest
         # iteration must still fit beside it (a long system prompt in a small window)
         bare = [*self.messages[:self.head - 1], {"role": "user", "content": self._first_user}]
         budget = min(int(limit * DIGEST_SHARE), (limit - self.tokens(bare)) // 2)
-        dropped, first_kept = 0, True
+        shown, first_kept = self.shown.adding(self.notes[:count]), True
 
-        def shrunk() -> bool:
-            return self.text_tokens(digest(notes, variables, dropped=dropped, first_kept=first_kept)) <= budget
+        def fits() -> bool:
+            return self.text_tokens(shown.text(variables, first_kept)) <= budget
 
-        while len(notes) > 2 and not shrunk():  # notes after the first go, oldest first
-            notes, dropped = notes[:1] + notes[2:], dropped + 1
-        while variables and len(variables) > 400 and not shrunk():  # then most of the variable listing
+        if not fits():  # one large step: room is left for the next fold's notes (half as many again as these)
+            added = self.text_tokens("\n".join(self.notes[:count]))
+            room = min(budget * DIGEST_THIN_TO, budget - added * 3 // 2)
+            while shown.can_thin() and self.text_tokens(shown.text(variables)) > room:
+                shown = shown.thinned()
+        while shown.can_thin() and not fits():  # notes after the first go, oldest first
+            shown = shown.thinned()
+        while variables and len(variables) > 400 and not fits():  # then most of the variable listing
             variables = clip_middle(variables, len(variables) // 2)
-        if len(notes) == 2 and not shrunk():  # then the first note (it usually loads the data)
-            notes, dropped, first_kept = notes[1:], dropped + 1, False
-        while variables and len(variables) > 120 and not shrunk():
+        if len(shown.notes) == 2 and not fits():  # then the first note, in this fold only
+            first_kept = False
+        while variables and len(variables) > 120 and not fits():
             variables = clip_middle(variables, len(variables) // 2)
-        text = digest(notes, variables, dropped=dropped, first_kept=first_kept)
-        first = {"role": "user", "content": f"{self._first_user}\n\n{text}"}
-        return [*self.messages[:self.head - 1], first, *self.messages[self.head + 2 * count:]]
+        first = {"role": "user", "content": f"{self._first_user}\n\n{shown.text(variables, first_kept)}"}
+        return [*self.messages[:self.head - 1], first, *self.messages[self.head + 2 * count:]], shown
 
     def _clip_latest(self, messages: list[Message], limit: int) -> tuple[list[Message], bool]:
         """Clip the latest reply and feedback in the middle so ``messages`` fit ``limit``."""

@@ -262,18 +262,22 @@ class _Run:
     def _first_messages(self) -> list[dict[str, Any]]:
         """The system prompt and the first user message, or (``supports_system_message=False``)
         one user message holding both, for chat templates that drop system messages."""
-        system, first = self._system_prompt(), self.session_notes + prompts.first_user_message(self.query)
+        system = self._system_prompt()
+        first = self.session_notes + prompts.first_user_message(self.query, self.context)
         if self.settings.supports_system_message:
             return [{"role": "system", "content": system}, {"role": "user", "content": first}]
         return [{"role": "user", "content": prompts.folded_system_prompt(system, first)}]
 
     def _system_prompt(self) -> str:
-        s = self.settings
+        """The same for every run with these settings, tools and schema (children's too), so
+        providers' prefix caches share it; the task-specific text is in the first user message."""
+        s, known = self.settings, self.window.known()
         return prompts.system_prompt(
-            context=self.context, offload_threshold=s.offload_threshold if s.offload else None,
+            offload_threshold=s.offload_threshold if s.offload else None,
             preview_chars=s.preview_chars, max_output_chars=s.max_output_chars,
             tools=describe_tools(self.rlm.tools),
-            answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None)
+            answer_schema=schema_prompt(self.answer_schema) if self.answer_schema else None,
+            long_form=known is not None and known[0] >= prompts.LONG_FORM_MIN_WINDOW)
 
     async def _loop_until_final(self, sandbox: Sandbox) -> tuple[str, Status, str | None]:
         assert self.history is not None
@@ -466,7 +470,8 @@ class _Run:
         await self._sandbox_ready()  # before anything is paid for
         self._max_tokens_sent = max_tokens
         call = ModelCall(self.meter, self.events, role=self.role, model=self.model, messages=messages,
-                         max_tokens=max_tokens, what="root model call" if self.depth == 0 else "child root call")
+                         max_tokens=max_tokens, what="root model call" if self.depth == 0 else "child root call",
+                         conversation=True)
         await call.reserve()
         base = 0
         while base < min(len(messages), len(self._sent)) and messages[base] is self._sent[base]:

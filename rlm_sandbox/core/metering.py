@@ -15,6 +15,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import BudgetNotEnforceable, LLMError
 from ..models.base import Completion, ModelClient, Price
+from ..models.prompt_cache import with_marks
 from .budget import Ledger, Reservation
 
 
@@ -88,8 +89,12 @@ class Meter:
         else:
             self.ledger.settle(reservation, role, model, 0, 0, 0.0, answered=False, attempts=attempts)
 
-    def call_options(self, role: str) -> dict[str, Any]:
+    def call_options(self, role: str, *, model: str | None = None, conversation: bool = False) -> dict[str, Any]:
         """``{"options": ...}`` for a model call in ``role``, or nothing when there are none: a
-        ModelClient written before options existed keeps working without them."""
+        ModelClient written before options existed keeps working without them. A
+        ``conversation`` (a root request, at any depth) to ``model`` gets cache marks where its
+        provider needs them (``prompt_cache``, ``models/prompt_cache.py``)."""
         options = self.settings.model_options_for("root" if role == "root" else "sub")
+        if conversation and model is not None:
+            options = with_marks(model, options, self.settings.prompt_cache)
         return {"options": options} if options else {}

@@ -50,9 +50,10 @@ class ModelCall:
     """
 
     def __init__(self, meter: Meter, events: RunRecorder, *, role: ev.Role, model: str,
-                 messages: list[Message], max_tokens: int, what: str) -> None:
+                 messages: list[Message], max_tokens: int, what: str, conversation: bool = False) -> None:
         self.meter, self.events = meter, events
         self.role, self.model, self.what = role, model, what
+        self.conversation = conversation  # a root request, which may carry cache marks
         self.messages, self.max_tokens = messages, max_tokens
         self.call_id = new_call_id()
         self.reservation: Reservation | None = None
@@ -117,7 +118,8 @@ class ModelCall:
             return await meter.llm.acomplete(self.model, self.messages, max_tokens=self.max_tokens,
                                              price=meter.custom_price(self.model),
                                              on_retry=retry_reporter(self.events, self.call_id, self.role, self.model),
-                                             **meter.call_options(self.role))
+                                             **meter.call_options(self.role, model=self.model,
+                                                                  conversation=self.conversation))
 
     def _timed_out(self, *, sent: bool) -> NoReturn:
         """The run's wall time ran out before or during the call: settled, reported, raised."""

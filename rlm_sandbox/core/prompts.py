@@ -12,10 +12,12 @@ from ..kernel.capture import clip_middle
 from ..sandbox.base import ExecResult
 
 PREVIEW_CHARS = 300
+#: The smallest context window (tokens) whose runs get the system prompt's long form.
+LONG_FORM_MIN_WINDOW = 16_384
 
 
 def describe_context(context: Any) -> str:
-    """Type, size and a short preview of the context, for the system prompt."""
+    """Type, size and a short preview of the context, for the first user message."""
     if isinstance(context, str):
         lines = context.count("\n") + 1 if context else 0
         return (f"a str of {len(context):,} characters ({lines:,} lines). It starts:\n"
@@ -58,9 +60,19 @@ def _preview(item: Any) -> str:
     return f"<<<\n{shown}\n>>>{more}"
 
 
-def system_prompt(*, context: Any, offload_threshold: int | None, preview_chars: int,
-                  max_output_chars: int, tools: dict[str, str] | None = None,
-                  answer_schema: str | None = None) -> str:
+def system_prompt(*, offload_threshold: int | None, preview_chars: int, max_output_chars: int,
+                  tools: dict[str, str] | None = None, answer_schema: str | None = None,
+                  long_form: bool = True) -> str:
+    """The instructions, the same for every run with the same settings, tools and answer schema.
+
+    Nothing task-specific is here (the context's description and the query are in
+    :func:`first_user_message`), so the runs of a suite and the child runs of a recursive run
+    send the same system prompt, and providers' prefix caches reuse it. What varies with the
+    settings comes last: the output rule, host tools and the answer schema (a child run has no
+    schema, so it still shares everything before them with its parent). In its long form (guidance
+    on sub-call prompts, a worked example) it weighs over 1,024 tokens, the least providers cache
+    (measured in docs/DECISIONS.md, "Issue 21, part B"); ``long_form=False`` is for models whose
+    window is small or unknown (:data:`LONG_FORM_MIN_WINDOW`)."""
     if offload_threshold is not None:
         output_rule = (
             f"Output longer than {offload_threshold:,} characters is not shown whole: it is kept in a "
@@ -77,27 +89,31 @@ def system_prompt(*, context: Any, offload_threshold: int | None, preview_chars:
     if answer_schema:
         schema_rule = ("\nThe answer must be JSON matching this schema; build it as a dict in a variable "
                        f"and finish with FINAL_VAR('name'):\n{answer_schema}\n")
-    return f"""You answer a query about a context that is too large to read at once. The context is NOT in \
-this conversation: it is the variable `context` in a Python REPL, and you explore it by writing code.
+    example = f"\n\n{_LONG_FORM}" if long_form else ""
+    settings_part = f"## Output in this run\n{output_rule}\n{tool_lines}{schema_rule}".rstrip()
+    return f"{_STATIC_INSTRUCTIONS}{example}\n\n{settings_part}"
 
-## The context
-`context` is {describe_context(context)}
+
+#: The part of the system prompt that no setting changes (see :func:`system_prompt`).
+_STATIC_INSTRUCTIONS = """You answer a query about a context that is too large to read at once. The context is NOT in \
+this conversation: it is the variable `context` in a Python REPL, and you explore it by writing code. The first \
+user message gives the query and describes `context` (its type, size and a short preview).
 
 ## The REPL
 Write Python in fenced blocks that start with ```repl (```python blocks run too; other blocks do not). \
 Blocks run in order in a persistent, sandboxed Python session: variables survive between blocks and turns. \
 You see what a block prints; a block's last expression is displayed, as in a REPL. The sandbox has no \
 network; use the standard library.
-{output_rule}
 
 Available in the REPL:
-- `context`: the data described above.
+- `context`: the data the first message describes.
 - `llm_query(prompt: str, model: str | None = None) -> str`: ask a sub-model a question. It cannot see \
 `context`: put the text it needs into the prompt (chunks of up to ~100,000 characters work well).
 - `llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]`: many prompts at once, \
-run concurrently, answers in the same order. Far faster than calling llm_query in a loop. If any prompt \
+run concurrently, answers in the same order. Far faster than calling llm_query in a loop. Instructions \
+shared by many prompts go first, word for word the same, and each chunk last. If any prompt \
 fails it raises and every answer is lost; `llm_query_batched(prompts, return_exceptions=True)` returns \
-them all instead, a failed prompt's place holding a dict `{{'error': 'LLMError', 'message': ...}}` (or \
+them all instead, a failed prompt's place holding a dict `{'error': 'LLMError', 'message': ...}` (or \
 'BudgetExceeded') rather than a str: check `isinstance(answer, str)` and retry or skip the others.
 - `memory_status()`: the variables you hold, with sizes. `forget(*names)`: delete ones you no longer need \
 (`context` and these helpers cannot be deleted).
@@ -106,7 +122,7 @@ them all instead, a failed prompt's place holding a dict `{{'error': 'LLMError',
 list[str]` runs several at once (`return_exceptions=True` works there too).
 - `budget_status()`: this run's limits and what is used so far (read-only).
 - `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with the value of variable `name`.
-{tool_lines}{schema_rule}
+
 ## Finishing
 When you are sure, call FINAL(...) or FINAL_VAR('name') in a ```repl block, or write FINAL(your answer) \
 or FINAL_VAR(variable_name) at the start of a line outside code blocks. Verify before you answer.
@@ -120,9 +136,51 @@ or FINAL_VAR(variable_name) at the start of a line outside code blocks. Verify b
 Take small steps: a block or two per turn, then read the output."""
 
 
-def first_user_message(query: str) -> str:
-    return (f"Query: {query}\n\nThe context is in the REPL as `context`. Explore it with ```repl blocks "
-            "before answering; do not guess.")
+#: Guidance and a worked example of the strategy, left out for models whose window is under
+#: LONG_FORM_MIN_WINDOW tokens or unknown: there its ~470 tokens would crowd out the run's own iterations.
+_LONG_FORM = """## Prompts for sub-calls
+A sub-model sees only its prompt, so each prompt must say everything: the task, the exact answer format, \
+and the text to work on. When many prompts share the same instructions (one per chunk), put the shared \
+instructions first, word for word the same in every prompt, and the chunk last: providers cache a repeated \
+prompt start, so the shared part is then paid for once. Ask for answers your code can parse (one item per \
+line, `key: value`, or JSON) and say what to answer when the chunk holds nothing relevant (e.g. `NONE`).
+
+## Output you print
+Print summaries (counts, lengths, a few examples), not whole data: what you print is read back to you on \
+every later turn, and long output is kept out of sight anyway (see below).
+
+## Example
+Say the query is "What is the total of all refunds in the log?" and `context` is a long str. First turn, peek:
+```repl
+print(len(context), context.count("\\n"))
+print(context[:800])
+```
+Next turn, having seen one record per line and some lines mentioning refunds:
+```repl
+import re
+lines = [line for line in context.splitlines() if "refund" in line.lower()]
+print(len(lines), lines[:3])
+```
+Too many lines to judge by eye, so the sub-model reads them in chunks, shared instructions first:
+```repl
+task = ("Each line below is a log record. For every record that is a refund, write its amount as a "
+        "number, one per line; write NONE if there is no refund.\\n\\nRecords:\\n")
+chunks = ["\\n".join(lines[i:i + 400]) for i in range(0, len(lines), 400)]
+answers = llm_query_batched([task + chunk for chunk in chunks], return_exceptions=True)
+amounts = [float(x) for a in answers if isinstance(a, str) for x in a.split() if re.fullmatch(r"-?[0-9.]+", x)]
+failed = [i for i, a in enumerate(answers) if not isinstance(a, str)]
+print(len(amounts), sum(amounts), "failed chunks:", failed)
+```
+Then retry any failed chunk, check a few amounts against their lines, and finish with \
+`FINAL(str(round(sum(amounts), 2)))`."""
+
+
+def first_user_message(query: str, context: Any) -> str:
+    """The query and the description of `context`: the task-specific part of the first request.
+
+    It starts with the query (traces and the scripted oracle read it there)."""
+    return (f"Query: {query}\n\nThe context is in the REPL as `context`, which is {describe_context(context)}\n\n"
+            "Explore it with ```repl blocks before answering; do not guess.")
 
 
 def folded_system_prompt(system: str, first_user: str) -> str:
