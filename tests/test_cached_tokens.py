@@ -25,7 +25,6 @@ from rlm_sandbox.errors import SettingsError
 from rlm_sandbox.events import types as ev
 from rlm_sandbox.models import LLMClient
 from rlm_sandbox.models.base import Price
-from rlm_sandbox.models.litellm_client import cache_parts
 from rlm_sandbox.models.replay import RecordingClient, ReplayClient
 from rlm_sandbox.testing import OpenAICompatibleServer, Reply, ScriptedModel
 from tests.rlm_helpers import make_rlm
@@ -79,6 +78,8 @@ def test_anthropic_usage_counts_cache_reads_and_writes_as_parts_of_the_prompt():
     """litellm turns Anthropic's usage (input_tokens without the cache, beside the cache's two
     counts) into prompt_tokens that include both; we read both as parts of it."""
     from litellm.llms.anthropic.chat.transformation import AnthropicConfig
+
+    from rlm_sandbox.models.litellm_client import cache_parts
 
     usage = AnthropicConfig().calculate_usage({"input_tokens": 50, "output_tokens": 7, "cache_read_input_tokens": 3000,
                                                "cache_creation_input_tokens": 1200}, reasoning_content=None)
