@@ -144,6 +144,15 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     output_cost_per_token: float | None = Field(None, ge=0, description="price of model's output tokens")
     sub_input_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's input tokens")
     sub_output_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's output tokens")
+    # the same, for prompt tokens read from / written to the provider's prompt cache (default: the input price)
+    cached_input_cost_per_token: float | None = Field(None, ge=0, description="price of model's input tokens read "
+                                                      "from the provider's prompt cache")
+    cache_write_cost_per_token: float | None = Field(None, ge=0, description="price of model's input tokens written "
+                                                     "to the provider's prompt cache (Anthropic, Bedrock)")
+    sub_cached_input_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's cached "
+                                                          "input tokens")
+    sub_cache_write_cost_per_token: float | None = Field(None, ge=0, description="price of sub_model's input "
+                                                         "tokens written to the prompt cache")
 
     # the loop
     max_output_chars: int = Field(30_000, ge=200, description="cell output shown to the model per turn")
@@ -208,11 +217,36 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
                              "(input_cost_per_token, output_cost_per_token)")
         return value
 
+    @field_validator("cached_input_cost_per_token", "cache_write_cost_per_token",
+                     "sub_cached_input_cost_per_token", "sub_cache_write_cost_per_token")
+    @classmethod
+    def _cache_prices_complete_a_price(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A cache price only refines a custom price: alone it would leave the input and output
+        prices unknown (and litellm's map, when it has the model, holds its own cache prices)."""
+        name = info.field_name or ""
+        prefix = "sub_" if name.startswith("sub_") else ""
+        if value is None:
+            return value
+        if info.data.get(f"{prefix}input_cost_per_token") is None or info.data.get(
+                f"{prefix}output_cost_per_token") is None:
+            raise ValueError(f"{name} refines a custom price: give {prefix}input_cost_per_token and "
+                             f"{prefix}output_cost_per_token too (USD per token), or drop {name} to use "
+                             "litellm's price map")
+        root = info.data.get("input_cost_per_token"), info.data.get("output_cost_per_token")
+        if prefix and None not in root and info.data.get("sub_model") in (None, info.data.get("model")) and \
+                value != info.data.get(name.removeprefix("sub_")):
+            raise ValueError(f"sub_model is the same model as model: give its price once ({name.removeprefix('sub_')})")
+        return value
+
     def price(self, role: Literal["root", "sub"]) -> Price | None:
-        """The custom price given for the root model or the sub-model, if any."""
+        """The custom price given for the root model or the sub-model, if any (with its cache
+        prices when given; cached input is charged as input otherwise)."""
         prefix = "" if role == "root" else "sub_"
         values = getattr(self, f"{prefix}input_cost_per_token"), getattr(self, f"{prefix}output_cost_per_token")
-        return None if None in values else Price(*values)
+        if None in values:
+            return None
+        return Price(*values, cached_input_per_token=getattr(self, f"{prefix}cached_input_cost_per_token"),
+                     cache_write_per_token=getattr(self, f"{prefix}cache_write_cost_per_token"))
 
     def custom_price(self, model: str) -> Price | None:
         """The custom price that applies to `model` (by name), if any was given."""

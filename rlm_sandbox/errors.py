@@ -111,7 +111,9 @@ class LLMError(RLMSandboxError):
     False when retrying cannot help (bad key, unknown model, rejected request). The
     original exception is kept as `__cause__`. `input_tokens`, `output_tokens` and
     `cost_usd` are what the failed call was still charged for (attempts that were answered
-    with an empty reply); `cost_usd` is None when the model has no known price.
+    with an empty reply), `cached_input_tokens` and `cache_write_tokens` the parts of
+    `input_tokens` read from and written to the provider's prompt cache; `cost_usd` is None
+    when the model has no known price.
     """
 
     def __init__(self, message: str, *, model: str, transient: bool, attempts: int = 1,
@@ -123,6 +125,8 @@ class LLMError(RLMSandboxError):
         self.status_code = status_code
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.cache_write_tokens = 0
         self.cost_usd: float | None = 0.0
         self.retry_causes: tuple[Any, ...] = ()  # RetryCause of each retried attempt
         self.detail = message  # what the provider said, when the message adds advice to it

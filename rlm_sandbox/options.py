@@ -48,6 +48,10 @@ class SettingsAfterModel(TypedDict, total=False):
     output_cost_per_token: float | None
     sub_input_cost_per_token: float | None
     sub_output_cost_per_token: float | None
+    cached_input_cost_per_token: float | None
+    cache_write_cost_per_token: float | None
+    sub_cached_input_cost_per_token: float | None
+    sub_cache_write_cost_per_token: float | None
     # the loop
     max_output_chars: int | None
     offload: bool | None

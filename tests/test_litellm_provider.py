@@ -82,3 +82,14 @@ def test_a_run_that_failed_raises_instead_of_answering(litellm_module: Any):
             litellm_module.completion(model=f"rlm-sandbox/{root.model}", messages=messages(),
                                       rlm={"max_retries": 0})
     assert raised.value.status_code == 502 and "the run failed" in str(raised.value)
+
+
+def test_the_runs_cached_prompt_tokens_are_reported_in_openais_field(litellm_module: Any):
+    from rlm_sandbox.testing import Reply
+
+    script = [Reply("```repl\nprint(len(context))\n```", input_tokens=3000, output_tokens=9, cached_tokens=2048),
+              Reply("FINAL(7)", input_tokens=3100, output_tokens=4, cached_tokens=2944)]
+    with ScriptedModel(script) as root:
+        reply = litellm_module.completion(model=f"rlm-sandbox/{root.model}", messages=messages())
+    assert reply.usage.prompt_tokens == 6100
+    assert reply.usage.prompt_tokens_details.cached_tokens == 2048 + 2944

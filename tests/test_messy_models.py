@@ -72,6 +72,8 @@ def test_model_options_and_max_tokens_reach_the_provider_per_role(sandbox_factor
     ({"num_retries": 9}, "set max_retries"),
     ({"timeout": 1}, "set request_timeout_s"),
     ({"input_cost_per_token": 0}, "so cost limits see the price"),
+    ({"cache_read_input_token_cost": 0}, "set cached_input_cost_per_token / sub_cached_input_cost_per_token"),
+    ({"cache_creation_input_token_cost": 0}, "set cache_write_cost_per_token"),
     ({"n": 3}, "reserves budget for one"),
     ({"supports_system_message": False}, "set supports_system_message=false"),
 ])

@@ -188,10 +188,13 @@ def print_result(result: RLMResult, as_json: bool, *, quiet: bool = False, setti
         answer = redact(result.answer)
         # color=True: click would strip ESC [ ... sequences from a pipe, and scripts read the answer
         typer.echo(visible(answer) if terminal else answer, color=True)
+    from ..view.outline import cached_note
+
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"  # unknown is never $0
     summary = (f"status={result.status} iterations={result.iterations} code_executions={result.code_executions} "
-               f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens} "
-               f"cost={cost} time={result.duration_s:.1f}s answer_from={result.answer_from}")
+               f"sub_calls={result.sub_calls} tokens={result.total_input_tokens}+{result.total_output_tokens}"
+               f"{cached_note(result.total_cached_input_tokens)} cost={cost} time={result.duration_s:.1f}s "
+               f"answer_from={result.answer_from}")
     if not quiet:
         typer.secho(redact(summary), err=True, dim=True)
     if result.error:

@@ -34,6 +34,8 @@ class ModelUse(BaseModel):
     failed_calls: int = Field(description="calls that failed after their retries")
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = Field(0, description="part of input_tokens read from the provider's prompt cache")
+    cache_write_tokens: int = Field(0, description="part of input_tokens written to the provider's prompt cache")
     cost_usd: float | None = Field(description="null when the model has no known price")
 
 
@@ -68,6 +70,7 @@ class ResultJSON(BaseModel):
     sub_calls: int
     total_input_tokens: int
     total_output_tokens: int
+    total_cached_input_tokens: int = Field(0, description="part of total_input_tokens read from prompt caches")
     cost_usd: float | None
     cost: str = Field(description='"$0.0123" or "unknown"')
     usage: list[ModelUse]
@@ -122,9 +125,11 @@ def result_json(result: Any, settings: Any, *, trace: str | None = None, html: s
         status=result.status, error=result.error, iterations=result.iterations,
         code_executions=result.code_executions, sub_calls=result.sub_calls,
         total_input_tokens=result.total_input_tokens, total_output_tokens=result.total_output_tokens,
-        cost_usd=result.cost_usd, cost=cost,
+        total_cached_input_tokens=result.total_cached_input_tokens, cost_usd=result.cost_usd, cost=cost,
         usage=[ModelUse(model=u.model, role=u.role, calls=u.calls, attempts=u.attempts, failed_calls=u.failed_calls,
-                        input_tokens=u.input_tokens, output_tokens=u.output_tokens, cost_usd=u.cost_usd)
+                        input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                        cached_input_tokens=u.cached_input_tokens, cache_write_tokens=u.cache_write_tokens,
+                        cost_usd=u.cost_usd)
                for u in result.usage],
         budget=budget_use(result, settings), duration_s=round(result.duration_s, 3), parsed=parsed,
         trace=trace, html=html)

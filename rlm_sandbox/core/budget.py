@@ -171,9 +171,12 @@ class Ledger:
         return None
 
     def settle(self, reservation: Reservation | None, role: str, model: str, input_tokens: int,
-               output_tokens: int, cost_usd: float | None, *, answered: bool = True, attempts: int = 1) -> None:
+               output_tokens: int, cost_usd: float | None, *, answered: bool = True, attempts: int = 1,
+               cached_input_tokens: int = 0, cache_write_tokens: int = 0) -> None:
         """Replace a reservation by what the call really used (zero for a call that failed
-        unpaid); `answered=False` records a failed call; `attempts` is how many requests it sent."""
+        unpaid); `answered=False` records a failed call; `attempts` is how many requests it sent.
+        ``cost_usd`` is what was billed, cache discounts included; ``cached_input_tokens`` and
+        ``cache_write_tokens`` are parts of ``input_tokens`` (token limits count the whole prompt)."""
         with self._lock:
             self._release(reservation)
             usage = self._usage.setdefault((role, model), ModelUsage(model=model, role=role))  # type: ignore[arg-type]  # "root" or "sub", typed str on the way
@@ -182,6 +185,8 @@ class Ledger:
             usage.attempts += attempts
             usage.input_tokens += input_tokens
             usage.output_tokens += output_tokens
+            usage.cached_input_tokens += cached_input_tokens
+            usage.cache_write_tokens += cache_write_tokens
             usage.cost_usd = None if cost_usd is None or usage.cost_usd is None else usage.cost_usd + cost_usd
             self._settled.notify_all()
 

@@ -66,7 +66,9 @@ class Meter:
                 self.llm.count_tokens(model, text="warm up")
 
     def reserve(self, what: str, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Reservation | None:
-        """Reserve what the call may spend at most, or raise BudgetExceeded (may wait for room)."""
+        """Reserve what the call may spend at most, or raise BudgetExceeded (may wait for room).
+        The prompt is priced as if nothing were cached: what the provider will read from its
+        cache is unknown before the call, and the uncached price is never below the bill."""
         if not self.limits_spend:
             return None
         prompt_tokens = self.llm.count_tokens(model, messages)
@@ -75,8 +77,12 @@ class Meter:
         return self.ledger.reserve(what, prompt_tokens, max_tokens, cost)
 
     def settle(self, reservation: Reservation | None, role: str, completion: Completion) -> None:
+        """Replace the reservation by what the call was billed: the cost is cache-aware (cached
+        prompt tokens at their price), so a run whose prompts repeat does more within a budget."""
         self.ledger.settle(reservation, role, completion.model, completion.input_tokens,
-                           completion.output_tokens, completion.cost_usd, attempts=completion.retries + 1)
+                           completion.output_tokens, completion.cost_usd, attempts=completion.retries + 1,
+                           cached_input_tokens=completion.cached_input_tokens,
+                           cache_write_tokens=completion.cache_write_tokens)
 
     def settle_failure(self, reservation: Reservation | None, role: str, model: str, error: BaseException,
                        *, sent: bool = True) -> None:
@@ -85,7 +91,9 @@ class Meter:
         attempts = getattr(error, "attempts", 1) if sent else 0
         if isinstance(error, LLMError):
             self.ledger.settle(reservation, role, model, error.input_tokens, error.output_tokens,
-                               error.cost_usd, answered=False, attempts=attempts)
+                               error.cost_usd, answered=False, attempts=attempts,
+                               cached_input_tokens=error.cached_input_tokens,
+                               cache_write_tokens=error.cache_write_tokens)
         else:
             self.ledger.settle(reservation, role, model, 0, 0, 0.0, answered=False, attempts=attempts)
 

@@ -105,6 +105,8 @@ class ModelCall:
         self.events.emit(ev.ModelReply, call_id=self.call_id, role=self.role, model=self.model, outcome="ok",
                          text=completion.text, finish_reason=completion.finish_reason,
                          input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+                         cached_input_tokens=completion.cached_input_tokens,
+                         cache_write_tokens=completion.cache_write_tokens,
                          cost_usd=completion.cost_usd, latency_s=round(completion.duration_s, 4),
                          attempts=completion.retries + 1, retries=retries_of(completion.retry_causes))
         return completion

@@ -72,6 +72,8 @@ def build_reporter(events: RunRecorder) -> Callable[[BuildProgress], None]:
 def failure_fields(exc: BaseException | None) -> dict[str, Any]:
     """What a failed model call's ``model_reply`` says it cost and tried (an LLMError knows)."""
     return {"input_tokens": getattr(exc, "input_tokens", 0), "output_tokens": getattr(exc, "output_tokens", 0),
+            "cached_input_tokens": getattr(exc, "cached_input_tokens", 0),
+            "cache_write_tokens": getattr(exc, "cache_write_tokens", 0),
             "cost_usd": getattr(exc, "cost_usd", None), "attempts": getattr(exc, "attempts", 1),
             "retries": retries_of(getattr(exc, "retry_causes", ()))}
 

@@ -25,7 +25,9 @@ class ModelUsage:
     ``calls`` counts calls that were answered; ``attempts`` every request sent to the
     provider (retried attempts and calls that failed in the end included: some providers
     bill them); ``failed_calls`` the calls that failed after their retries. ``cost_usd`` is
-    None when the model has no known price: unknown, never $0."""
+    None when the model has no known price: unknown, never $0. ``cached_input_tokens`` (read
+    from the provider's prompt cache) and ``cache_write_tokens`` (written to it, where the
+    provider bills writes) are parts of ``input_tokens``, charged at their own prices."""
 
     model: str
     role: Literal["root", "sub"]
@@ -35,6 +37,8 @@ class ModelUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass
@@ -63,6 +67,12 @@ class RLMResult:
     def ok(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def total_cached_input_tokens(self) -> int:
+        """The part of ``total_input_tokens`` read from providers' prompt caches (summed from
+        ``usage``, which counts every call at every depth, as the totals do)."""
+        return sum(u.cached_input_tokens for u in self.usage)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible data; the trajectory as the events' JSON form."""
         trajectory, parsed = self.trajectory, self.parsed
@@ -73,4 +83,5 @@ class RLMResult:
             self.trajectory, self.parsed = trajectory, parsed
         data["trajectory"] = [event.model_dump(mode="json", by_alias=True) for event in trajectory]
         data["parsed"] = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
+        data["total_cached_input_tokens"] = self.total_cached_input_tokens
         return data

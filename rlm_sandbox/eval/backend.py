@@ -114,7 +114,8 @@ async def _scored(job: TaskJob, run: Any, context: Any, client: PermanentErrorWa
         **_common(job), answer=run.answer, answer_from=run.answer_from, status=run.status,
         limit_hit=run.status in LIMIT_STATUSES, error=run.error or problem, score=value,
         passed=value >= task.pass_threshold and not problem, input_tokens=run.total_input_tokens,
-        output_tokens=run.total_output_tokens, cost_usd=run.cost_usd, duration_s=run.duration_s,
+        output_tokens=run.total_output_tokens, cached_input_tokens=run.total_cached_input_tokens,
+        cost_usd=run.cost_usd, duration_s=run.duration_s,
         iterations=run.iterations, sub_calls=run.sub_calls,
         context_chars=len(context) if isinstance(context, (str, bytes, list)) else None)
     if job.baseline_model is not None:

@@ -70,7 +70,8 @@ async def ask_direct(client: ModelClient, model: str, context: Any, query: str, 
                                             max_tokens=max_tokens)
     except LLMError as exc:
         return DirectResult(answer="", **base, input_tokens=exc.input_tokens, output_tokens=exc.output_tokens,
-                            cost_usd=exc.cost_usd, duration_s=time.perf_counter() - started, error=str(exc))
+                            cached_input_tokens=exc.cached_input_tokens, cost_usd=exc.cost_usd,
+                            duration_s=time.perf_counter() - started, error=str(exc))
     return DirectResult(answer=completion.text.strip(), **base, input_tokens=completion.input_tokens,
-                        output_tokens=completion.output_tokens, cost_usd=completion.cost_usd,
-                        duration_s=time.perf_counter() - started)
+                        output_tokens=completion.output_tokens, cached_input_tokens=completion.cached_input_tokens,
+                        cost_usd=completion.cost_usd, duration_s=time.perf_counter() - started)

@@ -38,6 +38,7 @@ class DirectResult(BaseModel):
     cost_usd: float | None
     duration_s: float
     error: str | None = None
+    cached_input_tokens: int = Field(0, description="part of input_tokens read from the provider's prompt cache")
 
 
 class BaselineResult(DirectResult):
@@ -72,6 +73,7 @@ class TaskResult(BaseModel):
     scorer: str
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = Field(0, description="part of input_tokens read from providers' prompt caches")
     cost_usd: float | None = 0.0
     duration_s: float = 0.0
     iterations: int = 0

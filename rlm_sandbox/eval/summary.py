@@ -49,6 +49,7 @@ class SuiteSummary(BaseModel):
     limit_hits: int
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = Field(0, description="part of input_tokens read from providers' prompt caches")
     cost_usd: float | None
     duration_s: float = Field(description="summed run time of the tasks (they overlap in wall time)")
     wall_time_s: float | None = None
@@ -124,6 +125,7 @@ def summarise(results: list[TaskResult], *, model: str, sub_model: str, scripted
         passed=sum(r.passed for r in results), failed=sum(not r.passed for r in results), errors=errors,
         error_share=round(errors / len(results), 6), limit_hits=sum(r.limit_hit for r in results),
         input_tokens=sum(r.input_tokens for r in results), output_tokens=sum(r.output_tokens for r in results),
+        cached_input_tokens=sum(r.cached_input_tokens for r in results),
         cost_usd=_cost(results), duration_s=round(sum(r.duration_s for r in results), 3), wall_time_s=wall_time_s,
         by_generator={name: _breakdown(group) for name, group in sorted(by_generator.items())},
         by_length={name: _breakdown(group) for name, group in

@@ -214,6 +214,9 @@ class ModelReply(EventBase):
     finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = Field(0, description="part of input_tokens read from the provider's prompt cache")
+    cache_write_tokens: int = Field(0, description="part of input_tokens written to the provider's prompt cache "
+                                    "(providers that bill writes: Anthropic, Bedrock)")
     cost_usd: float | None = Field(None, description="null when the model has no known price")
     latency_s: float = 0.0
     attempts: int = 1

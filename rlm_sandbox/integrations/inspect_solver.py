@@ -63,7 +63,9 @@ def rlm_solver(model: str | None = None, sub_model: str | None = None, context: 
         result = await RLM(model=root, sub_model=sub_model, **options).arun(question, text)
         _record_usage(result)
         state.output = ModelOutput.from_content(model=f"rlm/{root}", content=result.answer)
-        state.output.usage = _inspect_usage(result.total_input_tokens, result.total_output_tokens, result.cost_usd)
+        state.output.usage = _inspect_usage(result.total_input_tokens, result.total_output_tokens, result.cost_usd,
+                                            result.total_cached_input_tokens,
+                                            sum(u.cache_write_tokens for u in result.usage))
         state.messages.append(ChatMessageAssistant(content=result.answer, model=f"rlm/{root}"))
         state.metadata[METADATA_KEY] = _summary(result)
         state.store.set(TRACE_KEY, [json.loads(event.to_json()) for event in result.trajectory])
@@ -72,15 +74,22 @@ def rlm_solver(model: str | None = None, sub_model: str | None = None, context: 
     return solve
 
 
-def _inspect_usage(input_tokens: int, output_tokens: int, cost: float | None) -> InspectUsage:
-    return InspectUsage(input_tokens=input_tokens, output_tokens=output_tokens,
-                        total_tokens=input_tokens + output_tokens, total_cost=cost)
+def _inspect_usage(input_tokens: int, output_tokens: int, cost: float | None, cached_input_tokens: int = 0,
+                   cache_write_tokens: int = 0) -> InspectUsage:
+    """inspect's usage from ours. Our ``input_tokens`` is the whole prompt, with the cache reads
+    and writes as parts of it; inspect's ``input_tokens`` is the part charged at the full rate,
+    beside ``input_tokens_cache_read`` and ``_write`` (None: the provider reported none)."""
+    return InspectUsage(input_tokens=input_tokens - cached_input_tokens - cache_write_tokens,
+                        output_tokens=output_tokens, total_tokens=input_tokens + output_tokens, total_cost=cost,
+                        input_tokens_cache_read=cached_input_tokens or None,
+                        input_tokens_cache_write=cache_write_tokens or None)
 
 
 def _record_usage(result: RLMResult) -> None:
     """Add the run's usage, per model, to inspect's sample and eval totals and its token limits."""
     for usage in result.usage:
-        counted = _inspect_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd)
+        counted = _inspect_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd,
+                                 usage.cached_input_tokens, usage.cache_write_tokens)
         set_model_usage(usage.model, counted, sample_model_usage_context_var.get(None))
         set_model_usage(usage.model, counted, model_usage_context_var.get(None))
         record_model_usage(counted)
@@ -90,4 +99,5 @@ def _summary(result: RLMResult) -> dict[str, Any]:
     return {"status": result.status, "answer_from": result.answer_from, "iterations": result.iterations,
             "code_executions": result.code_executions, "sub_calls": result.sub_calls,
             "input_tokens": result.total_input_tokens, "output_tokens": result.total_output_tokens,
+            "cached_input_tokens": result.total_cached_input_tokens,
             "cost_usd": result.cost_usd, "duration_s": round(result.duration_s, 3), "error": result.error}

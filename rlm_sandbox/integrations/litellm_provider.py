@@ -78,9 +78,11 @@ class RLMProvider(CustomLLM):
         response.model = f"{PROVIDER}/{model}" if not model.startswith(PROVIDER + "/") else model
         response.choices[0].message.content = result.answer
         response.choices[0].finish_reason = "stop" if result.status == "completed" else "length"
+        cached = result.total_cached_input_tokens  # OpenAI's shape: a part of prompt_tokens
         response.usage = Usage(prompt_tokens=result.total_input_tokens,
                                completion_tokens=result.total_output_tokens,
-                               total_tokens=result.total_input_tokens + result.total_output_tokens)
+                               total_tokens=result.total_input_tokens + result.total_output_tokens,
+                               prompt_tokens_details={"cached_tokens": cached} if cached else None)
         info = {"status": result.status, "answer_from": result.answer_from, "iterations": result.iterations,
                 "sub_calls": result.sub_calls, "cost_usd": result.cost_usd,
                 "error": redact(result.error) if result.error else None}

@@ -17,13 +17,27 @@ __all__ = ["Completion", "ModelClient", "OnRetry", "Price", "RetryCause", "conte
 
 @dataclass(frozen=True)
 class Price:
-    """USD per input token and per output token (litellm's custom pricing)."""
+    """USD per input token and per output token, and per prompt token read from or written to
+    the provider's prompt cache (None: charged as input, which is never less than the truth
+    for a cache read)."""
 
     input_per_token: float
     output_per_token: float
+    cached_input_per_token: float | None = None
+    cache_write_per_token: float | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
+             cache_write_tokens: int = 0) -> float:
+        """The price of a call. ``cached_input_tokens`` and ``cache_write_tokens`` are parts of
+        ``input_tokens`` (as :class:`Completion` counts them), charged at their own prices; the
+        rest of the prompt at the input price. Called with the prompt alone, it is the uncached
+        price: what a reservation assumes."""
+        cached = min(max(0, cached_input_tokens), input_tokens)
+        written = min(max(0, cache_write_tokens), input_tokens - cached)
+        read_price = self.input_per_token if self.cached_input_per_token is None else self.cached_input_per_token
+        write_price = self.input_per_token if self.cache_write_per_token is None else self.cache_write_per_token
+        return ((input_tokens - cached - written) * self.input_per_token + cached * read_price
+                + written * write_price + output_tokens * self.output_per_token)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,11 @@ class Completion:
     `retry_causes` says why each did. Tokens and cost include attempts that were answered
     but retried (an empty reply is paid for). `cost_usd` is None when the model has no
     known price: unknown, never $0.
+
+    `cached_input_tokens` (read from the provider's prompt cache) and `cache_write_tokens`
+    (written to it, for providers that bill writes: Anthropic, Bedrock) are parts of
+    `input_tokens`, which stays the whole prompt, so every total keeps its meaning; the cost
+    charges each part at its own price.
     """
 
     text: str
@@ -59,6 +78,8 @@ class Completion:
     retries: int = 0
     retry_causes: tuple[RetryCause, ...] = ()
     finish_reason: str | None = None
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

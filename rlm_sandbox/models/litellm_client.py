@@ -33,7 +33,7 @@ from .base import Completion, OnRetry, Price, RetryCause
 from .options import check_model_options
 from .runtime import load_litellm, on_model_loop
 
-__all__ = ["Completion", "LLMClient", "Price", "is_transient", "model_window"]
+__all__ = ["Completion", "LLMClient", "Price", "cache_parts", "is_transient", "model_window"]
 
 #: Retries after a failure to connect at all (refused, unknown host): almost always a wrong
 #: api_base or a server that is down, which waiting does not fix; one retry covers a blip.
@@ -293,32 +293,74 @@ def _text_of(response: Any) -> str:
 
 
 class _Spent:
-    """Tokens and dollars of every answered attempt of one call."""
+    """Tokens and dollars of every answered attempt of one call.
+
+    The cost is litellm's ``response_cost`` (cache-aware for models in its price map), except
+    with a custom ``price``: litellm's per-call custom pricing knows only the input and output
+    prices (it would charge cache reads as input, or at $0), so the cost is then computed here
+    from the usage with :meth:`Price.cost`. A response without usage is counted locally and
+    priced uncached, never called free.
+    """
 
     def __init__(self, client: "LLMClient", model: str, messages: list[dict], price: Price | None) -> None:
         self.client, self.model, self.messages, self.price = client, model, messages, price
-        self.input_tokens = self.output_tokens = 0
+        self.input_tokens = self.output_tokens = self.cached_input_tokens = self.cache_write_tokens = 0
         self.cost_usd: float | None = 0.0
 
     def add(self, response: Any) -> None:
         usage = getattr(response, "usage", None)
         hidden = getattr(response, "_hidden_params", None)
         cost = hidden.get("response_cost") if isinstance(hidden, dict) and usage is not None else None
+        cached = written = 0
         if usage is not None:
             input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+            cached, written = cache_parts(usage, input_tokens)
         else:  # the provider did not say: count locally rather than call it free
             input_tokens = self.client.count_tokens(self.model, self.messages)
             output_tokens = self.client.count_tokens(self.model, text=_content_or_empty(response))
-        if cost is None:
+        if cost is None or self.price is not None:
             price = self.price or self.client.price_of(self.model)
-            cost = price.cost(input_tokens, output_tokens) if price is not None else None
+            cost = price.cost(input_tokens, output_tokens, cached, written) if price is not None else None
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
+        self.cached_input_tokens += cached
+        self.cache_write_tokens += written
         try:
             self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + max(0.0, float(cost))
         except (TypeError, ValueError):
             self.cost_usd = None
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
+def cache_parts(usage: Any, input_tokens: int) -> tuple[int, int]:
+    """The prompt tokens read from and written to the provider's prompt cache, from litellm's
+    normalised ``usage``: both are parts of ``input_tokens`` (``usage.prompt_tokens``).
+
+    How litellm 1.110 reports them. OpenAI-style usage (OpenAI, DeepSeek, OpenAI-compatible
+    servers): ``prompt_tokens`` is the whole prompt and ``prompt_tokens_details.cached_tokens``
+    the part read from the cache; writes are not billed apart and not reported. Anthropic and
+    Bedrock report ``input_tokens`` *without* the cache, beside ``cache_read_input_tokens`` and
+    ``cache_creation_input_tokens``; litellm adds both to ``prompt_tokens`` and copies them to
+    ``prompt_tokens_details.cached_tokens`` and ``.cache_creation_tokens`` (alias
+    ``cache_write_tokens``), keeping the provider's names on the usage too. So the details come
+    first and the provider's names stand in when the details lack them; both are capped by the
+    prompt, so a server that reports more than it was sent cannot make a negative remainder.
+    """
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = _count(getattr(details, "cached_tokens", None))
+    if cached is None:
+        cached = _count(getattr(usage, "cache_read_input_tokens", None))
+    written = _count(getattr(details, "cache_write_tokens", None))
+    if written is None:
+        written = _count(getattr(details, "cache_creation_tokens", None))
+    if written is None:
+        written = _count(getattr(usage, "cache_creation_input_tokens", None))
+    cached = min(cached or 0, input_tokens)
+    return cached, min(written or 0, input_tokens - cached)
 
 
 def _content_or_empty(response: Any) -> str:
@@ -396,14 +438,18 @@ class LLMClient:
 
     @staticmethod
     def price_of(model: str) -> Price | None:
-        """litellm's per-token price for `model`, or None when its price map has none."""
+        """litellm's per-token price for `model` (with its cache read and write prices when the
+        map lists them), or None when its price map has none."""
         info = _model_info(model)
         if info is None:
             return None
         given, made = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if not isinstance(given, (int, float)) or not isinstance(made, (int, float)):
             return None
-        return Price(float(given), float(made))
+        read, write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
+        return Price(float(given), float(made),
+                     cached_input_per_token=float(read) if isinstance(read, (int, float)) else None,
+                     cache_write_per_token=float(write) if isinstance(write, (int, float)) else None)
 
     @staticmethod
     def count_tokens(model: str, messages: list[dict] | None = None, *, text: str | None = None) -> int:
@@ -434,7 +480,7 @@ class LLMClient:
         kwargs.setdefault("timeout", self.timeout_s)
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
-        if price is not None:  # litellm's custom pricing: it then computes response_cost itself
+        if price is not None:  # litellm's custom pricing, for its own logging; _Spent prices the call itself
             kwargs["input_cost_per_token"] = price.input_per_token
             kwargs["output_cost_per_token"] = price.output_per_token
         kwargs["num_retries"] = 0   # litellm's own retry loop
@@ -481,7 +527,8 @@ class LLMClient:
         return Completion(text=text, model=spent.model, input_tokens=spent.input_tokens,
                           output_tokens=spent.output_tokens, cost_usd=spent.cost_usd,
                           duration_s=time.perf_counter() - started, retries=attempts - 1,
-                          retry_causes=tuple(causes), finish_reason=finish_reason)
+                          retry_causes=tuple(causes), finish_reason=finish_reason,
+                          cached_input_tokens=spent.cached_input_tokens, cache_write_tokens=spent.cache_write_tokens)
 
     # -- the twins --
 
@@ -544,6 +591,7 @@ def _spent_on(error: LLMError, spent: _Spent, causes: list[RetryCause]) -> LLMEr
     """A failed call may still have been paid for (empty replies): say how much, and why
     each earlier attempt was retried."""
     error.input_tokens, error.output_tokens, error.cost_usd = spent.input_tokens, spent.output_tokens, spent.cost_usd
+    error.cached_input_tokens, error.cache_write_tokens = spent.cached_input_tokens, spent.cache_write_tokens
     error.retry_causes = tuple(causes)
     return error
 

@@ -28,6 +28,10 @@ HOST_CONTROLLED: dict[str, str] = {
     "request_timeout": "set request_timeout_s",
     "input_cost_per_token": "set input_cost_per_token / sub_input_cost_per_token, so cost limits see the price",
     "output_cost_per_token": "set output_cost_per_token / sub_output_cost_per_token, so cost limits see the price",
+    "cache_read_input_token_cost": "set cached_input_cost_per_token / sub_cached_input_cost_per_token (with a "
+                                   "custom price), so cost limits see the price",
+    "cache_creation_input_token_cost": "set cache_write_cost_per_token / sub_cache_write_cost_per_token (with a "
+                                       "custom price), so cost limits see the price",
     "model": "the engine sets it (use model / sub_model)",
     "messages": "the engine sets it",
     "stream": "the engine reads whole replies",

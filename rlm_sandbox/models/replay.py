@@ -160,7 +160,8 @@ class RecordingClient:
 def _error_record(exc: LLMError, mask: Redactor) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": mask(str(exc)), "transient": exc.transient,
             "attempts": exc.attempts, "status_code": exc.status_code, "input_tokens": exc.input_tokens,
-            "output_tokens": exc.output_tokens, "cost_usd": exc.cost_usd}
+            "output_tokens": exc.output_tokens, "cost_usd": exc.cost_usd,
+            "cached_input_tokens": exc.cached_input_tokens, "cache_write_tokens": exc.cache_write_tokens}
 
 
 def _error_from(record: dict[str, Any], model: str) -> LLMError:
@@ -171,6 +172,8 @@ def _error_from(record: dict[str, Any], model: str) -> LLMError:
               attempts=int(record.get("attempts") or 1), status_code=record.get("status_code"))
     exc.input_tokens = int(record.get("input_tokens") or 0)
     exc.output_tokens = int(record.get("output_tokens") or 0)
+    exc.cached_input_tokens = int(record.get("cached_input_tokens") or 0)  # absent from older cassettes
+    exc.cache_write_tokens = int(record.get("cache_write_tokens") or 0)
     exc.cost_usd = record.get("cost_usd")
     return exc
 
@@ -221,7 +224,10 @@ class ReplayClient:
                           output_tokens=int(response.get("output_tokens", 0)),
                           cost_usd=response.get("cost_usd"), duration_s=time.perf_counter() - started,
                           retries=int(response.get("retries", 0)), retry_causes=causes,
-                          finish_reason=response.get("finish_reason"))
+                          finish_reason=response.get("finish_reason"),
+                          # absent from cassettes recorded before cached tokens were counted: none
+                          cached_input_tokens=int(response.get("cached_input_tokens") or 0),
+                          cache_write_tokens=int(response.get("cache_write_tokens") or 0))
 
     def _miss(self, model: str, messages: list[dict], request: dict[str, Any], number: int,
               times: int) -> UnrecordedRequest:

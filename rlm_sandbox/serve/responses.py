@@ -18,9 +18,16 @@ def finish_reason(result: Any) -> str:
     return "stop" if result.status == "completed" else "length"
 
 
-def usage(result: Any) -> dict[str, int]:
+def usage(result: Any) -> dict[str, Any]:
+    """OpenAI's ``usage``; ``prompt_tokens_details.cached_tokens`` is the part of the prompt tokens
+    the providers read from their prompt caches (only when some were, as OpenAI omits it)."""
     prompt, completion = result.total_input_tokens, result.total_output_tokens
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    counted: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                               "total_tokens": prompt + completion}
+    cached = result.total_cached_input_tokens
+    if cached:
+        counted["prompt_tokens_details"] = {"cached_tokens": cached}
+    return counted
 
 
 def rlm_info(result: Any, trace_id: str | None) -> dict[str, Any]:

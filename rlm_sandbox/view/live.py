@@ -32,7 +32,7 @@ from ..fences import read_fences
 from ..events import types as ev
 from ..events.printer import VerbosePrinter
 from ..untrusted import visible
-from .outline import money
+from .outline import cached_note, money
 
 #: Budget bars, in order: (setting, label). A bar is drawn only for a limit that is set.
 BUDGETS = (("max_iterations", "iterations"), ("max_sub_calls", "sub-calls"), ("max_total_tokens", "tokens"),
@@ -67,7 +67,7 @@ class LiveState:
         self.runs: dict[str, RunStatus] = {}
         self.settings: dict[str, Any] = {}
         self.image: ev.ImageBuild | None = None
-        self.input_tokens = self.output_tokens = 0
+        self.input_tokens = self.output_tokens = self.cached_input_tokens = 0
         self.cost_usd: float | None = 0.0
         self.sub_calls = 0
         self.budget: dict[str, Any] = {}    # the ledger's own figures, once a budget event carries them
@@ -111,6 +111,7 @@ class LiveState:
     def _on_model_reply(self, run: RunStatus, event: ev.ModelReply) -> None:
         self.input_tokens += event.input_tokens
         self.output_tokens += event.output_tokens
+        self.cached_input_tokens += event.cached_input_tokens
         if event.cost_usd is None and (event.input_tokens or event.output_tokens):
             self.cost_usd = None
         elif self.cost_usd is not None:
@@ -212,7 +213,8 @@ class LiveState:
         return next((run.iteration for run in self.runs.values() if run.depth == 0), 0)
 
     def totals(self) -> str:
-        return (f"tokens {self.input_tokens:,} in, {self.output_tokens:,} out · cost {money(self.cost_usd)} · "
+        return (f"tokens {self.input_tokens:,} in{cached_note(self.cached_input_tokens)}, {self.output_tokens:,} out · "
+                f"cost {money(self.cost_usd)} · "
                 f"{self.elapsed():.1f} s")
 
 

@@ -19,17 +19,20 @@ from .marks import MARK_KINDS
 
 @dataclass
 class Usage:
-    """Tokens and dollars; ``cost_usd`` is None once any priced-unknown call is counted."""
+    """Tokens and dollars; ``cost_usd`` is None once any priced-unknown call is counted;
+    ``cached_input_tokens`` is the part of ``input_tokens`` read from prompt caches."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
+    cached_input_tokens: int = 0
 
     def add_reply(self, reply: ev.ModelReply | None) -> None:
         if reply is None:
             return
         self.input_tokens += reply.input_tokens
         self.output_tokens += reply.output_tokens
+        self.cached_input_tokens += reply.cached_input_tokens
         if reply.cost_usd is None and (reply.input_tokens or reply.output_tokens):
             self.cost_usd = None  # unknown, never $0
         elif self.cost_usd is not None:
@@ -38,10 +41,11 @@ class Usage:
     def add(self, other: "Usage") -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
         self.cost_usd = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
 
     def copy(self) -> "Usage":
-        return Usage(self.input_tokens, self.output_tokens, self.cost_usd)
+        return Usage(self.input_tokens, self.output_tokens, self.cost_usd, self.cached_input_tokens)
 
     @property
     def tokens(self) -> int:
@@ -328,8 +332,14 @@ def money(cost: float | None) -> str:
     return f"${cost:.4f}" if cost < 100 else f"${cost:,.2f}"
 
 
+def cached_note(cached_input_tokens: int) -> str:
+    """`` (N cached)`` after a token count when some input was read from a prompt cache, else
+    nothing: the viewers and the CLI's end-of-run line say it the same way."""
+    return f" ({cached_input_tokens:,} cached)" if cached_input_tokens else ""
+
+
 def tokens(usage: Usage) -> str:
-    return f"{usage.input_tokens:,}+{usage.output_tokens:,} tokens"
+    return f"{usage.input_tokens:,}+{usage.output_tokens:,} tokens{cached_note(usage.cached_input_tokens)}"
 
 
 def partial_note(run: RunOutline, problems: list[str]) -> str | None:

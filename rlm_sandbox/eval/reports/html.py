@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ..results import TaskResult
 from ..summary import SuiteSummary
-from .markdown import money, winner
+from .markdown import money, token_count, winner
 from .text import shown
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -86,6 +86,7 @@ def render_html(results: list[TaskResult], summary: SuiteSummary, *, traces: Pat
     failing = (f"<p class=fail><b>The suite fails:</b> {escape('; '.join(s.exit_reasons))}.</p>"
                if s.exit_reasons else "")
     direct_heads = "<th>direct answer</th><th>direct score</th><th>winner</th>" if baseline else ""
+    tokens = token_count(s.input_tokens + s.output_tokens, s.cached_input_tokens)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>rlm-sandbox eval: {escape(s.model)}</title>
@@ -96,7 +97,7 @@ def render_html(results: list[TaskResult], summary: SuiteSummary, *, traces: Pat
 <table id="summary"><tr><th>mean score</th><th>std. error</th><th>pass rate</th><th>errors</th><th>limits hit</th>
 <th>tokens</th><th>cost</th><th>wall time</th></tr><tr><td class=num>{s.mean_score:.3f}</td>
 <td class=num>{s.stderr:.3f}</td><td class=num>{s.pass_rate:.1%}</td><td class=num>{s.errors}</td>
-<td class=num>{s.limit_hits}</td><td class=num>{s.input_tokens + s.output_tokens:,}</td>
+<td class=num>{s.limit_hits}</td><td class=num>{tokens}</td>
 <td class=num>{money(s.cost_usd)}</td><td class=num>{s.wall_time_s or 0:.1f}s</td></tr></table>
 <h2>Score and cost by context length</h2>{_chart(s)}
 <h2>Tasks</h2>

@@ -23,7 +23,9 @@ def _details(result: TaskResult) -> str:
              f"expected: {shown(result.expected)}",
              f"score: {result.score:.4f} (threshold {result.pass_threshold}, scorer {shown(result.scorer)})",
              f"status: {result.status}" + (" (a limit ended the run)" if result.limit_hit else ""),
-             f"tokens: {result.input_tokens} in, {result.output_tokens} out", f"cost: {money(result.cost_usd)}",
+             f"tokens: {result.input_tokens} in" + (f" ({result.cached_input_tokens} cached)"
+                                                    if result.cached_input_tokens else "")
+             + f", {result.output_tokens} out", f"cost: {money(result.cost_usd)}",
              f"iterations: {result.iterations}, sub-calls: {result.sub_calls}",
              f"trajectory: {shown(result.trajectory)}"]
     if result.error:

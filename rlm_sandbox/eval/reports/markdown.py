@@ -22,6 +22,11 @@ def money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
+def token_count(tokens: int, cached_input_tokens: int) -> str:
+    """A token count, saying how many input tokens were read from a prompt cache when any were."""
+    return f"{tokens:,}" + (f" ({cached_input_tokens:,} cached)" if cached_input_tokens else "")
+
+
 #: CommonMark's punctuation that can start markup inside a table cell (emphasis, code, links,
 #: HTML, entities, the cell separator); each is written backslash-escaped, so it shows as itself.
 _MARKUP = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
@@ -112,7 +117,8 @@ def render_markdown(results: list[TaskResult], summary: SuiteSummary) -> str:
               "", "| mean score | std. error | pass rate | passed | failed | errors | limits hit | tokens | cost | "
               "wall time |", "|---|---|---|---|---|---|---|---|---|---|",
               f"| {s.mean_score:.3f} | {s.stderr:.3f} | {s.pass_rate:.1%} | {s.passed} | {s.failed} | {s.errors} | "
-              f"{s.limit_hits} | {s.input_tokens + s.output_tokens:,} | {money(s.cost_usd)} | "
+              f"{s.limit_hits} | {token_count(s.input_tokens + s.output_tokens, s.cached_input_tokens)} | "
+              f"{money(s.cost_usd)} | "
               f"{s.wall_time_s or 0:.1f}s |", ""]
     if s.baseline is not None:
         lines += [f"Direct baseline: mean score {s.baseline.mean_score:.3f}, pass rate {s.baseline.pass_rate:.1%}, "
