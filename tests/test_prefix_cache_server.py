@@ -58,3 +58,18 @@ def test_a_scripted_reply_reports_its_cached_tokens_through_litellm():
         response = litellm.completion(model=model.model, messages=[{"role": "user", "content": "q"}])
     assert response.usage.prompt_tokens == 3000
     assert response.usage.prompt_tokens_details.cached_tokens == 2048
+
+
+def test_a_scripted_price_charges_cached_tokens_at_the_input_price_unless_told_otherwise():
+    """scripted_cost once registered cached tokens at $0, so a cached scripted call looked free."""
+    from rlm_sandbox.models.litellm_client import LLMClient
+    from rlm_sandbox.testing import scripted_cost
+
+    with ScriptedModel([Reply("hi", input_tokens=1000, output_tokens=0, cached_tokens=800)] * 2) as model:
+        scripted_cost(model.model, 0.001, 0.002)
+        full = LLMClient(max_retries=0).complete(model.model, [{"role": "user", "content": "q"}])
+        scripted_cost(model.model, 0.001, 0.002, cached_input_per_token=0.0001)
+        discounted = LLMClient(max_retries=0).complete(model.model, [{"role": "user", "content": "q"}])
+    assert full.cached_input_tokens == 800
+    assert full.cost_usd == pytest.approx(1.0)
+    assert discounted.cost_usd == pytest.approx(200 * 0.001 + 800 * 0.0001)

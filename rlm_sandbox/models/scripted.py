@@ -296,16 +296,20 @@ class ScriptedModel:
         return f"ScriptedModel(name={self.name!r}, calls={self.call_count})"
 
 
-def scripted_cost(model: str, input_per_token: float, output_per_token: float) -> None:
+def scripted_cost(model: str, input_per_token: float, output_per_token: float, *,
+                  cached_input_per_token: float | None = None) -> None:
     """Give a model (e.g. ``scripted.model``) a price in litellm's cost map, so cost
-    accounting can be tested; `LLMClient` then reports `cost_usd` for it."""
+    accounting can be tested; `LLMClient` then reports `cost_usd` for it. Cached prompt
+    tokens cost ``cached_input_per_token`` (the input price when not given: no discount),
+    and writing the cache costs the input price."""
     litellm = load_litellm()
 
+    cached = float(input_per_token if cached_input_per_token is None else cached_input_per_token)
     litellm.register_model({model: {
         "input_cost_per_token": float(input_per_token),
         "output_cost_per_token": float(output_per_token),
         "litellm_provider": model.split("/", 1)[0] if "/" in model else PROVIDER,
-        "cache_read_input_token_cost": 0.0,   # said, so litellm does not warn
-        "cache_creation_input_token_cost": 0.0,
+        "cache_read_input_token_cost": cached,   # said, so litellm does not warn (nor charge cached tokens $0)
+        "cache_creation_input_token_cost": float(input_per_token),
         "mode": "chat",
     }})
