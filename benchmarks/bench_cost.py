@@ -13,7 +13,7 @@ depend on either engine's accounting. Root requests are those to model ``bench-r
 play the same steps for both engines; the context is the ``salary`` generator's employee records
 (the original RLM's own example), so each answer is checked.
 
-The original RLM is installed into ``benchmarks/.venv-rlms`` (gitignored; made once, reused) and
+The original RLM is installed into ``.venv-rlms`` at the checkout's top (gitignored; made once, reused) and
 driven by benchmarks/rlms_driver.py in a subprocess. Its ``local`` REPL runs code in its own
 process, with no sandbox. If it cannot be installed or run, the JSON says why and ours is still
 reported. Prints ONE JSON object on stdout (progress on stderr). ``--smoke`` runs the short
@@ -55,7 +55,8 @@ PRICES = {"input": 2.50, "cached_input": 1.25, "output": 10.00}
 PRICE_NOTE = "USD per 1M tokens, OpenAI gpt-4o list prices (cached input half price); one table for all"
 CACHE_MIN_TOKENS = 1024
 RLMS_VERSION = "0.1.3"
-RLMS_VENV = HERE / ".venv-rlms"
+#: At the checkout's top, like .venv: under benchmarks/ the lint test (tests/test_lint.py) would walk its packages.
+RLMS_VENV = ROOT / ".venv-rlms"
 RECORDS = 200            # about 49,000 characters of records
 SEED = 7
 SUITE_SEEDS = (11, 12, 13)
@@ -89,8 +90,13 @@ def bill(usage: list[ServedUsage]) -> dict[str, Any]:
     all_in, all_cached = total(None, "prompt_tokens"), total(None, "cached_tokens")
     out = total(None, "completion_tokens")
     per_token = {name: price / 1e6 for name, price in PRICES.items()}
-    with_cache = (all_in - all_cached) * per_token["input"] + all_cached * per_token["cached_input"]
-    with_cache += out * per_token["output"]
+
+    def cost(model: str | None) -> float:
+        uncached = total(model, "prompt_tokens") - total(model, "cached_tokens")
+        return (uncached * per_token["input"] + total(model, "cached_tokens") * per_token["cached_input"]
+                + total(model, "completion_tokens") * per_token["output"])
+
+    with_cache = cost(None)
     without = all_in * per_token["input"] + out * per_token["output"]
     return {
         "root_requests": sum(u.model == ROOT_MODEL for u in usage),
@@ -101,6 +107,7 @@ def bill(usage: list[ServedUsage]) -> dict[str, Any]:
         "cached_share_root": round(root_cached / root_in, 3) if root_in else None,
         "cached_share_all": round(all_cached / all_in, 3) if all_in else None,
         "cost_with_cache_usd": round(with_cache, 6), "cost_without_cache_usd": round(without, 6),
+        "root_cost_with_cache_usd": round(cost(ROOT_MODEL), 6),
         "requests": [[u.model, u.prompt_tokens, u.cached_tokens, u.completion_tokens] for u in usage],
     }
 
@@ -193,7 +200,8 @@ def suite(engine: str, sandbox: str, python: Path | None) -> dict[str, Any]:
 
 def ratios(ours: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
     """ours / original for the figures that compare."""
-    names = ["root_input_tokens", "sub_input_tokens", "cost_with_cache_usd", "cost_without_cache_usd"]
+    names = ["root_input_tokens", "sub_input_tokens", "cost_with_cache_usd", "cost_without_cache_usd",
+             "root_cost_with_cache_usd"]
     return {name: round(ours[name] / original[name], 3) if original.get(name) else None for name in names}
 
 

@@ -182,9 +182,8 @@ def responder(trajectory: str) -> Callable[[Messages], str]:
 
     def respond(messages: Messages) -> str:
         text = text_of(messages)
-        roles = [m.get("role") for m in messages]
-        if roles == ["user"] and text.startswith("SUBTASK"):
-            return sub_answer(text)
+        if any(m.get("role") == "user" and text_of([m]).startswith("SUBTASK") for m in messages):
+            return sub_answer(text)  # a sub-call (whatever an engine puts around the prompt)
         original = ORIGINAL_MARK in text
         done = max((int(k) for k in STEP.findall(text)), default=0)
         if original and ORIGINAL_SUMMARY in str(messages[-1].get("content")):

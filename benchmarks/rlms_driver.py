@@ -1,6 +1,6 @@
 """Runs ONE task through the original RLM (PyPI ``rlms``, module ``rlm``) and prints JSON.
 
-    benchmarks/.venv-rlms/bin/python benchmarks/rlms_driver.py < task.json
+    .venv-rlms/bin/python benchmarks/rlms_driver.py < task.json
 
 Run by ``bench_cost.py`` inside the original's own venv (it never imports rlm_sandbox). The task
 on stdin: ``base_url``, ``context``, ``query``, ``compaction`` (bool), ``context_window`` (tokens,
