@@ -60,8 +60,12 @@ RLMS_VENV = ROOT / ".venv-rlms"
 RECORDS = 200            # about 49,000 characters of records
 SEED = 7
 SUITE_SEEDS = (11, 12, 13)
-#: Our window and the original's (its table patched, see rlms_driver.py) for the compaction trajectory.
-COMPACTION_WINDOW = 3000
+#: Our models' window: what the original assumes for a model it does not know (a real model's
+#: window is known to litellm; left unknown, ours would run as for a small or unknown model).
+WINDOW = 128_000
+#: Our window and the original's (its table patched, see rlms_driver.py) for the compaction
+#: trajectory, where ours also shows output whole (``offload=False``) so that the history grows.
+COMPACTION_WINDOW = 16_384
 MAX_ITERATIONS = 20
 TIMEOUT_S = 600
 ROOT_MODEL, SUB_MODEL = "bench-root", "bench-sub"
@@ -115,7 +119,9 @@ def bill(usage: list[ServedUsage]) -> dict[str, Any]:
 def run_ours(trajectory: str, seed: int, sandbox: str, server: OpenAICompatibleServer) -> dict[str, Any]:
     """One task through our engine; returns the answer and whether it is right."""
     context, query, expected = task(seed)
-    options: dict[str, Any] = {"context_window": COMPACTION_WINDOW} if trajectory == "compaction" else {}
+    options: dict[str, Any] = {"context_window": WINDOW, "sub_context_window": WINDOW}
+    if trajectory == "compaction":
+        options = {"context_window": COMPACTION_WINDOW, "offload": False}
     rlm = RLM(model=f"openai/{ROOT_MODEL}", sub_model=f"openai/{SUB_MODEL}", api_base=server.url, api_key="x",
               sandbox=sandbox, max_iterations=MAX_ITERATIONS, max_retries=0, **options)
     began = time.perf_counter()
@@ -162,13 +168,14 @@ def run_original(trajectory: str, seed: int, python: Path, server: OpenAICompati
 
 def one(engine: str, trajectory: str, sandbox: str, python: Path | None) -> dict[str, Any]:
     """One trajectory through one engine, on a fresh server (a cold cache)."""
-    with OpenAICompatibleServer(cost_script.responder(trajectory), prefix_cache_min_tokens=CACHE_MIN_TOKENS) as server:
+    responder = cost_script.Responder(trajectory)
+    with OpenAICompatibleServer(responder, prefix_cache_min_tokens=CACHE_MIN_TOKENS) as server:
         try:
             if engine == "ours":
                 outcome = run_ours(trajectory, SEED, sandbox, server)
             else:
                 assert python is not None
-                outcome = run_original(trajectory, SEED, python, server)
+                outcome = {**run_original(trajectory, SEED, python, server), "compactions": responder.summaries}
         except Exception as exc:  # noqa: BLE001 - reported, the other runs go on
             outcome = {"error": f"{type(exc).__name__}: {exc}"[:800]}
         return {**outcome, **bill(server.usage)}
@@ -178,7 +185,7 @@ def suite(engine: str, sandbox: str, python: Path | None) -> dict[str, Any]:
     """The short trajectory on three tasks through ONE server: what each task's first root request
     finds cached (the static part of the prompt, shared by every task, once the first has run)."""
     tasks = []
-    with OpenAICompatibleServer(cost_script.responder("short"), prefix_cache_min_tokens=CACHE_MIN_TOKENS) as server:
+    with OpenAICompatibleServer(cost_script.Responder("short"), prefix_cache_min_tokens=CACHE_MIN_TOKENS) as server:
         for seed in SUITE_SEEDS:
             start = len(server.usage)
             try:

@@ -98,8 +98,9 @@ print(parts)
 
 
 def inspect_piece(step: int, index: int, pieces: int, shown: int) -> str:
-    """One long-trajectory step: one sub-call on a slice of the records, and ``shown``
-    characters of those records printed (the original shows them; ours offloads a long print)."""
+    """One long-trajectory step: one sub-call on a slice of the records, and the next ``shown``
+    characters of the document printed (the original shows them; ours keeps a long print in the
+    sandbox and shows its start, unless offloading is off)."""
     return block(f"""
 print("STEP-DONE {step}")
 size = -(-len(mine) // {pieces})
@@ -107,7 +108,7 @@ piece = mine[{index} * size:({index} + 1) * size]
 parts.append(llm_query("SUBTASK: add up the Annual Salary values below; answer with the number only.\\n\\n"
                        + "\\nEntry ".join(piece)))
 print("piece {index}:", len(piece), "records, sum", parts[-1])
-print("\\nEntry ".join(piece)[:{shown}])
+print(context[{index * shown}:{(index + 1) * shown}])
 """)
 
 
@@ -165,7 +166,7 @@ def plan(trajectory: str, dept: str, original: bool) -> list[Callable[[int], str
     if trajectory == "short":
         return head + [lambda s: sub_calls(s, 3)] + tail
     if trajectory in ("long", "compaction"):  # 10 iterations: 6 single sub-calls, then the tail
-        shown = 3000 if trajectory == "compaction" else 1500
+        shown = 8000 if trajectory == "compaction" else 1500
         middle = [lambda s, i=i: inspect_piece(s, i, 6, shown) for i in range(6)]
         return head + middle + tail
     if trajectory == "batched":
@@ -175,23 +176,27 @@ def plan(trajectory: str, dept: str, original: bool) -> list[Callable[[int], str
     raise ValueError(f"unknown trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
 
 
-def responder(trajectory: str) -> Callable[[Messages], str]:
-    """The server's responder for one trajectory (both engines, root, children and sub-calls)."""
-    if trajectory not in TRAJECTORIES:
-        raise ValueError(f"unknown trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
+class Responder:
+    """The server's responder for one trajectory (both engines, root, children and sub-calls);
+    ``summaries`` counts the original RLM's compaction requests (ours compacts without asking)."""
 
-    def respond(messages: Messages) -> str:
+    def __init__(self, trajectory: str) -> None:
+        if trajectory not in TRAJECTORIES:
+            raise ValueError(f"unknown trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
+        self.trajectory = trajectory
+        self.summaries = 0
+
+    def __call__(self, messages: Messages) -> str:
         text = text_of(messages)
         if any(m.get("role") == "user" and text_of([m]).startswith("SUBTASK") for m in messages):
             return sub_answer(text)  # a sub-call (whatever an engine puts around the prompt)
         original = ORIGINAL_MARK in text
         done = max((int(k) for k in STEP.findall(text)), default=0)
         if original and ORIGINAL_SUMMARY in str(messages[-1].get("content")):
+            self.summaries += 1
             return f"Summary: STEP-DONE {done} is the last step completed; its variables are kept in the REPL."
         query = ROOT_QUERY.search(text)
         if query is None:  # a child RLM
             return child_step(min(done + 1, 2), original)
-        steps = plan(trajectory, query.group(1), original)
+        steps = plan(self.trajectory, query.group(1), original)
         return steps[min(done, len(steps) - 1)](done + 1)
-
-    return respond
