@@ -42,7 +42,7 @@ for path in (str(ROOT), str(HERE)):
 import cost_script  # noqa: E402 - after the path setup above
 from bench_sandbox import machine, say  # noqa: E402 - after the path setup above
 
-from rlm_sandbox import RLM  # noqa: E402 - after the path setup above
+from rlm_sandbox import RLM, Settings  # noqa: E402 - after the path setup above
 from rlm_sandbox.eval.generators.salary import Salary  # noqa: E402 - after the path setup above
 from rlm_sandbox.sandbox.client import docker_client  # noqa: E402 - after the path setup above
 from rlm_sandbox.testing import OpenAICompatibleServer, ServedUsage  # noqa: E402 - after the path setup above
@@ -116,20 +116,35 @@ def bill(usage: list[ServedUsage]) -> dict[str, Any]:
     }
 
 
+def price_options() -> dict[str, Any]:
+    """The price table as our settings (cached-input prices only where the settings have them:
+    they came with issue 21's part A), so the run's own ``cost_usd`` can be set beside the bill."""
+    per_token = {name: price / 1e6 for name, price in PRICES.items()}
+    options: dict[str, Any] = {"input_cost_per_token": per_token["input"], "output_cost_per_token": per_token["output"],
+               "cached_input_cost_per_token": per_token["cached_input"]}
+    options.update({f"sub_{name}": value for name, value in options.items()})
+    return {name: value for name, value in options.items() if name in Settings.model_fields}
+
+
 def run_ours(trajectory: str, seed: int, sandbox: str, server: OpenAICompatibleServer) -> dict[str, Any]:
-    """One task through our engine; returns the answer and whether it is right."""
+    """One task through our engine: the answer, whether it is right, and what the run itself
+    reported (``reported``: its token totals and cost, to set beside the server's bill)."""
     context, query, expected = task(seed)
     options: dict[str, Any] = {"context_window": WINDOW, "sub_context_window": WINDOW}
     if trajectory == "compaction":
         options = {"context_window": COMPACTION_WINDOW, "offload": False}
     rlm = RLM(model=f"openai/{ROOT_MODEL}", sub_model=f"openai/{SUB_MODEL}", api_base=server.url, api_key="x",
-              sandbox=sandbox, max_iterations=MAX_ITERATIONS, max_retries=0, **options)
+              sandbox=sandbox, max_iterations=MAX_ITERATIONS, max_retries=0, **options, **price_options())
     began = time.perf_counter()
     result = rlm.run(query, context)
     compactions = sum(1 for event in result.trajectory if type(event).__name__ == "Compaction")
+    reported = {"input_tokens": result.total_input_tokens, "output_tokens": result.total_output_tokens,
+                # None where the engine does not count cached tokens (before part A)
+                "cached_input_tokens": getattr(result, "total_cached_input_tokens", None),
+                "cost_usd": None if result.cost_usd is None else round(result.cost_usd, 6)}
     return {"answer": result.answer, "correct": correct(result.answer, expected), "status": result.status,
             "iterations": result.iterations, "compactions": compactions,
-            "seconds": round(time.perf_counter() - began, 3)}
+            "seconds": round(time.perf_counter() - began, 3), "reported": reported}
 
 
 def rlms_python() -> tuple[Path | None, str | None]:
@@ -178,7 +193,14 @@ def one(engine: str, trajectory: str, sandbox: str, python: Path | None) -> dict
                 outcome = {**run_original(trajectory, SEED, python, server), "compactions": responder.summaries}
         except Exception as exc:  # noqa: BLE001 - reported, the other runs go on
             outcome = {"error": f"{type(exc).__name__}: {exc}"[:800]}
-        return {**outcome, **bill(server.usage)}
+        billed = bill(server.usage)
+        reported = outcome.get("reported", {}).get("cost_usd")
+        if reported is not None:  # which bill the engine's own cost matches (part A prices cached input)
+            matches = [label for label, key in (("the bill with cache", "cost_with_cache_usd"),
+                                                ("the bill without cache", "cost_without_cache_usd"))
+                       if abs(reported - billed[key]) < 1e-6]
+            outcome["reported"]["cost_is"] = matches[0] if matches else "neither"
+        return {**outcome, **billed}
 
 
 def suite(engine: str, sandbox: str, python: Path | None) -> dict[str, Any]:

@@ -141,6 +141,7 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert ours["correct"] is True and ours["status"] == "completed", ours
         assert ours["root_requests"] == 5 and ours["sub_requests"] == 3, ours
         assert 0 < ours["cost_with_cache_usd"] <= ours["cost_without_cache_usd"], ours
+        assert ours["reported"]["input_tokens"] == ours["root_input_tokens"] + ours["sub_input_tokens"], ours
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()
