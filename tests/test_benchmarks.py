@@ -24,7 +24,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html",
-           "bench_compare", "bench_capacity", "bench_serve"]
+           "bench_compare", "bench_capacity", "bench_serve", "bench_cost"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -135,6 +135,13 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert report["smoke"] is True and set(report["results"]) == set(_benches(script))
         assert all(figure["n"] > 0 for bench in report["results"].values() for figure in bench.values()
                    if isinstance(figure, dict) and "n" in figure)
+    elif script == "bench_cost":  # the short trajectory through ours, billed by the prefix-caching server
+        assert report["smoke"] is True and set(report["results"]) == {"short"}
+        ours = report["results"]["short"]["ours"]
+        assert ours["correct"] is True and ours["status"] == "completed", ours
+        assert ours["root_requests"] == 5 and ours["sub_requests"] == 3, ours
+        assert 0 < ours["cost_with_cache_usd"] <= ours["cost_without_cache_usd"], ours
+        assert ours["reported"]["input_tokens"] == ours["root_input_tokens"] + ours["sub_input_tokens"], ours
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()
