@@ -206,6 +206,8 @@ def test_a_ten_turn_run_reports_cached_tokens_in_usage_events_and_result_priced_
     assert root.cached_input_tokens == cached and root.cache_write_tokens == 0
     replies = [e for e in result.trajectory if isinstance(e, ev.ModelReply)]
     assert [e.cached_input_tokens for e in replies] == [u.cached_tokens for u in served]
+    [final] = [e for e in result.trajectory if isinstance(e, ev.Final)]
+    assert final.cached_input_tokens == cached  # the run's last word says it too
     price = LLMClient.price_of(MAPPED)
     assert price is not None
     billed = sum(price.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens) for u in served)

@@ -249,6 +249,12 @@ class Ledger:
             return self._sum("input_tokens")
 
     @property
+    def cached_input_tokens(self) -> int:
+        """The part of ``input_tokens`` the providers read from their prompt caches."""
+        with self._lock:
+            return self._sum("cached_input_tokens")
+
+    @property
     def output_tokens(self) -> int:
         with self._lock:
             return self._sum("output_tokens")

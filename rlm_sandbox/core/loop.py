@@ -200,7 +200,8 @@ class _Run:
         ledger = self.ledger
         self.events.emit(ev.Final, status=status, answer=answer, answer_from=self.answer_from, error=error,
                          iterations=self.iterations, input_tokens=ledger.input_tokens,
-                         output_tokens=ledger.output_tokens, cost_usd=ledger.cost_usd, duration_s=round(duration, 4))
+                         cached_input_tokens=ledger.cached_input_tokens, output_tokens=ledger.output_tokens,
+                         cost_usd=ledger.cost_usd, duration_s=round(duration, 4))
         result = self._result(answer, status, error, duration)
         if failure is not None:  # e.g. the sandbox could not start: raised, with the run's result
             if isinstance(failure, RLMSandboxError):

@@ -94,6 +94,7 @@ class Final(EventBase):
     error: str | None = None
     iterations: int = 0
     input_tokens: int = 0
+    cached_input_tokens: int = Field(0, description="the part of input_tokens read from providers' prompt caches")
     output_tokens: int = 0
     cost_usd: float | None = Field(None, description="null when some call's price is unknown")
     duration_s: float = 0.0
