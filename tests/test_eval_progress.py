@@ -37,3 +37,13 @@ def test_a_rich_bar_on_a_terminal():
     progress.done(result("a", 1.0, 0.5))
     progress.close()
     assert "done 1 failed 0 running 0 mean 1.000" in stream.getvalue() and "1/2" in stream.getvalue()
+
+
+def test_the_running_totals_say_how_much_input_was_cached():
+    stream = io.StringIO()
+    progress = SuiteProgress(stream=stream)
+    progress.start(2)
+    first = result("a", 1.0, 0.01)
+    first.cached_input_tokens = 64
+    progress.done(first)
+    assert "tokens 120 (64 cached) cost $0.0100" in stream.getvalue()

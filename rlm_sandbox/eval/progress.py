@@ -26,6 +26,7 @@ class SuiteProgress:
         self.total = self.finished = self.failed = self.running = 0
         self.scores: list[float] = []
         self.tokens = 0
+        self.cached = 0  # of the input tokens, read from prompt caches
         self.cost: float | None = 0.0
         self._started = time.monotonic()
         self._bar: Any = None
@@ -60,6 +61,7 @@ class SuiteProgress:
         self.failed += not result.passed
         self.scores.append(result.score)
         self.tokens += result.input_tokens + result.output_tokens
+        self.cached += result.cached_input_tokens
         self.cost = None if self.cost is None or result.cost_usd is None else self.cost + result.cost_usd
         if not self.enabled:
             return
@@ -80,8 +82,9 @@ class SuiteProgress:
     def _status(self) -> str:
         score = f"{mean(self.scores):.3f}" if self.scores else "-"
         cost = "unknown" if self.cost is None else f"${self.cost:.4f}"
+        cached = f" ({self.cached:,} cached)" if self.cached else ""
         return (f"done {self.finished} failed {self.failed} running {self.running} mean {score} "
-                f"tokens {self.tokens:,} cost {cost}")
+                f"tokens {self.tokens:,}{cached} cost {cost}")
 
     def _eta(self) -> str:
         if not self.finished:
