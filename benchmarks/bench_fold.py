@@ -101,8 +101,9 @@ def main() -> None:
     finally:
         compaction.FOLD_TO = shipped
     unfolded = measure(10, window=1_000_000)  # 10 iterations, a window nothing folds in
-    print(json.dumps({"benchmark": "fold", "iterations": iterations, "window": WINDOW, "shipped_fold_to": shipped,
-                      "runs": runs, "ten_iterations_no_compaction": unfolded, "suite": suite()}, indent=2))
+    print(json.dumps({"benchmark": "fold", "smoke": args.smoke, "iterations": iterations, "window": WINDOW,
+                      "shipped_fold_to": shipped, "runs": runs,
+                      "ten_iterations_no_compaction": unfolded, "suite": suite()}, indent=2))
 
 
 if __name__ == "__main__":

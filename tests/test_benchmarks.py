@@ -24,7 +24,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = ["bench_sandbox", "bench_engine", "bench_threads", "bench_cli", "bench_eval", "bench_html",
-           "bench_compare", "bench_capacity", "bench_serve", "bench_cost"]
+           "bench_compare", "bench_capacity", "bench_serve", "bench_cost", "bench_fold"]
 TIMEOUT_S = 600  # nothing hangs: a stuck benchmark fails the test
 
 
@@ -142,6 +142,12 @@ def _expected_keys(script: str, report: dict[str, Any]) -> None:
         assert ours["root_requests"] == 5 and ours["sub_requests"] == 3, ours
         assert 0 < ours["cost_with_cache_usd"] <= ours["cost_without_cache_usd"], ours
         assert ours["reported"]["input_tokens"] == ours["root_input_tokens"] + ours["sub_input_tokens"], ours
+    elif script == "bench_fold":  # a long run's root requests, scored as a prefix cache would
+        assert report["smoke"] is True and report["benchmark"] == "fold"
+        runs = [*report["runs"].values(), report["ten_iterations_no_compaction"]]
+        assert all(run["status"] == "completed" and 0 < run["cached_tokens"] < run["root_input_tokens"]
+                   for run in runs), runs
+        assert report["suite"]["cached_tokens"] >= 1024, report["suite"]
     else:
         assert report["smoke"] is True
         (figures,) = report["figures"].values()
