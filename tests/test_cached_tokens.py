@@ -254,3 +254,23 @@ def test_a_cached_run_does_more_within_the_same_cost_budget(sandbox_factory, cac
     else:  # $0.01001 a call: the third spends the budget
         assert result.status == "budget_exhausted" and "max_cost_usd" in (result.error or "")
         assert result.total_cached_input_tokens == 0
+
+
+def test_a_reservation_prices_the_prompt_at_its_dearest_so_a_cache_write_cannot_overshoot():
+    """Anthropic bills a cache write at 1.25 times input; a marked request may write its whole
+    prompt, so reserving it as plain input could let concurrent calls spend past max_cost_usd."""
+    from rlm_sandbox.config import Settings
+    from rlm_sandbox.core.budget import Ledger
+    from rlm_sandbox.core.metering import Meter
+
+    settings = Settings(model="openai/priced-here", input_cost_per_token=1e-6, output_cost_per_token=2e-6,
+                        cache_write_cost_per_token=1.25e-6, max_cost_usd=1.0)
+    client = LLMClient()
+    meter = Meter(Ledger(settings.budget()), client, settings)
+    messages = [{"role": "user", "content": "a prompt of a few tokens " * 20}]
+    reservation = meter.reserve("root model call", settings.model, messages, 100)
+    prompt = client.count_tokens(settings.model, messages)
+    assert reservation is not None
+    assert reservation.cost_usd == pytest.approx(prompt * 1.25e-6 + 100 * 2e-6)
+    price = settings.custom_price(settings.model)
+    assert price is not None and price.ceiling(prompt, 100) > price.cost(prompt, 100)  # the old, plain-input bound

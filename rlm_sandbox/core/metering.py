@@ -67,13 +67,13 @@ class Meter:
 
     def reserve(self, what: str, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Reservation | None:
         """Reserve what the call may spend at most, or raise BudgetExceeded (may wait for room).
-        The prompt is priced as if nothing were cached: what the provider will read from its
-        cache is unknown before the call, and the uncached price is never below the bill."""
+        The prompt is priced at its dearest (``Price.ceiling``): what the provider will read from
+        or write to its cache is unknown before the call, and a cache write may cost more than input."""
         if not self.limits_spend:
             return None
         prompt_tokens = self.llm.count_tokens(model, messages)
         price = self.price(model)
-        cost = price.cost(prompt_tokens, max_tokens) if price is not None else None
+        cost = price.ceiling(prompt_tokens, max_tokens) if price is not None else None
         return self.ledger.reserve(what, prompt_tokens, max_tokens, cost)
 
     def settle(self, reservation: Reservation | None, role: str, completion: Completion) -> None:

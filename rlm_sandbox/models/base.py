@@ -39,6 +39,14 @@ class Price:
         return ((input_tokens - cached - written) * self.input_per_token + cached * read_price
                 + written * write_price + output_tokens * self.output_per_token)
 
+    def ceiling(self, input_tokens: int, output_tokens: int) -> float:
+        """The most a call can cost, whatever the provider reads from or writes to its cache:
+        every prompt token at the dearest prompt price. A cache write costs more than plain input
+        at Anthropic (1.25 times), so pricing the prompt as uncached input is not an upper bound
+        when the request carries cache marks; budget reservations use this."""
+        dearest = max(self.input_per_token, self.cached_input_per_token or 0.0, self.cache_write_per_token or 0.0)
+        return input_tokens * dearest + output_tokens * self.output_per_token
+
 
 @dataclass(frozen=True)
 class RetryCause:
