@@ -71,3 +71,36 @@ def test_a_bad_query_is_refused_the_same_way_by_a_run_and_a_session_saying_what_
         rlm.run("  ")
     with rlm.session("ctx") as session, pytest.raises(ValueError, match="non-empty string, not a bytes"):
         session.ask(b"q")  # type: ignore[arg-type]  # wrong on purpose
+
+
+def test_another_runs_replay_miss_does_not_fail_this_run(tmp_path):
+    """Runs replaying through one client at once (serve copies one RLM per request) each fail by
+    their own misses only. The other run's miss is made while this run is inside a cell (a host
+    tool makes it on the shared client), so no timing decides the outcome."""
+    import asyncio
+
+    from rlm_sandbox.errors import UnrecordedRequest
+
+    code = "```repl\nnote = other_run()\nx = llm_query('hi')\nFINAL(x)\n```"
+    shared: list[Any] = []  # the replaying client, once there is one
+
+    def other_run() -> str:
+        """Another run's request on the same client, one the cassette lacks (while replaying)."""
+        if not shared:
+            return "recording"
+        try:
+            asyncio.run(shared[0].acomplete(sub.model, [{"role": "user", "content": "never recorded"}]))
+        except UnrecordedRequest:
+            return "the other run missed"
+        return "served?"
+
+    with ScriptedModel([code], name="ro-both-root") as root, ScriptedModel(responder=lambda m: "seen") as sub:
+        options = dict(model=root.model, sub_model=sub.model, sandbox="local", llm=fast(),
+                       tools={"other_run": other_run})
+        assert RLM(**options, record=tmp_path / "t").run("q").ok
+        replay = RLM(**options, replay=tmp_path / "t")
+        shared.append(replay.llm)
+        result = replay.run("q")
+    assert result.answer == "seen"
+    assert result.status == "completed", result.error  # before: "error", with the other run's miss
+    assert len(replay.llm.misses) == 1  # the shared client still keeps every miss

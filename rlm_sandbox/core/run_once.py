@@ -17,6 +17,7 @@ outside this module starts one at depth 0.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..errors import RLMSandboxError
@@ -40,6 +41,17 @@ def _shown(query: Any) -> str:
     return "an empty or blank string" if isinstance(query, str) else f"a {type(query).__name__}"
 
 
+def _own_replay(owner: RunOwner) -> RunOwner:
+    """``owner`` as this run sees it: a replaying client becomes the run's own view of it
+    (``ReplayClient.for_run``), whose misses are this run's alone; other clients as they are."""
+    for_run = getattr(owner.llm, "for_run", None)
+    if for_run is None:
+        return owner
+    mine = copy.copy(owner)
+    mine.llm = for_run()
+    return mine
+
+
 def _misses(owner: RunOwner) -> list[Any]:
     """The requests a replaying client could not answer so far (none for other clients)."""
     return list(getattr(owner.llm, "misses", ()))
@@ -57,6 +69,7 @@ async def run_once(owner: RunOwner, query: str, context: Context = None, *,
     result it carries masked.
     """
     check_query(query)
+    owner = _own_replay(owner)
     before = _misses(owner)
     run = _Run(owner, query, context, answer_schema=answer_schema or owner.answer_schema, sandbox=sandbox,
                switch=switch, session_notes=session_notes)

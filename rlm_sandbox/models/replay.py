@@ -14,6 +14,7 @@ request, and is kept in ``misses`` so a caller can fail the run even when the lo
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import threading
@@ -198,6 +199,17 @@ class ReplayClient:
         self._lock = threading.Lock()
         self._mask = current_redactor()
         self.misses: list[UnrecordedRequest] = []
+        self._whole: ReplayClient | None = None  # the client this one is a run's view of
+
+    def for_run(self) -> ReplayClient:
+        """A view of this client for one run: the same cassette, and the same count of what was
+        served (identical requests are still served in the order recorded), but its own ``misses``,
+        so a run is failed by its own misses only, not by those of another run replaying through the
+        same client at the same time (a server copies one ``RLM`` per request). A miss is kept in
+        this client's ``misses`` too."""
+        view = copy.copy(self)
+        view.misses, view._whole = [], self._whole or self
+        return view
 
     async def acomplete(self, model: str, messages: list[dict], *, max_tokens: int | None = None,
                         price: Price | None = None, options: dict[str, Any] | None = None,
@@ -240,8 +252,10 @@ class ReplayClient:
             text = (f"replay{whose}: {call} is not in the cassette {self.path}. {self._closest(request)} "
                     "Re-record (--record), or check that the run's settings, model and inputs are those recorded.")
         miss = UnrecordedRequest(text, model=model, label=self.label)
-        with self._lock:
+        with self._lock:  # shared by every view of the client
             self.misses.append(miss)
+            if self._whole is not None:
+                self._whole.misses.append(miss)
         return miss
 
     def _closest(self, request: dict[str, Any]) -> str:
