@@ -24,6 +24,7 @@ from .errors import SettingsError
 from .kernel.protocol import PREVIEW_CHARS
 from .models.base import Price
 from .models.options import check_model_options
+from .models.prompt_cache import PromptCache
 from .redaction import dotenv_entries, is_secret_name, redact, remember_secret
 from .sandbox.base import ContainerLimits, SandboxLimits
 from .sandbox.spec import ContainerChoice, SandboxSpec, provider_names
@@ -161,7 +162,7 @@ class Settings(BaseSettings, BudgetFields, ContainerChoice, ContainerLimits):
     preview_chars: int = Field(PREVIEW_CHARS, ge=0, description="start of an offloaded output that is shown")
     compact_at: float = Field(0.85, gt=0, le=1, description="fold older iterations into a digest when a root "
                               "request reaches this fraction of the room the context window leaves for prompts")
-    prompt_cache: Literal["auto", "off"] = Field("auto", description="auto: mark cache breakpoints (system prompt, "
+    prompt_cache: PromptCache = Field("auto", description="auto: mark cache breakpoints (system prompt, "
                                                  "last message) on root requests to providers that need them "
                                                  "(Claude, Nova); off: never")
     stall_repeats: int = Field(2, ge=0, description="end the run as stalled when the same reply, with the same "

@@ -21,6 +21,7 @@ from .core.answer_schema import AnswerSchema
 from .core.budget import Budget
 from .events.stream import Listener
 from .models.base import ModelClient
+from .models.prompt_cache import PromptCache
 from .sandbox.spec import SandboxFactory
 
 __all__ = ["RLMOptions", "SettingsAfterModel", "SettingsOptions"]
@@ -58,7 +59,7 @@ class SettingsAfterModel(TypedDict, total=False):
     offload_threshold: int | None
     preview_chars: int | None
     compact_at: float | None
-    prompt_cache: Literal["auto", "off"] | None
+    prompt_cache: PromptCache | None
     stall_repeats: int | None
     stall_idle_replies: int | None
     verbose: bool | None

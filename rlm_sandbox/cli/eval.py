@@ -196,11 +196,13 @@ def _run_suite(sources: list[str], config: SuiteConfig) -> SuiteSummary:
 
 def _print_summary(s: SuiteSummary) -> None:
     """The scores on stdout; where the reports are, and why the suite failed, on stderr."""
+    from ..view.outline import cached_note
+
     cost = "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}"
     scripted = " [SCRIPTED models: not a real model's result]" if s.scripted else ""
     typer.echo(f"mean score {s.mean_score:.4f} ± {s.stderr:.4f} over {s.tasks} task(s); pass rate {s.pass_rate:.1%}; "
-               f"errors {s.errors}; limits hit {s.limit_hits}; tokens {s.input_tokens + s.output_tokens:,}"
-               f"{f' ({s.cached_input_tokens:,} cached)' if s.cached_input_tokens else ''}; "
+               f"errors {s.errors}; limits hit {s.limit_hits}; "
+               f"tokens {s.input_tokens + s.output_tokens:,}{cached_note(s.cached_input_tokens)}; "
                f"cost {cost}{scripted}")
     say(f"reports: {', '.join(s.reports.values())}")
     if s.stopped:

@@ -9,6 +9,7 @@ import time
 from statistics import mean
 from typing import IO, Any
 
+from ..view.outline import cached_note
 from .reports.text import shown
 from .results import TaskResult
 
@@ -82,9 +83,8 @@ class SuiteProgress:
     def _status(self) -> str:
         score = f"{mean(self.scores):.3f}" if self.scores else "-"
         cost = "unknown" if self.cost is None else f"${self.cost:.4f}"
-        cached = f" ({self.cached:,} cached)" if self.cached else ""
         return (f"done {self.finished} failed {self.failed} running {self.running} mean {score} "
-                f"tokens {self.tokens:,}{cached} cost {cost}")
+                f"tokens {self.tokens:,}{cached_note(self.cached)} cost {cost}")
 
     def _eta(self) -> str:
         if not self.finished:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from ...view.outline import cached_note
 from ..results import TaskResult
 from ..summary import Breakdown, SuiteSummary
 from .text import shown
@@ -24,7 +25,7 @@ def money(value: float | None) -> str:
 
 def token_count(tokens: int, cached_input_tokens: int) -> str:
     """A token count, saying how many input tokens were read from a prompt cache when any were."""
-    return f"{tokens:,}" + (f" ({cached_input_tokens:,} cached)" if cached_input_tokens else "")
+    return f"{tokens:,}{cached_note(cached_input_tokens)}"
 
 
 #: CommonMark's punctuation that can start markup inside a table cell (emphasis, code, links,
